@@ -1,0 +1,178 @@
+"""The ``sdr`` command line: thin wrappers over the library.
+
+    sdr train --preset small --data fashion-mnist --minutes 10 --out runs/fm
+    sdr train --out runs/fm --resume
+    sdr eval runs/fm                 # PSNR versus sigma on held-out images
+    sdr info small-fashion-mnist     # a checkpoint's config and training summary
+    sdr data textures                # build / inspect a data set: counts per class
+
+A user mistake prints one line on stderr and exits with status 2 (no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import typing
+from pathlib import Path
+
+from . import __version__
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+
+
+def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset()) -> None:
+    """Add one --option per dataclass field, typed from its annotation and default."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        opt = "--" + f.name.replace("_", "-")
+        default, hint = f.default, hints[f.name]
+        if hint is bool:
+            p.add_argument(opt, action=argparse.BooleanOptionalAction, default=default)
+        elif typing.get_origin(hint) is tuple:
+            elem = typing.get_args(hint)[0]
+            p.add_argument(opt, type=elem, nargs="*", default=default, metavar=elem.__name__.upper())
+        elif default is None:      # int | None
+            p.add_argument(opt, type=int, default=None)
+        else:
+            p.add_argument(opt, type=type(default), default=default)
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .train import TrainConfig, summary, train
+    from . import checkpoints
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(a).items() if k in names}
+    if a.resume:
+        if not (Path(a.out) / checkpoints.CONFIG).is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint in {a.out}")
+        old = checkpoints.read_config(a.out)["train"]
+        # On resume the saved config wins, except for options given explicitly on this command line.
+        tokens = a._argv if a._argv is not None else sys.argv[1:]
+        explicit = {k for k in names for t in tokens
+                    if t.split("=")[0] in ("--" + k.replace("_", "-"), "--no-" + k.replace("_", "-"))}
+        cfg = TrainConfig.from_dict({**old, **{k: given[k] for k in explicit}, "out": a.out})
+    else:
+        cfg = TrainConfig(**given)
+    command = "sdr " + " ".join(shlex.quote(t) for t in (a._argv or sys.argv[1:]))
+    out = train(cfg, resume=a.resume, command=command)
+    print(summary(out))
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    import torch
+    from . import checkpoints, data
+    from .evaluate import format_table, psnr_table
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    ck = checkpoints.load(a.checkpoint, device=a.device)
+    tc = ck.config.get("train", {})
+    name = a.data or tc.get("data")
+    if not name:
+        raise ValueError("this checkpoint records no data set; pass --data NAME")
+    test = data.load(name, "test", size=a.size or tc.get("size")).subset(a.n, seed=a.seed)
+    rows = psnr_table(ck.model, test.images, a.sigmas, seed=a.seed)
+    title = f"{ck.path}: held-out PSNR on {len(test)} '{name}' test images"
+    print(json.dumps(rows, indent=1) if a.json else format_table(rows, title))
+    if a.save:
+        Path(a.save).write_text(json.dumps({"data": name, "n": len(test), "seed": a.seed, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from . import checkpoints
+    from .train import summary
+    from .unet import UNet, UNetConfig, n_params, receptive_field
+    path = checkpoints.resolve(a.checkpoint)
+    cfg = checkpoints.read_config(path)
+    if a.json:
+        print(json.dumps(cfg, indent=1))
+        return 0
+    checkpoints.load(path)   # verifies hashes and shapes
+    mc = UNetConfig.from_dict(cfg["model"])
+    print(summary(path) if "train" in cfg else str(path))
+    print(f"architecture: widths {list(mc.widths)}, mid {mc.mid_width}, norm {mc.norm}, "
+          f"{n_params(UNet(mc)):,} parameters, middle receptive field {receptive_field(mc)} px")
+    print(f"produced by: {cfg.get('command', '?')}")
+    return 0
+
+
+def _cmd_data(a: argparse.Namespace) -> int:
+    from . import data
+    if a.list or not a.name:
+        for k, v in data.names().items():
+            print(f"{k:16s} {v}")
+        return 0
+    if a.name == "fashion-mnist" and a.download:
+        data.download_fashion_mnist(data.cache_dir() / "fashion-mnist")
+    for split in ("train", "test"):
+        ds = data.load(a.name, split, size=a.size, seed=a.seed)
+        counts = ds.counts()
+        print(f"{a.name} {split}: {len(ds)} images of shape {tuple(ds.images.shape[1:])}, {len(counts)} classes")
+        if a.verbose or len(counts) <= 20:
+            for k, v in counts.items():
+                print(f"  {v:6d}  {k}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sdr``."""
+    from .train import TrainConfig
+    p = argparse.ArgumentParser(prog="sdr", description="Sparse semantic representations in blind denoisers.")
+    p.add_argument("--version", action="version", version=f"sdrlib {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a blind UNet denoiser (resumable)")
+    _fields_as_args(t, TrainConfig)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.set_defaults(fn=_cmd_train)
+
+    e = sub.add_parser("eval", help="PSNR versus sigma of a checkpoint on held-out images")
+    e.add_argument("checkpoint")
+    e.add_argument("--data", default=None, help="data set (default: the one it was trained on)")
+    e.add_argument("--size", type=int, default=None)
+    e.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4, 0.8])
+    e.add_argument("--n", type=int, default=1000, help="held-out images")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--save", default=None, help="also write the table as JSON here")
+    e.set_defaults(fn=_cmd_eval)
+
+    i = sub.add_parser("info", help="a checkpoint's config and training summary (verifies it)")
+    i.add_argument("checkpoint")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=_cmd_info)
+
+    d = sub.add_parser("data", help="build / inspect a data set")
+    d.add_argument("name", nargs="?")
+    d.add_argument("--list", action="store_true")
+    d.add_argument("--size", type=int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--download", action="store_true", help="opt in to downloading (fashion-mnist only)")
+    d.add_argument("-v", "--verbose", action="store_true")
+    d.set_defaults(fn=_cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, and turn user mistakes into one line on stderr and exit 2."""
+    args = parser().parse_args(argv)
+    args._argv = argv
+    try:
+        return args.fn(args)
+    except USER_ERRORS as e:
+        print(f"sdr {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

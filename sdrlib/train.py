@@ -1,0 +1,263 @@
+"""Training the blind denoiser (SPEC section 1): minimise ||x_hat(x + sigma z) - x||^2
+(optionally divided by sigma^2) over random sigma, with Adam and a step-halving learning
+rate. A run folder is itself a resumable checkpoint (see ``checkpoints``), plus
+``log.jsonl`` and optional snapshots ``step-NNNNNNN/`` kept for training-length studies.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoints, data, noise
+from .evaluate import DEFAULT_SIGMAS, format_table, psnr_table
+from .unet import PRESETS, UNet, n_params, preset
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved into every checkpoint's config.json."""
+
+    preset: str = "small"                 # architecture preset (sdrlib.unet.PRESETS)
+    data: str = "fashion-mnist"           # data set name (sdrlib.data.names()) or folder:PATH
+    size: int | None = None               # image size (None: the data set's default, 32)
+    batch: int = 64
+    lr: float = 1e-3
+    lr_halve_every: int = 0               # halve the learning rate every this many steps (0: never)
+    steps: int = 10_000                   # total optimisation steps (the schedule's horizon)
+    minutes: float = 0.0                  # stop (and checkpoint) after this wall time; 0: no limit
+    sigma_law: str = "uniform"            # "uniform" or "sqrt-uniform"
+    sigma_min: float = 0.0
+    sigma_max: float = 1.0
+    weighted: bool = False                # divide the loss by sigma^2
+    hflip: bool = False                   # random horizontal flips
+    norm: str = ""                        # override the preset's norm ("scale", "group", "none")
+    seed: int = 0
+    device: str = "auto"                  # "auto" (cuda, mps, cpu), or a torch device string
+    channels_last: bool = True
+    bf16: bool = False                    # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
+    threads: int = 0                      # torch CPU threads (0: torch's default)
+    log_every: int = 50
+    eval_every: int = 500
+    ckpt_every: int = 1000
+    snapshots: tuple[int, ...] = ()       # steps at which to keep a permanent copy of the weights
+    eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS
+    n_eval: int = 256                     # held-out images for the PSNR log
+    max_train: int = 0                    # use only this many training images (0: all)
+    out: str = "runs/default"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.snapshots = tuple(int(s) for s in self.snapshots)
+        self.eval_sigmas = tuple(float(s) for s in self.eval_sigmas)
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}")
+        if self.sigma_law not in noise.LAWS:
+            raise ValueError(f"unknown sigma law {self.sigma_law!r}; expected one of {noise.LAWS}")
+        noise.check_range(self.sigma_min, self.sigma_max)
+        noise.check_sigma(list(self.eval_sigmas))
+        for name in ("batch", "steps", "log_every", "eval_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.bf16 and not self.device.startswith(("cuda", "auto")):
+            raise ValueError(f"bf16 autocast is for CUDA devices only, got device {self.device!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of to_dict (ignores unknown keys from newer versions)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda if available, else mps, else cpu (or the named device)."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate at a step: lr halved every lr_halve_every steps (the authors halve every 100 epochs)."""
+    return cfg.lr * 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else cfg.lr
+
+
+def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
+    """A freshly initialised UNet for this run, seeded by cfg.seed."""
+    over = {"in_channels": in_channels, **({"norm": cfg.norm} if cfg.norm else {})}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return UNet(preset(cfg.preset, **over))
+
+
+def _pack_state(opt: torch.optim.Optimizer, gen: torch.Generator, step: int, elapsed: float) -> dict:
+    """Optimizer moments and RNG state as plain tensors (safetensors, nothing pickled)."""
+    st = {"step": torch.tensor([step], dtype=torch.int64), "elapsed": torch.tensor([elapsed], dtype=torch.float64),
+          "rng": gen.get_state()}
+    for i, s in opt.state_dict()["state"].items():
+        for k, v in s.items():
+            st[f"opt.{i}.{k}"] = torch.as_tensor(v)
+    return st
+
+
+def _unpack_state(st: dict, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, float]:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for k, v in st.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    gen.set_state(st["rng"])
+    return int(st["step"].item()), float(st["elapsed"].item())
+
+
+def _batch(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    idx = torch.randint(0, x.shape[0], (cfg.batch,), generator=gen)
+    xb = x[idx]
+    if cfg.hflip:
+        flip = torch.rand(cfg.batch, generator=gen) < 0.5
+        xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+    return xb
+
+
+def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
+          command: str | None = None) -> Path:
+    """Run (or resume) training; checkpoints into cfg.out; returns the run folder.
+
+    ``stop_at`` stops after that step with a checkpoint, exactly as an interruption would.
+    """
+    out = Path(cfg.out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = pick_device(cfg.device)
+    train_set = data.load(cfg.data, "train", size=cfg.size, seed=cfg.seed)
+    if cfg.max_train:
+        train_set = train_set.subset(cfg.max_train, seed=cfg.seed)
+    eval_x = data.load(cfg.data, "test", size=cfg.size, seed=cfg.seed).subset(cfg.n_eval, seed=0).images
+    x = train_set.images.to(dev)
+    model = make_model(cfg, x.shape[1]).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    step, elapsed, log, commands = 0, 0.0, [], []
+    if resume:
+        if not (out / checkpoints.CONFIG).is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint in {out}")
+        ck = checkpoints.load(out, device=dev, with_state=True)
+        old = TrainConfig.from_dict(ck.config["train"])
+        if old.preset != cfg.preset or old.data != cfg.data or ck.model.cfg != model.cfg:
+            raise ValueError(f"cannot resume {out}: it was trained with preset={old.preset!r}, data={old.data!r}; "
+                             f"asked for preset={cfg.preset!r}, data={cfg.data!r}")
+        model.load_state_dict(ck.model.state_dict())
+        step, elapsed = _unpack_state(ck.state, opt, gen)
+        log = ck.log
+        commands = ck.config.get("commands", [])
+    elif (out / checkpoints.CONFIG).exists():
+        raise FileExistsError(f"{out} already holds a checkpoint; pass resume=True (--resume) or choose another --out")
+    if cfg.channels_last and dev.type != "mps":
+        model = model.to(memory_format=torch.channels_last)
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    extra = {"train": cfg.to_dict(), "data_classes": train_set.classes, "n_train": len(train_set),
+             "n_params": n_params(model), "command": command, "commands": commands + [command], "device": str(dev),
+             "torch": torch.__version__}
+
+    def save(path: Path, with_state: bool = True) -> None:
+        st = _pack_state(opt, gen, step, elapsed) if with_state else None
+        checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1)}, log, st)
+
+    def evaluate() -> None:
+        model.eval()
+        rows = psnr_table(model, eval_x.to(dev), cfg.eval_sigmas, batch=256)
+        model.train()
+        log.append({"step": step, "elapsed_s": round(elapsed, 1), "eval": rows})
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.preset}/{cfg.data}",
+               unit="step", dynamic_ncols=True)
+    last_stop = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+    t0, run_loss, run_n = time.perf_counter() - elapsed, 0.0, 0
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and dev.type == "cuda" else _null()
+    model.train()
+    if step == 0:
+        evaluate()
+    try:
+        while step < last_stop:
+            for grp in opt.param_groups:
+                grp["lr"] = lr_at(cfg, step)
+            xb = _batch(x, cfg, gen)
+            y, sigma = noise.noisy_pair(xb.cpu() if dev.type != "cpu" else xb, cfg.sigma_law,
+                                        cfg.sigma_min, cfg.sigma_max, gen)
+            y, sigma = y.to(dev), sigma.to(dev)
+            if cfg.channels_last:
+                y = y.contiguous(memory_format=torch.channels_last)
+            with amp:
+                x_hat = model(y)
+            per = (x_hat.float() - xb).pow(2).flatten(1).mean(1)
+            loss = (per * noise.loss_weights(sigma, cfg.weighted)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            elapsed = time.perf_counter() - t0
+            run_loss, run_n = run_loss + loss.item(), run_n + 1
+            if step % cfg.log_every == 0 or step == last_stop:
+                log.append({"step": step, "loss": run_loss / run_n, "lr": lr_at(cfg, step - 1),
+                            "elapsed_s": round(elapsed, 1), "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1)})
+                bar.set_postfix(loss=f"{run_loss / run_n:.2e}")
+                run_loss, run_n = 0.0, 0
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                evaluate()
+            if step in cfg.snapshots:
+                save(out / f"step-{step:07d}", with_state=False)
+            if step % cfg.ckpt_every == 0:
+                save(out)
+            bar.update(1)
+            if cfg.minutes and elapsed > cfg.minutes * 60:
+                break
+    except KeyboardInterrupt:
+        bar.close()
+        save(out)
+        print(f"\ninterrupted at step {step}: checkpoint saved to {out} (continue with --resume)", file=sys.stderr)
+        raise
+    bar.close()
+    if not log or log[-1].get("step") != step or "eval" not in log[-1]:
+        evaluate()
+    save(out)
+    return out
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def summary(run: str | Path) -> str:
+    """A text summary of a run folder: steps, time, last loss, and the last PSNR table."""
+    cfg = checkpoints.read_config(run)
+    log = checkpoints.read_log(run)
+    evals = [r for r in log if "eval" in r]
+    losses = [r for r in log if "loss" in r]
+    head = (f"{Path(run)}: preset {cfg['train']['preset']} on {cfg['train']['data']}, {cfg['n_params']:,} params, "
+            f"step {cfg['step']}, {cfg['elapsed_s'] / 60:.1f} min on {cfg['device']}")
+    if losses:
+        head += f", loss {losses[-1]['loss']:.3e}, {losses[-1]['img_per_s']} img/s"
+    return head + ("\n" + format_table(evals[-1]["eval"], f"held-out PSNR at step {evals[-1]['step']}") if evals else "")

@@ -1,0 +1,237 @@
+"""The blind, unconditional UNet denoiser of the paper (SPEC section 1).
+
+The network sees only the noisy image y = x + sigma * z (no noise level, no time
+embedding, no attention) and returns the clean-image estimate x_hat(y). Every layer is
+conv 3x3 -> norm -> ReLU; the first conv has no norm. ``UNet.blocks(y)`` returns the
+post-ReLU output of every block ("enc1".."encL", "mid", "decL".."dec1"), which is what
+the representation phi averages (SPEC section 2).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NORMS = ("scale", "group", "none")
+
+
+@dataclass
+class UNetConfig:
+    """Architecture of the blind UNet; the defaults are the paper's model (preset ``paper``)."""
+
+    in_channels: int = 1
+    widths: tuple[int, ...] = (64, 128, 256)      # encoder level widths
+    mid_width: int = 512                         # middle-block width
+    enc_layers: int = 2                          # conv layers per encoder level
+    mid_layers: int = 3                          # conv layers in the middle block
+    dec_layers: tuple[int, ...] = (7, 6, 5)      # conv layers per decoder level, deepest first
+    norm: str = "scale"                          # "scale" (the paper's), "group" or "none"
+    norm_gain_init: float = 0.025                # |initial gain| bound of the scale norm
+    bias: bool = True
+    skips: bool = True                           # ordinary UNet skip connections
+    residual: bool = False                       # True: x_hat = y - f(y) (noise prediction)
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)
+        self.dec_layers = tuple(int(n) for n in self.dec_layers)
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if not self.widths or any(w < 1 for w in self.widths) or self.mid_width < 1:
+            raise ValueError(f"widths must be positive, got widths={self.widths}, mid_width={self.mid_width}")
+        if len(self.dec_layers) != len(self.widths):
+            raise ValueError(f"dec_layers needs one entry per encoder level ({len(self.widths)}), "
+                             f"got {self.dec_layers}")
+        if self.enc_layers < 1 or self.mid_layers < 1 or min(self.dec_layers) < 1:
+            raise ValueError("every block needs at least one layer, got "
+                             f"enc_layers={self.enc_layers}, mid_layers={self.mid_layers}, dec_layers={self.dec_layers}")
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
+
+    @property
+    def levels(self) -> int:
+        """Number of 2x poolings between the input and the middle block."""
+        return len(self.widths)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = set(d) - names
+        if bad:
+            raise ValueError(f"unknown UNetConfig keys {sorted(bad)}")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    # SPEC section 1: 64/128/256 + 512, decoder 7/6/5 layers; ~13.7 M parameters, middle RF 84x84.
+    "paper": dict(widths=(64, 128, 256), mid_width=512, dec_layers=(7, 6, 5)),
+    # The authors' small variant on synthetic data (16/32/64/128, decoder 2/2/2, ~0.63 M).
+    "paper-small": dict(widths=(16, 32, 64), mid_width=128, dec_layers=(2, 2, 2)),
+    # The CPU workhorse at 32x32: 4x the paper-small widths (~2.5 M).
+    "small": dict(widths=(32, 64, 128), mid_width=256, dec_layers=(2, 2, 2)),
+    # For tests: a few thousand parameters.
+    "tiny": dict(widths=(8, 16), mid_width=16, enc_layers=1, mid_layers=2, dec_layers=(1, 1)),
+}
+
+
+def preset(name: str, **overrides) -> UNetConfig:
+    """The named architecture preset, with optional field overrides (e.g. in_channels=3)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return UNetConfig(**{**PRESETS[name], **overrides})
+
+
+class ScaleNorm(nn.Module):
+    """The paper's norm: y / (std over (C,H,W) per sample + 1e-5) * per-channel gain; no shift."""
+
+    def __init__(self, channels: int, gain_init: float = 0.025, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        # The authors' init: normal gains with a small scale, clipped to |g| <= gain_init.
+        g = (torch.randn(1, channels, 1, 1) * (2.0 / 9.0 / 64.0)).clamp_(-gain_init, gain_init)
+        self.gain = nn.Parameter(g)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = x.flatten(1).std(dim=1, unbiased=False).view(-1, 1, 1, 1)
+        return x / (std + self.eps) * self.gain
+
+
+def _norm(kind: str, channels: int, cfg: UNetConfig) -> nn.Module:
+    if kind == "scale":
+        return ScaleNorm(channels, cfg.norm_gain_init)
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels), channels)
+    return nn.Identity()
+
+
+def _layer(cin: int, cout: int, cfg: UNetConfig, norm: bool = True) -> nn.Sequential:
+    """One layer: conv 3x3 (zero padding 1) -> norm -> ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=cfg.bias),
+                         _norm(cfg.norm if norm else "none", cout, cfg), nn.ReLU())
+
+
+def _stack(cin: int, cout: int, n: int, cfg: UNetConfig, first_norm: bool = True) -> nn.Sequential:
+    return nn.Sequential(*[_layer(cin if i == 0 else cout, cout, cfg, norm=(i > 0 or first_norm)) for i in range(n)])
+
+
+class UNet(nn.Module):
+    """Blind UNet x_hat(y) of SPEC section 1; fully convolutional on sizes divisible by 2**levels."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        w, L = cfg.widths, cfg.levels
+        self.enc = nn.ModuleList(
+            _stack(cfg.in_channels if i == 0 else w[i - 1], w[i], cfg.enc_layers, cfg, first_norm=(i > 0))
+            for i in range(L))
+        self.mid = _stack(w[-1], cfg.mid_width, cfg.mid_layers, cfg)
+        self.up = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        cin = cfg.mid_width
+        for i, n in zip(reversed(range(L)), cfg.dec_layers):   # deepest level first
+            self.up.append(nn.ConvTranspose2d(cin, cin // 2, 2, stride=2, bias=False))
+            cat = cin // 2 + (w[i] if cfg.skips else 0)
+            self.dec.append(_stack(cat, w[i], n, cfg))
+            cin = w[i]
+        self.out = nn.Conv2d(w[0], cfg.in_channels, 3, padding=1, bias=cfg.bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal (fan-in) weights and zero biases, as the authors did."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    @property
+    def block_names(self) -> list[str]:
+        """Names of the blocks whose activations ``blocks()`` returns, input to output."""
+        L = self.cfg.levels
+        return [f"enc{i + 1}" for i in range(L)] + ["mid"] + [f"dec{i}" for i in range(L, 0, -1)]
+
+    def check_input(self, y: torch.Tensor) -> None:
+        """Raise ValueError unless y is (N, in_channels, H, W) with H, W divisible by 2**levels and finite."""
+        c, k = self.cfg.in_channels, 2 ** self.cfg.levels
+        if not isinstance(y, torch.Tensor) or y.ndim != 4:
+            shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"expected a 4-D tensor (N, {c}, H, W), got {shape}")
+        if y.shape[1] != c:
+            raise ValueError(f"expected {c} image channel(s), got {y.shape[1]} (input shape {tuple(y.shape)})")
+        h, w = y.shape[-2:]
+        if h % k or w % k or h < k or w < k:
+            raise ValueError(f"image size {h}x{w} must be a positive multiple of {k} (2**{self.cfg.levels} levels)")
+        if not torch.isfinite(y).all():
+            raise ValueError("input contains NaN or infinite pixels")
+
+    def _encode(self, y: torch.Tensor, keep: dict | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips, h = [], y
+        for i, block in enumerate(self.enc):
+            h = block(h)
+            skips.append(h)
+            if keep is not None:
+                keep[f"enc{i + 1}"] = h
+            h = F.avg_pool2d(h, 2)
+        h = self.mid(h)
+        if keep is not None:
+            keep["mid"] = h
+        return h, skips
+
+    def encode(self, y: torch.Tensor) -> torch.Tensor:
+        """Middle-block activation a_mid(y) (N, mid_width, H/2**L, W/2**L); skips the decoder."""
+        self.check_input(y)
+        return self._encode(y, None)[0]
+
+    def _run(self, y: torch.Tensor, keep: dict | None) -> torch.Tensor:
+        self.check_input(y)
+        h, skips = self._encode(y, keep)
+        for j, (up, block) in enumerate(zip(self.up, self.dec)):
+            h = up(h)
+            if self.cfg.skips:
+                h = torch.cat([h, skips[-1 - j]], dim=1)
+            h = block(h)
+            if keep is not None:
+                keep[f"dec{self.cfg.levels - j}"] = h
+        out = self.out(h)
+        return y - out if self.cfg.residual else out
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """The denoised image x_hat(y)."""
+        return self._run(y, None)
+
+    def blocks(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x_hat(y) and the post-ReLU output of every block, in one pass."""
+        keep: dict[str, torch.Tensor] = {}
+        return self._run(y, keep), keep
+
+
+def build(name_or_cfg: str | UNetConfig, **overrides) -> UNet:
+    """A freshly initialised UNet from a preset name or a config."""
+    cfg = preset(name_or_cfg, **overrides) if isinstance(name_or_cfg, str) else name_or_cfg
+    return UNet(cfg)
+
+
+def n_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def receptive_field(cfg: UNetConfig, block: str = "mid") -> int:
+    """Receptive field (pixels, one side) of one unit of ``block`` ("encK" or "mid"), from the layer arithmetic."""
+    rf, jump = 1, 1
+    for i in range(cfg.levels):
+        rf += 2 * jump * cfg.enc_layers          # 3x3 convs
+        if block == f"enc{i + 1}":
+            return rf
+        rf += jump                               # 2x2 average pooling
+        jump *= 2
+    if block != "mid":
+        raise ValueError(f"receptive_field supports blocks enc1..enc{cfg.levels} and mid, got {block!r}")
+    return rf + 2 * jump * cfg.mid_layers

@@ -1,0 +1,93 @@
+"""Checkpoints: bit-exact round trip, and refusal of missing, truncated, tampered, mismatched files."""
+import json
+
+import pytest
+import torch
+
+from sdrlib import checkpoints
+from sdrlib.checkpoints import CheckpointError
+from sdrlib.unet import build
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    torch.manual_seed(0)
+    m = build("tiny")
+    path = checkpoints.save(tmp_path / "ck", m, {"note": "x"}, log=[{"step": 1, "loss": 0.5}])
+    return path, m
+
+
+def test_round_trip_is_bit_exact(ckpt):
+    path, m = ckpt
+    ck = checkpoints.load(path)
+    a, b = m.state_dict(), ck.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert ck.config["note"] == "x" and ck.log == [{"step": 1, "loss": 0.5}]
+    assert ck.model.cfg == m.cfg and not ck.model.training
+    y = torch.rand(1, 1, 16, 16)
+    assert torch.equal(ck.model(y), m.eval()(y))
+
+
+def test_nothing_is_pickled(ckpt):
+    path, _ = ckpt
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "log.jsonl", "model.safetensors"]
+    assert not any(p.read_bytes().startswith(b"\x80") for p in path.iterdir())  # no pickle protocol header
+
+
+def test_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        checkpoints.load(tmp_path / "nothing")
+
+
+def test_truncated(ckpt):
+    path, _ = ckpt
+    f = path / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="sha256"):
+        checkpoints.load(path)
+
+
+def test_tampered(ckpt):
+    path, _ = ckpt
+    f = path / "model.safetensors"
+    b = bytearray(f.read_bytes())
+    b[-5] ^= 0xFF
+    f.write_bytes(bytes(b))
+    with pytest.raises(CheckpointError, match="modified"):
+        checkpoints.load(path)
+
+
+def test_truncated_with_matching_hash_is_still_refused(ckpt):
+    """A consistently rewritten but broken weights file fails at the safetensors parse."""
+    path, _ = ckpt
+    f = path / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:50])
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["sha256"]["model.safetensors"] = checkpoints.sha256_file(f)
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="safetensors"):
+        checkpoints.load(path)
+
+
+def test_mismatched_architecture(ckpt):
+    path, _ = ckpt
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"]["mid_width"] = 32
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="do not match the architecture"):
+        checkpoints.load(path)
+
+
+def test_bad_config_json(ckpt):
+    path, _ = ckpt
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        checkpoints.load(path)
+
+
+def test_shipped_name_resolution(ckpt, monkeypatch):
+    path, _ = ckpt
+    monkeypatch.setenv("SDR_CHECKPOINTS", str(path.parent))
+    assert checkpoints.resolve("ck") == path
+    with pytest.raises(FileNotFoundError, match="shipped checkpoints: .*'ck'"):
+        checkpoints.resolve("no-such-model")

@@ -1,0 +1,89 @@
+"""Training: it denoises after a minute, resumes bit-exactly, validates its config."""
+import json
+
+import pytest
+import torch
+
+from sdrlib import checkpoints
+from sdrlib.train import TrainConfig, lr_at, summary, train
+
+FAST = dict(preset="tiny", data="fashion-mnist", batch=32, n_eval=64, log_every=10, progress=False, max_train=2000)
+
+
+def test_short_run_beats_noisy_input_by_3db(tmp_path):
+    """~30 s of tiny training raises held-out PSNR at sigma 0.2 by >= 3 dB over the noisy input."""
+    cfg = TrainConfig(**{**FAST, "max_train": 0}, steps=600, lr=2e-3, eval_every=600, eval_sigmas=(0.2,),
+                      out=str(tmp_path / "run"))
+    out = train(cfg)
+    log = checkpoints.read_log(out)
+    first, last = [r["eval"][0] for r in log if "eval" in r][::-1][-1], [r["eval"][0] for r in log if "eval" in r][-1]
+    assert last["sigma"] == 0.2
+    assert last["psnr_denoised"] - last["psnr_noisy"] >= 3.0, last
+    assert last["psnr_denoised"] > first["psnr_denoised"] + 3.0
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    assert "held-out PSNR" in summary(out)
+
+
+def test_resume_is_bit_exact(tmp_path):
+    cfg = dict(FAST, steps=24, eval_every=10, ckpt_every=7, snapshots=(12,))
+    a = train(TrainConfig(**cfg, out=str(tmp_path / "a")))
+    b = train(TrainConfig(**cfg, out=str(tmp_path / "b")), stop_at=13)
+    assert checkpoints.read_config(b)["step"] == 13
+    b = train(TrainConfig(**cfg, out=str(tmp_path / "b")), resume=True)
+    wa, wb = checkpoints.load(a).model.state_dict(), checkpoints.load(b).model.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    ea = {r["step"]: r["eval"] for r in checkpoints.read_log(a) if "eval" in r}
+    eb = {r["step"]: r["eval"] for r in checkpoints.read_log(b) if "eval" in r}
+    assert sorted(ea) == [0, 10, 20, 24] and all(eb[k] == ea[k] for k in ea)   # same PSNR at every evaluation
+    snap = checkpoints.load(tmp_path / "a" / "step-0000012")
+    assert snap.config["step"] == 12 and snap.state is None
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path):
+    cfg = TrainConfig(**FAST, steps=2, eval_every=2, out=str(tmp_path / "r"))
+    train(cfg)
+    with pytest.raises(FileExistsError, match="already holds a checkpoint"):
+        train(cfg)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(TrainConfig(**FAST, steps=2, out=str(tmp_path / "none")), resume=True)
+
+
+def test_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) during training saves a checkpoint before exiting."""
+    import sdrlib.train as T
+    calls = {"n": 0}
+    real = T._batch
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "_batch", flaky)
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**FAST, steps=20, out=str(out)))
+    assert checkpoints.read_config(out)["step"] == 5
+    assert checkpoints.load(out, with_state=True).state is not None
+
+
+def test_lr_schedule_halves():
+    cfg = TrainConfig(lr=1e-3, lr_halve_every=100)
+    assert [lr_at(cfg, s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+
+
+@pytest.mark.parametrize("kw, msg", [({"preset": "huge"}, "unknown preset"), ({"sigma_law": "log"}, "sigma law"),
+                                     ({"sigma_min": -1.0}, "non-negative"), ({"sigma_max": float("nan")}, "finite"),
+                                     ({"batch": 0}, "batch"), ({"lr": -1.0}, "lr"),
+                                     ({"eval_sigmas": (0.1, -0.2)}, "sigma")])
+def test_bad_train_config(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_unknown_data_set_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="unknown data set 'imagenet-1m'"):
+        train(TrainConfig(**{**FAST, "data": "imagenet-1m"}, steps=2, out=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
