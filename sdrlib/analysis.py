@@ -1,0 +1,156 @@
+"""Analyses of a representation (SPEC section 3, claims 1-4): sparsity, channel selectivity,
+active-set overlap, nearest neighbours, clustering and a linear probe.
+
+Threshold rule for "active" (documented once, used everywhere): channel c is active for
+image i when phi[i, c] > tau * max_j phi[j, c], i.e. above a fraction ``tau`` (default 0.1)
+of that channel's maximum over the data set analysed. A channel whose maximum is zero on
+the whole set is "dead" and never active.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+DEFAULT_TAU = 0.1
+
+
+def dead_channels(phi: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Boolean (C,) mask of channels that are (numerically) zero on every image."""
+    return phi.max(dim=0).values <= eps
+
+
+def active_mask(phi: torch.Tensor, tau: float = DEFAULT_TAU, eps: float = 1e-8) -> torch.Tensor:
+    """Boolean (N, C): phi[i,c] > tau * (max over images of channel c); dead channels never active."""
+    if not 0 <= tau < 1:
+        raise ValueError(f"tau must be in [0, 1), got {tau}")
+    cmax = phi.max(dim=0).values
+    return (phi > tau * cmax) & (cmax > eps)
+
+
+def active_fraction(phi: torch.Tensor, tau: float = DEFAULT_TAU, live_only: bool = True) -> torch.Tensor:
+    """Per-image fraction of channels that are active (claim 1); over live channels by default."""
+    m = active_mask(phi, tau)
+    n = (~dead_channels(phi)).sum() if live_only else phi.shape[1]
+    return m.sum(1).float() / max(int(n), 1)
+
+
+def channel_frequency(phi: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
+    """Per-channel fraction of images for which the channel is active (claim 2)."""
+    return active_mask(phi, tau).float().mean(0)
+
+
+def selectivity_split(freq: torch.Tensor, dead: torch.Tensor, selective_below: float = 0.3,
+                      nonselective_above: float = 0.9) -> dict[str, torch.Tensor]:
+    """Split live channels by activation frequency into selective / intermediate / non-selective (claim 2)."""
+    live = ~dead
+    return {"selective": live & (freq < selective_below),
+            "non-selective": live & (freq > nonselective_above),
+            "intermediate": live & (freq >= selective_below) & (freq <= nonselective_above),
+            "dead": dead.clone()}
+
+
+def jaccard_matrix(mask: torch.Tensor) -> torch.Tensor:
+    """Pairwise Jaccard index |A_i & A_j| / |A_i | A_j| of boolean active sets (N, C) -> (N, N)."""
+    m = mask.float()
+    inter = m @ m.T
+    sizes = m.sum(1)
+    union = sizes[:, None] + sizes[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+
+
+def overlap_within_across(mask: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean Jaccard overlap of active sets for pairs of the same class vs of different classes (claim 3)."""
+    J = jaccard_matrix(mask)
+    same = labels[:, None] == labels[None, :]
+    off = ~torch.eye(len(labels), dtype=torch.bool)
+    within, across = J[same & off], J[~same]
+    return {"within": within.mean().item() if within.numel() else float("nan"),
+            "across": across.mean().item() if across.numel() else float("nan")}
+
+
+def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """z-score every feature with the mean and std of ``train`` (constant features map to 0)."""
+    mu, sd = train.mean(0), train.std(0)
+    sd = torch.where(sd > 1e-8, sd, torch.ones_like(sd))
+    return [(t - mu) / sd for t in (train, *others)]
+
+
+def _neighbours(query: torch.Tensor, base: torch.Tensor, k: int, exclude_self: bool, chunk: int = 1024) -> torch.Tensor:
+    """Indices (Nq, k) of the k Euclidean nearest neighbours in ``base`` of each query row."""
+    q, b = query.double(), base.double()
+    out = []
+    for i in range(0, q.shape[0], chunk):
+        d = torch.cdist(q[i:i + chunk], b)
+        if exclude_self:
+            rows = torch.arange(i, min(i + chunk, q.shape[0]))
+            d[rows - i, rows] = float("inf")
+        out.append(d.topk(k, largest=False).indices)
+    return torch.cat(out)
+
+
+def knn_scores(features: torch.Tensor, labels: torch.Tensor, k: int = 10,
+               query: torch.Tensor | None = None, query_labels: torch.Tensor | None = None) -> dict[str, float]:
+    """k-NN label agreement (mean fraction of same-label neighbours = precision@k) and majority-vote accuracy.
+
+    Leave-one-out within ``features`` unless a separate query set is given (claim 4).
+    """
+    if k < 1 or k >= features.shape[0]:
+        raise ValueError(f"k must be in [1, {features.shape[0] - 1}], got {k}")
+    loo = query is None
+    q, ql = (features, labels) if loo else (query, query_labels)
+    nn_idx = _neighbours(q, features, k, exclude_self=loo)
+    nl = labels[nn_idx]
+    agree = (nl == ql[:, None]).float().mean(1)
+    # majority vote; ties broken towards the label whose neighbours rank nearer
+    rank_bonus = (k - torch.arange(k, dtype=torch.float64)) / (k * k + 1)
+    onehot = torch.nn.functional.one_hot(nl, int(labels.max()) + 1).double()
+    first = (onehot * (1 + rank_bonus)[None, :, None]).sum(1).argmax(1)
+    return {"agreement": agree.mean().item(), "accuracy": (first == ql).float().mean().item()}
+
+
+def neighbours(features: torch.Tensor, query: torch.Tensor, k: int = 8) -> torch.Tensor:
+    """Indices of each query's k nearest rows of ``features`` (for neighbour image grids)."""
+    return _neighbours(query, features, k, exclude_self=False)
+
+
+def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Cluster purity: fraction of points whose cluster's majority label is their label."""
+    total = 0
+    for c in np.unique(clusters):
+        total += np.bincount(labels[clusters == c]).max()
+    return total / len(labels)
+
+
+def kmeans_scores(features: torch.Tensor, labels: torch.Tensor, n_clusters: int | None = None,
+                  restarts: int = 10, seed: int = 0) -> dict[str, float]:
+    """k-means++ with restarts, scored against labels by NMI, ARI and purity (claim 4)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    y = labels.numpy()
+    k = n_clusters or len(np.unique(y))
+    km = KMeans(n_clusters=k, init="k-means++", n_init=restarts, random_state=seed).fit(features.double().numpy())
+    c = km.labels_
+    return {"nmi": float(normalized_mutual_info_score(y, c)), "ari": float(adjusted_rand_score(y, c)),
+            "purity": float(purity(y, c))}
+
+
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 epochs: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0) -> dict[str, float]:
+    """One linear layer on standardised features, trained full-batch with Adam; held-out accuracy (claim 4)."""
+    tr, te = standardize(train_x.float(), test_x.float())
+    n_cls = int(max(train_y.max(), test_y.max())) + 1
+    g = torch.Generator().manual_seed(seed)
+    layer = torch.nn.Linear(tr.shape[1], n_cls)
+    with torch.no_grad():
+        layer.weight.normal_(0, 0.01, generator=g)
+        layer.bias.zero_()
+    opt = torch.optim.Adam(layer.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        loss = torch.nn.functional.cross_entropy(layer(tr), train_y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        acc_tr = (layer(tr).argmax(1) == train_y).float().mean().item()
+        acc_te = (layer(te).argmax(1) == test_y).float().mean().item()
+    return {"train_accuracy": acc_tr, "test_accuracy": acc_te}

@@ -1,0 +1,122 @@
+"""The representation phi of SPEC section 2, and the baseline features it is compared with.
+
+phi_sigma(x) = E_z[ spatial mean of a_block(x + sigma z) ], estimated by averaging over
+``n_noise`` draws of z (one clean pass when sigma = 0). ``block`` is "mid" (the paper's
+choice) or any other block of the UNet ("enc1".., "dec1"..). Every draw takes an explicit
+``torch.Generator``, so the same seed gives the same phi.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .noise import check_sigma
+from .unet import UNet
+
+
+def _device(model: UNet) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def block_means(model: UNet, y: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Spatial means (N, C) of the post-ReLU outputs of ``blocks`` for one batch of noisy images y."""
+    bad = [b for b in blocks if b not in model.block_names]
+    if bad:
+        raise ValueError(f"unknown block(s) {bad}; this model has {model.block_names}")
+    if all(b == "mid" or b.startswith("enc") for b in blocks):
+        keep: dict[str, torch.Tensor] = {}
+        model.check_input(y)
+        model._encode(y, keep)            # encoder + middle block only: the decoder is not needed
+    else:
+        keep = model.blocks(y)[1]
+    return {b: keep[b].mean(dim=(2, 3)) for b in blocks}
+
+
+@torch.no_grad()
+def phi_blocks(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20,
+               blocks: Sequence[str] = ("mid",), generator: torch.Generator | None = None,
+               batch: int = 256, progress: bool = False) -> dict[str, torch.Tensor]:
+    """phi_sigma of several blocks at once: {block: (N, C_block)}, averaged over n_noise draws (SPEC 2)."""
+    check_sigma(sigma)
+    if n_noise < 1:
+        raise ValueError(f"n_noise must be >= 1, got {n_noise}")
+    draws = 1 if sigma == 0 else n_noise
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    dev = _device(model)
+    was_training = model.training
+    model.eval()
+    sums = {b: [] for b in blocks}
+    it = range(0, images.shape[0], batch)
+    for i in tqdm(it, disable=not progress, desc=f"phi sigma={sigma:.3g}", leave=False):
+        x = images[i:i + batch]
+        acc = None
+        for _ in range(draws):
+            z = torch.randn(x.shape, generator=gen) if sigma > 0 else None
+            y = (x + sigma * z if z is not None else x).to(dev).contiguous(memory_format=torch.channels_last)
+            m = block_means(model, y, blocks)
+            acc = m if acc is None else {b: acc[b] + m[b] for b in blocks}
+        for b in blocks:
+            sums[b].append((acc[b] / draws).cpu())
+    model.train(was_training)
+    return {b: torch.cat(v) for b, v in sums.items()}
+
+
+def phi(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, block: str = "mid",
+        generator: torch.Generator | None = None, batch: int = 256, progress: bool = False) -> torch.Tensor:
+    """phi_sigma(x) of one block (default the middle block): an (N, C) non-negative tensor (SPEC 2)."""
+    return phi_blocks(model, images, sigma, n_noise, (block,), generator, batch, progress)[block]
+
+
+def phi_grid(model: UNet, images: torch.Tensor, sigmas: Sequence[float], n_noise: int = 20,
+             blocks: Sequence[str] = ("mid",), seed: int = 0, batch: int = 256,
+             progress: bool = False) -> dict[str, torch.Tensor]:
+    """phi on a grid of noise levels: {block: (S, N, C)}; each sigma gets its own seeded generator."""
+    out: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
+    for k, s in enumerate(tqdm(list(sigmas), disable=not progress, desc="sigma grid")):
+        g = torch.Generator().manual_seed(seed * 1000 + k)
+        res = phi_blocks(model, images, float(s), n_noise, blocks, g, batch)
+        for b in blocks:
+            out[b].append(res[b])
+    return {b: torch.stack(v) for b, v in out.items()}
+
+
+# ------------------------------------------------------------------ baseline features
+
+def pixels(images: torch.Tensor) -> torch.Tensor:
+    """Raw pixels as features (N, C*H*W): the first baseline for distances."""
+    return images.flatten(1).clone()
+
+
+def colour_stats(images: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and standard deviation (N, 2C): a trivial global-statistics baseline."""
+    return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3))], dim=1)
+
+
+# ------------------------------------------------------------------ disk cache
+
+def cache_key(checkpoint_sha: str, dataset: str, **params) -> str:
+    """A short hash naming a phi result by checkpoint weights, data set and parameters."""
+    blob = json.dumps({"ckpt": checkpoint_sha, "data": dataset, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cached(key: str, compute, cache_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """Load a dict of tensors saved under ``key``, or compute, save (atomically) and return it."""
+    from safetensors.torch import load_file, save_file
+    root = Path(cache_dir or Path(os.environ.get("SDR_CACHE", Path.home() / ".cache" / "sdrlib")) / "phi")
+    f = root / f"{key}.safetensors"
+    if f.is_file():
+        return load_file(str(f))
+    res = compute()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(f".tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in res.items()}, str(tmp))
+    os.replace(tmp, f)
+    return res
