@@ -62,6 +62,13 @@ class ImageSet:
                         None if self.groups is None else self.groups[idx], list(self.group_names),
                         {k: v[idx] for k, v in self.extras.items()})
 
+    def split_classes(self, every: int) -> tuple["ImageSet", "ImageSet"]:
+        """(kept, held out): every ``every``-th class (label % every == every - 1) is held out."""
+        if every < 2:
+            raise ValueError(f"holdout_every must be >= 2, got {every}")
+        out = self.labels % every == every - 1
+        return self.take(torch.nonzero(~out).squeeze(1)), self.take(torch.nonzero(out).squeeze(1))
+
     def subset(self, n: int, seed: int = 0) -> "ImageSet":
         """A random subset of n images (all of them if n >= len), deterministic in seed."""
         if n >= len(self):

@@ -51,6 +51,7 @@ class TrainConfig:
     eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS
     n_eval: int = 256                     # held-out images for the PSNR log
     max_train: int = 0                    # use only this many training images (0: all)
+    holdout_every: int = 0                # never train on every k-th class (label % k == k-1); 0: none
     out: str = "runs/default"
     progress: bool = True
 
@@ -149,6 +150,10 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         torch.set_num_threads(cfg.threads)
     dev = pick_device(cfg.device)
     train_set = data.load(cfg.data, "train", size=cfg.size, seed=cfg.seed)
+    held_out: list[str] = []
+    if cfg.holdout_every:
+        train_set, rest = train_set.split_classes(cfg.holdout_every)
+        held_out = sorted({rest.classes[i] for i in rest.labels.unique().tolist()})
     if cfg.max_train:
         train_set = train_set.subset(cfg.max_train, seed=cfg.seed)
     eval_x = data.load(cfg.data, "test", size=cfg.size, seed=cfg.seed).subset(cfg.n_eval, seed=0).images
@@ -174,7 +179,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     if cfg.channels_last and dev.type != "mps":
         model = model.to(memory_format=torch.channels_last)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    extra = {"train": cfg.to_dict(), "data_classes": train_set.classes, "n_train": len(train_set),
+    extra = {"train": cfg.to_dict(), "data_classes": train_set.classes, "held_out_classes": held_out,
+             "n_train": len(train_set),
              "n_params": n_params(model), "command": command, "commands": commands + [command], "device": str(dev),
              "torch": torch.__version__}
 

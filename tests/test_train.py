@@ -87,3 +87,14 @@ def test_unknown_data_set_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="unknown data set 'imagenet-1m'"):
         train(TrainConfig(**{**FAST, "data": "imagenet-1m"}, steps=2, out=str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()
+
+
+def test_holdout_classes_are_never_trained_on(tmp_path, monkeypatch):
+    import sdrlib.train as T
+    seen = []
+    real = T._batch
+    monkeypatch.setattr(T, "_batch", lambda x, cfg, gen: seen.append(x.shape[0]) or real(x, cfg, gen))
+    out = train(TrainConfig(**{**FAST, "max_train": 0}, holdout_every=5, steps=1, out=str(tmp_path / "r")))
+    cfg = checkpoints.read_config(out)
+    assert sorted(cfg["held_out_classes"]) == ["Ankle boot", "Coat"]   # labels 4 and 9
+    assert cfg["n_train"] == seen[0] == 48_000
