@@ -154,3 +154,39 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
         acc_tr = (layer(tr).argmax(1) == train_y).float().mean().item()
         acc_te = (layer(te).argmax(1) == test_y).float().mean().item()
     return {"train_accuracy": acc_tr, "test_accuracy": acc_te}
+
+
+def sparsity_summary(phi: torch.Tensor, tau: float = DEFAULT_TAU) -> dict[str, float]:
+    """The numbers behind claims 1-2 for one representation: dead channels, active fraction, selectivity."""
+    dead = dead_channels(phi)
+    frac = active_fraction(phi, tau)
+    freq = channel_frequency(phi, tau)
+    split = selectivity_split(freq, dead)
+    q = torch.quantile(frac, torch.tensor([0.1, 0.5, 0.9]))
+    return {"channels": phi.shape[1], "dead": int(dead.sum()), "active_frac_p10": q[0].item(),
+            "active_frac_median": q[1].item(), "active_frac_p90": q[2].item(),
+            "selective": int(split["selective"].sum()), "non_selective": int(split["non-selective"].sum()),
+            "intermediate": int(split["intermediate"].sum())}
+
+
+def compare(train_feats: dict[str, torch.Tensor], train_labels: torch.Tensor,
+            test_feats: dict[str, torch.Tensor], test_labels: torch.Tensor, k: int = 10,
+            standardized: bool = True, kmeans_restarts: int = 10, probe_epochs: int = 300,
+            seed: int = 0) -> list[dict]:
+    """One row per representation: k-NN agreement and accuracy (test queries against the train set),
+    k-means NMI / ARI / purity on the test set, and linear-probe test accuracy (claim 4).
+
+    With ``standardized``, each feature is z-scored with train statistics first, so that a
+    few large channels do not dominate Euclidean distances; raw distances are the other option.
+    """
+    rows = []
+    for name in train_feats:
+        tr, te = train_feats[name].double(), test_feats[name].double()
+        if standardized:
+            tr, te = standardize(tr, te)
+        kn = knn_scores(tr, train_labels, k, query=te, query_labels=test_labels)
+        km = kmeans_scores(te, test_labels, restarts=kmeans_restarts, seed=seed)
+        pr = linear_probe(tr, train_labels, te, test_labels, epochs=probe_epochs, seed=seed)
+        rows.append({"representation": name, "dim": tr.shape[1], "knn_agreement": kn["agreement"],
+                     "knn_accuracy": kn["accuracy"], **km, "probe_accuracy": pr["test_accuracy"]})
+    return rows

@@ -120,3 +120,33 @@ def cached(key: str, compute, cache_dir: str | Path | None = None) -> dict[str, 
     save_file({k: v.contiguous() for k, v in res.items()}, str(tmp))
     os.replace(tmp, f)
     return res
+
+
+# ------------------------------------------------------------------ all representations of a study
+
+def untrained_like(model: UNet, seed: int = 0) -> UNet:
+    """A freshly initialised network of the same architecture: the control for every claim."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = UNet(model.cfg)
+    return fresh.to(_device(model)).eval()
+
+
+def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20,
+             blocks: Sequence[str] | None = None, control: UNet | None = None, seed: int = 0,
+             batch: int = 256) -> dict[str, torch.Tensor]:
+    """Every representation compared in chapters 2-3 for one set of images, keyed by a readable name.
+
+    "phi <block>" for each block of the trained model, "untrained phi <block>" for the
+    control network (same noise draws), and the baselines "pixels" and "colour stats".
+    """
+    blocks = list(blocks or model.block_names)
+    out = {f"phi {b}": v for b, v in
+           phi_blocks(model, images, sigma, n_noise, blocks, torch.Generator().manual_seed(seed), batch).items()}
+    if control is not None:
+        out.update({f"untrained phi {b}": v for b, v in
+                    phi_blocks(control, images, sigma, n_noise, blocks, torch.Generator().manual_seed(seed),
+                               batch).items()})
+    out["pixels"] = pixels(images)
+    out["colour stats"] = colour_stats(images)
+    return out

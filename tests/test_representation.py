@@ -136,3 +136,35 @@ def test_linear_probe_separable_and_chance():
     noise = analysis.linear_probe(torch.randn(300, 5, generator=g), torch.randint(0, 2, (300,), generator=g),
                                   torch.randn(300, 5, generator=g), torch.randint(0, 2, (300,), generator=g))
     assert abs(noise["test_accuracy"] - 0.5) < 0.1
+
+
+def test_features_include_controls_and_baselines(model):
+    x = torch.rand(6, 1, 16, 16)
+    control = representation.untrained_like(model, seed=1)
+    f = representation.features(model, x, 0.2, 2, blocks=("mid",), control=control)
+    assert list(f) == ["phi mid", "untrained phi mid", "pixels", "colour stats"]
+    torch.testing.assert_close(f["phi mid"], representation.phi(model, x, 0.2, 2, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(f["phi mid"], f["untrained phi mid"])
+    assert control.cfg == model.cfg
+
+
+def test_sparsity_summary_counts():
+    phi = torch.zeros(10, 4)
+    phi[:, 0] = 1.0            # non-selective: active everywhere
+    phi[0, 1] = 1.0            # selective: active for one image in ten
+    phi[:5, 2] = 1.0           # intermediate
+    s = analysis.sparsity_summary(phi)
+    assert (s["dead"], s["selective"], s["non_selective"], s["intermediate"]) == (1, 1, 1, 1)
+    assert s["active_frac_median"] == pytest.approx(0.5)   # five images at 1/3, four at 2/3, one at 1
+
+
+def test_compare_ranks_a_clustered_feature_above_noise():
+    f, y = clustered(n_per=30, spread=1.0)
+    ft, yt = clustered(n_per=30, spread=1.0, seed=1)
+    g = torch.Generator().manual_seed(0)
+    rows = analysis.compare({"good": f, "noise": torch.randn(f.shape, generator=g)}, y,
+                            {"good": ft, "noise": torch.randn(ft.shape, generator=g)}, yt,
+                            k=5, kmeans_restarts=2, probe_epochs=50)
+    good, noise = rows
+    assert good["knn_agreement"] > 0.9 and good["nmi"] > 0.8 and good["probe_accuracy"] > 0.9
+    assert noise["knn_agreement"] < 0.5 and noise["nmi"] < 0.2
