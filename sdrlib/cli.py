@@ -5,6 +5,7 @@
     sdr eval runs/fm                 # PSNR versus sigma on held-out images
     sdr info small-fashion-mnist     # a checkpoint's config and training summary
     sdr data textures                # build / inspect a data set: counts per class
+    sdr book --profile cpu           # execute the chapters (papermill) and build the HTML book
 
 A user mistake prints one line on stderr and exits with status 2 (no traceback).
 """
@@ -120,6 +121,17 @@ def _cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_book(a: argparse.Namespace) -> int:
+    from . import book
+    overrides = book.parse_overrides(a.param or [])
+    try:
+        book.run(a.profile, a.chapters, overrides, a.output_dir, build=not a.no_build)
+    except (book.ChapterFailed, book.BuildFailed) as e:
+        print(f"sdr book: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdr``."""
     from .train import TrainConfig
@@ -158,6 +170,18 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--download", action="store_true", help="opt in to downloading (fashion-mnist only)")
     d.add_argument("-v", "--verbose", action="store_true")
     d.set_defaults(fn=_cmd_data)
+
+    b = sub.add_parser("book", help="execute the chapter notebooks with papermill, then build the HTML book")
+    from .book import PROFILE_NAMES
+    b.add_argument("--profile", default="cpu", choices=PROFILE_NAMES,
+                   help="parameter set: cpu (minutes per chapter on 2 cores), colab, paper (GPU scale)")
+    b.add_argument("--chapters", nargs="+", default=None, metavar="NN", help="chapters to run (default: all)")
+    b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="override a chapter parameter (VALUE parsed as JSON when possible); repeatable")
+    b.add_argument("--output-dir", default=None,
+                   help="write executed notebooks here (for sweeps) instead of updating the book in place")
+    b.add_argument("--no-build", action="store_true", help="execute only; skip the jupyter-book build")
+    b.set_defaults(fn=_cmd_book)
     return p
 
 
