@@ -6,7 +6,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := dataset-fashion-mnist ufoai-textures opencv-doc mate-backgrounds plasma-workspace-wallpapers
+DEBS := dataset-fashion-mnist ufoai-textures opencv-doc mate-backgrounds plasma-workspace-wallpapers chromium
 
 .PHONY: book test setup system-data clean
 
@@ -20,7 +20,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-# Offline data sets ship as Debian packages; install them when we can (root or sudo), else say how.
+# Offline data sets ship as Debian packages, and so does the headless Chromium that checks the built pages;
+# install them when we can (root or sudo), else say how.
 system-data:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -34,8 +35,13 @@ system-data:
 book: setup system-data
 	$(BIN)/sdr book --profile cpu
 
+# Unit tests; every chapter under nbval (its defaults are the cpu profile); the -W HTML build of the
+# notebooks as committed (papermill's outputs); then each built page rendered in headless Chromium.
 test: setup system-data
-	OMP_NUM_THREADS=2 $(BIN)/pytest -q tests
+	OMP_NUM_THREADS=2 $(BIN)/pytest -q tests --ignore=tests/test_book_pages.py
+	OMP_NUM_THREADS=2 $(BIN)/pytest -q --nbval-lax --nbval-current-env book/
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/pytest -q tests/test_book_pages.py
 
 clean:
 	rm -rf _build .pytest_cache
