@@ -185,3 +185,20 @@ def best_method(tables: Mapping[str, list[dict]], sigma: float, exclude: Sequenc
     if best is None:
         raise ValueError(f"no method left after excluding {list(exclude)}")
     return best
+
+
+def margins(tables: Mapping[str, list[dict]], method: str, against: Sequence[str],
+            sigmas: Sequence[float]) -> list[dict]:
+    """Per sigma: ``method``'s PSNR, the best of ``against`` and the margin between them (chapter 1's claim)."""
+    if method not in tables:
+        raise ValueError(f"method {method!r} is not in the table (methods {list(tables)})")
+    missing = [a for a in against if a not in tables]
+    if missing or not against:
+        raise ValueError(f"compare against methods of the table {list(tables)}, got {list(against)}")
+    rows = []
+    for s in sigmas:
+        ours = best_method({method: tables[method]}, s)[1]
+        other, theirs = best_method({a: tables[a] for a in against}, s)
+        rows.append({"sigma": float(s), method: ours, "best other": other, "other dB": theirs,
+                     "margin dB": ours - theirs})
+    return rows

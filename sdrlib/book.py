@@ -6,7 +6,8 @@ notebooks, and the Jupyter Book build.
 
 Chapter notebooks are written as readable percent-format scripts in ``book/src/NN_name.py``
 (``# %%`` code cells, ``# %% [markdown]`` text cells, ``tags=[...]`` after the marker) and turned
-into ``book/NN_name.ipynb`` by :func:`sync`; the executed ``.ipynb`` is what the book publishes.
+into ``book/NN_name.ipynb`` by :func:`sync` (``python -m sdrlib.book sync NN``); the executed
+``.ipynb`` is what the book publishes.
 """
 from __future__ import annotations
 
@@ -288,12 +289,17 @@ def notebook_from_source(script: Path, root: Path):
     return script_to_notebook(script.read_text().replace(URL_PLACEHOLDER, repository_url(root)))
 
 
-def sync(root: str | Path | None = None) -> list[Path]:
-    """Write book/NN_*.ipynb from book/src/NN_*.py (outputs are dropped: run ``sdr book`` afterwards)."""
+def sync(wanted: Sequence[str], root: str | Path | None = None) -> list[Path]:
+    """Write book/NN_*.ipynb from book/src/NN_*.py for the chapters named (outputs are dropped: run
+    ``sdr book`` afterwards). Chapters must be named, so that nobody else's executed notebook is overwritten."""
     import nbformat
+    if not wanted:
+        raise ValueError("name the chapters to sync (e.g. 01): syncing drops a notebook's outputs")
     root = find_root(root)
+    by_chapter = {s.name[:2]: (s, nb) for s, nb in sources(root).items()}
     written = []
-    for script, nb_path in sources(root).items():
+    for ch in select({k: nb for k, (_, nb) in by_chapter.items()}, wanted):
+        script, nb_path = by_chapter[ch]
         nbformat.write(notebook_from_source(script, root), nb_path)
         written.append(nb_path)
     return written
@@ -306,7 +312,7 @@ def cell_sources(nb) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["sync"]:
-        sys.exit("usage: python -m sdrlib.book sync   (book/src/*.py -> book/*.ipynb)")
-    for p in sync():
+    if len(sys.argv) < 3 or sys.argv[1] != "sync":
+        sys.exit("usage: python -m sdrlib.book sync NN [NN ...]   (book/src/NN_*.py -> book/NN_*.ipynb)")
+    for p in sync(sys.argv[2:]):
         print(f"wrote {p}")

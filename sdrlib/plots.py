@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -138,6 +140,8 @@ def psnr_curves(rows_by_method: Mapping[str, Sequence[dict]], ax: Axes | None = 
     if noisy:
         ax.plot([r["sigma"] for r in first], [r["psnr_noisy"] for r in first], "k--", lw=1, label="noisy input")
     ax.set_xscale("log")
+    ax.set_xticks([r["sigma"] for r in first], [f"{r['sigma']:g}" for r in first])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("noise level σ (images in [0, 1])")
     ax.set_ylabel("PSNR (dB)")
     ax.grid(alpha=0.3, which="both")
@@ -197,13 +201,15 @@ def sweep_curves(results: Mapping[float, Sequence[dict]], xlabel: str, ax: Axes 
 
 
 def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
-    """Rows of dicts as a Markdown table (floats formatted with ``floatfmt``)."""
+    """Rows of dicts as a Markdown table (floats formatted with ``floatfmt``, integers with thousands separators)."""
     if not rows:
         raise ValueError("markdown_table needs at least one row")
     cols = list(columns or rows[0].keys())
 
     def cell(v) -> str:
-        return format(v, floatfmt) if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -219,3 +225,133 @@ def psnr_markdown(tables: Mapping[str, Sequence[dict]], floatfmt: str = ".2f") -
         row.update({n: tables[n][k]["psnr_denoised"] for n in names})
         rows.append(row)
     return markdown_table(rows, floatfmt=floatfmt)
+
+
+# ------------------------------------------------------------------ representation figures (chapters 2-3)
+
+def phi_bars(phis: Mapping[str, torch.Tensor], order: torch.Tensor | None = None, title: str | None = None,
+             height: float = 1.3) -> Figure:
+    """One bar plot of a phi vector (C,) per entry, channels in a shared ``order`` (e.g. by frequency)."""
+    if not phis:
+        raise ValueError("phi_bars needs at least one vector")
+    fig, axes = plt.subplots(len(phis), 1, figsize=(10, height * len(phis) + 0.4), squeeze=False,
+                             layout="constrained", sharex=True)
+    for ax, (name, v) in zip(axes[:, 0], phis.items()):
+        v = v.detach().cpu().float()
+        v = v[order] if order is not None else v
+        ax.bar(np.arange(len(v)), v.numpy(), width=1.0, color="tab:blue")
+        ax.set_ylabel("φ", fontsize=8)
+        ax.set_title(name, fontsize=8, loc="left")
+        ax.grid(alpha=0.3, axis="y")
+    axes[-1, 0].set_xlabel("channel" + (" (shared order)" if order is not None else ""))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def histograms(values: Mapping[str, torch.Tensor], xlabel: str, bins: int = 40, ax: Axes | None = None,
+               title: str | None = None, range_: tuple[float, float] | None = None) -> Figure:
+    """Overlaid histograms of several 1-D samples (e.g. per-image active fraction, trained vs untrained)."""
+    fig, ax = _figure(ax, (5.0, 3.0))
+    for name, v in values.items():
+        ax.hist(v.detach().cpu().float().numpy(), bins=bins, range=range_, alpha=0.55, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def frequency_curves(freqs: Mapping[str, torch.Tensor], bands: tuple[float, float] | None = None,
+                     ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Each channel's activation frequency, sorted, one curve per representation; bands mark the split."""
+    fig, ax = _figure(ax, (5.0, 3.0))
+    for name, f in freqs.items():
+        f = f.detach().cpu().float().sort(descending=True).values.numpy()
+        ax.plot(np.arange(len(f)) / max(len(f) - 1, 1), f, label=name)
+    if bands is not None:
+        ax.axhspan(0, bands[0], color="tab:green", alpha=0.08, label=f"selective (< {bands[0]:g})")
+        ax.axhspan(bands[1], 1, color="tab:red", alpha=0.08, label=f"non-selective (> {bands[1]:g})")
+    ax.set_xlabel("channels, sorted (fraction of all)")
+    ax.set_ylabel("fraction of images where active")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def activation_maps(image: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], scale: float = 1.4,
+                    suptitle: str | None = None) -> Figure:
+    """An image beside the spatial maps (K, h, w) of some of its channels, each map on its own colour scale."""
+    k = maps.shape[0]
+    fig, axes = plt.subplots(1, k + 1, figsize=(scale * (k + 1), scale + 0.5), squeeze=False, layout="constrained")
+    show_image(axes[0, 0], image, "image")
+    for a, m, t in zip(axes[0, 1:], maps.detach().cpu().float(), titles):
+        a.imshow(m.numpy(), cmap="magma", interpolation="nearest")
+        a.set_xticks([])
+        a.set_yticks([])
+        a.set_title(t, fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
+          ax: Axes | None = None, title: str | None = None, logx: bool = False,
+          styles: Mapping[str, str] | None = None) -> Figure:
+    """Several named curves over a shared x (noise level, training step, ...)."""
+    fig, ax = _figure(ax, (5.0, 3.0))
+    for name, y in ys.items():
+        ax.plot(list(x), list(y), (styles or {}).get(name, "-o"), ms=3, label=name)
+    if logx:
+        ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def scatter_2d(xy: np.ndarray, labels: torch.Tensor, names: Sequence[str], ax: Axes | None = None,
+               title: str | None = None, max_legend: int = 12) -> Figure:
+    """A 2-D map coloured by label (legend for up to ``max_legend`` classes)."""
+    fig, ax = _figure(ax, (4.6, 4.2))
+    lab = labels.cpu().numpy()
+    uniq = np.unique(lab)
+    cmap = plt.get_cmap("tab10" if len(uniq) <= 10 else "tab20" if len(uniq) <= 20 else "nipy_spectral")
+    for j, c in enumerate(uniq):
+        m = lab == c
+        ax.scatter(xy[m, 0], xy[m, 1], s=5, color=cmap(j / max(len(uniq) - 1, 1) if len(uniq) > 20 else j),
+                   label=names[c] if len(uniq) <= max_legend else None, alpha=0.8)
+    if len(uniq) <= max_legend:
+        ax.legend(fontsize=6, markerscale=2, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def neighbour_rows(queries: torch.Tensor, base: torch.Tensor, idx_by_space: Mapping[str, torch.Tensor],
+                   scale: float = 0.9, suptitle: str | None = None) -> Figure:
+    """For each query image, one row per feature space: the query, then its nearest base images."""
+    spaces = list(idx_by_space)
+    nq, k = idx_by_space[spaces[0]].shape
+    fig, axes = plt.subplots(nq * len(spaces), k + 1, figsize=(scale * (k + 1), scale * nq * len(spaces) + 0.4),
+                             squeeze=False, layout="constrained")
+    for q in range(nq):
+        for s, space in enumerate(spaces):
+            row = axes[q * len(spaces) + s]
+            show_image(row[0], queries[q])
+            row[0].set_ylabel(space, fontsize=7)
+            for j in range(k):
+                show_image(row[j + 1], base[idx_by_space[space][q, j]])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig

@@ -93,3 +93,15 @@ def test_bad_inputs_are_named():
         baselines.nlm(x, 0.1, h_factor=0)
     with pytest.raises(ValueError, match="at least one"):
         baselines.psnr_versus_sigma({}, x)
+
+
+def test_margins_name_the_best_competitor():
+    t = {"net": [{"sigma": 0.1, "psnr_denoised": 25.0}, {"sigma": 0.2, "psnr_denoised": 20.0}],
+         "a": [{"sigma": 0.1, "psnr_denoised": 24.0}, {"sigma": 0.2, "psnr_denoised": 21.0}],
+         "b": [{"sigma": 0.1, "psnr_denoised": 24.5}, {"sigma": 0.2, "psnr_denoised": 19.0}]}
+    rows = baselines.margins(t, "net", ["a", "b"], [0.1, 0.2])
+    assert [(r["best other"], r["margin dB"]) for r in rows] == [("b", 0.5), ("a", -1.0)]
+    with pytest.raises(ValueError, match="'c'"):
+        baselines.margins(t, "c", ["a"], [0.1])
+    with pytest.raises(ValueError, match="compare against"):
+        baselines.margins(t, "net", ["z"], [0.1])

@@ -27,6 +27,7 @@ def test_cpu_profile_is_what_each_notebook_holds():
     assert "01" in chapters
     for ch, path in chapters.items():
         declared = book.declared_parameters(path)
+        assert ch in book.PROFILES["cpu"], f"chapter {ch} has no parameters in sdrlib.book.PROFILES['cpu']"
         assert declared == book.PROFILES["cpu"][ch], f"chapter {ch}: parameters cell differs from the cpu profile"
 
 
@@ -34,6 +35,7 @@ def test_every_profile_sets_every_parameter_of_its_chapters():
     for ch, path in book.chapters(ROOT).items():
         declared = book.declared_parameters(path)
         for prof in book.PROFILE_NAMES:
+            assert ch in book.PROFILES[prof], f"chapter {ch} has no parameters in sdrlib.book.PROFILES[{prof!r}]"
             assert set(book.PROFILES[prof][ch]) == set(declared), (prof, ch)
             assert book.PROFILES[prof][ch]["profile"] == prof
     assert book.PROFILES["paper"]["01"]["device"] == "cuda" and book.PROFILES["paper"]["01"]["demo_preset"] == "paper"
@@ -126,3 +128,8 @@ def test_output_dir_leaves_the_book_untouched(tmp_path, monkeypatch):
     assert path.read_text() == before
     out = nbformat.read(tmp_path / "out" / "01_tiny.ipynb", as_version=4)
     assert runs[0].parameters == {"x": 5} and out.cells[-1].outputs[0]["text"].strip() == "10"
+
+
+def test_sync_requires_named_chapters():
+    with pytest.raises(ValueError, match="name the chapters"):
+        book.sync([], root=ROOT)
