@@ -190,3 +190,36 @@ def compare(train_feats: dict[str, torch.Tensor], train_labels: torch.Tensor,
         rows.append({"representation": name, "dim": tr.shape[1], "knn_agreement": kn["agreement"],
                      "knn_accuracy": kn["accuracy"], **km, "probe_accuracy": pr["test_accuracy"]})
     return rows
+
+
+def top_images(phi: torch.Tensor, channel: int, k: int = 8) -> torch.Tensor:
+    """Indices of the k images on which a channel responds most (to see what a selective channel encodes)."""
+    return phi[:, channel].topk(min(k, phi.shape[0])).indices
+
+
+def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_frequency: float = 0.005) -> torch.Tensor:
+    """The n live channels active on the fewest images (but on at least ``min_frequency`` of them)."""
+    freq = channel_frequency(phi, tau)
+    ok = (~dead_channels(phi)) & (freq >= min_frequency)
+    idx = torch.nonzero(ok).squeeze(1)
+    return idx[freq[idx].argsort()[:n]]
+
+
+def embed_2d(features: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """A 2-D map of standardised features by PCA or t-SNE (for pictures, not for scores)."""
+    x = standardize(features.double())[0].numpy()
+    if method == "pca":
+        from sklearn.decomposition import PCA
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+        return TSNE(n_components=2, init="pca", perplexity=min(30.0, (len(x) - 1) / 3), random_state=seed).fit_transform(x)
+    raise ValueError(f"unknown embedding method {method!r}; expected 'pca' or 'tsne'")
+
+
+def restrict(features: dict[str, torch.Tensor], labels: torch.Tensor, keep: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """The rows of every feature whose label is in ``keep``, labels renumbered 0..len(keep)-1."""
+    rows = torch.isin(labels, keep)
+    remap = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
+    remap[keep] = torch.arange(len(keep))
+    return {k: v[rows] for k, v in features.items()}, remap[labels[rows]]

@@ -171,3 +171,11 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_stat
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> UNet:
     """The verified model of a checkpoint (folder path or shipped name), in eval mode."""
     return load(name_or_path, device).model
+
+
+def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of a run's intermediate snapshots (``step-NNNNNNN/``) and its final checkpoint, by step."""
+    path = resolve(name_or_path)
+    out = [(int(read_config(d)["step"]), d) for d in sorted(path.glob("step-*")) if (d / CONFIG).is_file()]
+    out.append((int(read_config(path)["step"]), path))
+    return sorted(out)

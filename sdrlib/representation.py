@@ -150,3 +150,28 @@ def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int
     out["pixels"] = pixels(images)
     out["colour stats"] = colour_stats(images)
     return out
+
+
+def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: float = 0.2, n_noise: int = 4,
+                        blocks: Sequence[str] | None = None, seed: int = 0, control: bool = True,
+                        control_seed: int = 0, cache: bool = True, data_name: str | None = None, **data_kwargs):
+    """(features, images) for ``n`` images of a checkpoint's data set: every block of the trained model,
+    the untrained control and the baselines; cached on disk by checkpoint hash.
+
+    ``seed`` picks the images and the noise draws; the control network depends on ``control_seed`` only,
+    so that features of different image sets (e.g. train and test) come from the same control network.
+    """
+    from . import checkpoints, data
+    ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+    name = data_name or ck.config["train"]["data"]
+    images = data.load(name, split, size=ck.config["train"].get("size"), **data_kwargs).subset(n, seed=seed)
+    blocks = list(blocks or ck.model.block_names)
+    key = cache_key(ck.sha256, name, split=split, n=n, sigma=sigma, n_noise=n_noise, blocks=blocks, seed=seed,
+                    control=control_seed if control else None, data_kwargs=data_kwargs)
+
+    def compute() -> dict[str, torch.Tensor]:
+        ctrl = untrained_like(ck.model, control_seed) if control else None
+        return features(ck.model, images.images, sigma, n_noise, blocks, ctrl, seed)
+
+    feats = cached(key, compute) if cache else compute()
+    return feats, images

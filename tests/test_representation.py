@@ -168,3 +168,17 @@ def test_compare_ranks_a_clustered_feature_above_noise():
     good, noise = rows
     assert good["knn_agreement"] > 0.9 and good["nmi"] > 0.8 and good["probe_accuracy"] > 0.9
     assert noise["knn_agreement"] < 0.5 and noise["nmi"] < 0.2
+
+
+def test_checkpoint_features_share_one_control_across_image_sets(tmp_path, monkeypatch):
+    from sdrlib import checkpoints
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    path = checkpoints.save(tmp_path / "ck", build("tiny"), {"train": {"data": "fashion-mnist", "size": None}})
+    a, ia = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)
+    b, ib = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=1)
+    ctrl = representation.untrained_like(checkpoints.load_model(path), 0)
+    torch.testing.assert_close(a["untrained phi mid"], representation.phi(ctrl, ia.images, 0.0))
+    torch.testing.assert_close(b["untrained phi mid"], representation.phi(ctrl, ib.images, 0.0))
+    again, _ = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)   # from the cache
+    assert torch.equal(again["phi mid"], a["phi mid"])

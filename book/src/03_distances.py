@@ -1,0 +1,207 @@
+# Chapter 3 of the book, in percent format. `python -m sdrlib.book sync` turns it into
+# book/03_distances.ipynb; `sdr book --chapters 03` executes that notebook with papermill.
+
+# %% tags=["remove-cell"]
+# In Colab: fetch the repository (code and reference checkpoints), install it, get Fashion-MNIST.
+# Anywhere else this cell does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    REPO, HERE = "{{repository_url}}", "/content/sdr-book"
+    if not os.path.isdir(HERE):
+        subprocess.run(["git", "clone", "--depth", "1", REPO, HERE], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", HERE], check=True)
+    sys.path.insert(0, HERE)
+    subprocess.run([sys.executable, "-m", "sdrlib.cli", "data", "fashion-mnist", "--download"], check=True)
+
+# %% [markdown]
+# # Distances mean something?
+#
+# The paper's second finding: two images whose $\phi$ vectors are close in Euclidean distance tend to
+# have the same semantic content, so that nearest neighbours, clustering and a linear read-out in
+# $\phi$ space recover class labels. We test it the way one tests any representation, by scores
+# against labels, and against baselines that cost nothing:
+#
+# - **pixels**: the image itself as a vector;
+# - **colour stats**: the mean and standard deviation of each colour channel (2 or 6 numbers);
+# - **untrained phi**: the same spatial means from an untrained network of the same architecture;
+# - **the other blocks**: spatial means of the encoder and decoder blocks of the trained network.
+#
+# The scores (labels: the class for Fashion-MNIST, the source photograph for textures):
+#
+# - **k-NN agreement**: for each held-out image, the fraction of its `k` nearest training images that
+#   share its label (precision at `k`); **k-NN accuracy** is the majority vote;
+# - **NMI / ARI / purity** of k-means++ (10 restarts, as many clusters as labels) on the held-out images;
+# - **probe**: held-out accuracy of one linear layer trained on the training images' features.
+#
+# Features are standardised (each dimension z-scored with training statistics) before distances are
+# taken, so that a few high-variance channels cannot decide every distance; the raw distances are
+# reported too.
+
+# %% tags=["parameters"]
+profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
+references = ["small-fashion-mnist", "small-textures"]   # shipped checkpoints (names under checkpoints/)
+n_train = 3000                   # training images: the k-NN base and the probe's training set
+n_test = 1000                    # held-out queries
+sigma = 0.2                      # noise level of phi (the paper's probe: 50/255)
+sigmas = [0.0, 0.05, 0.1, 0.2, 0.4]   # noise levels of the sweep
+n_sweep = 1000                   # training images in the sweeps (queries: a third of that)
+n_noise = 2                      # noise draws averaged per image
+k = 10
+kmeans_restarts = 10
+probe_epochs = 150
+n_query = 4                      # queries in the neighbour figures
+device = "cpu"
+seed = 0
+
+# %%
+import torch
+from IPython.display import Markdown, display
+
+from sdrlib import analysis, checkpoints, plots, representation
+from sdrlib.train import pick_device
+
+dev = pick_device(device)
+refs = {name: checkpoints.load(name, device=dev) for name in references}
+train_f, train_i, test_f, test_i = {}, {}, {}, {}
+for name, ck in refs.items():
+    train_f[name], train_i[name] = representation.checkpoint_features(ck, "train", n_train, sigma, n_noise, seed=seed)
+    test_f[name], test_i[name] = representation.checkpoint_features(ck, "test", n_test, sigma, n_noise, seed=seed + 1)
+    print(f"{name}: {len(train_i[name])} training and {len(test_i[name])} held-out images of "
+          f"{ck.config['train']['data']}, {len(train_i[name].classes)} labels")
+
+# %% [markdown]
+# ## Nearest neighbours, seen
+#
+# For a few held-out images: their 8 nearest training images in the trained middle block's $\phi$
+# (standardised), and in pixel space.
+
+# %%
+for name in refs:
+    tr, te = train_f[name], test_f[name]
+    q = torch.arange(n_query) * (len(test_i[name]) // n_query)
+    idx = {}
+    for key, label in (("phi mid", "φ mid"), ("pixels", "pixels")):
+        a, b = analysis.standardize(tr[key].double(), te[key].double())
+        idx[label] = analysis.neighbours(a, b[q], 8)
+    fig = plots.neighbour_rows(test_i[name].images[q], train_i[name].images, idx,
+                               suptitle=f"{name}: held-out query (left) and its 8 nearest training images")
+
+# %% [markdown]
+# ## The scores
+#
+# One row per representation, standardised features, at $\sigma$ = `sigma`.
+
+# %%
+tables = {}
+for name in refs:
+    tables[name] = analysis.compare(train_f[name], train_i[name].labels, test_f[name], test_i[name].labels, k=k,
+                                    kmeans_restarts=kmeans_restarts, probe_epochs=probe_epochs, seed=seed)
+    display(Markdown(f"**{name}**, {len(test_i[name].classes)} labels, k = {k}\n\n"
+                     + plots.markdown_table(tables[name], floatfmt=".3f")))
+
+# %% [markdown]
+# The same scores without standardisation (raw Euclidean distances), for the middle block, its untrained
+# twin and the two baselines.
+
+# %%
+raw_keys = ["phi mid", "untrained phi mid", "pixels", "colour stats"]
+raw_tables = {}
+for name in refs:
+    raw_tables[name] = analysis.compare({x: train_f[name][x] for x in raw_keys}, train_i[name].labels,
+                                        {x: test_f[name][x] for x in raw_keys}, test_i[name].labels, k=k,
+                                        standardized=False, kmeans_restarts=kmeans_restarts,
+                                        probe_epochs=probe_epochs, seed=seed)
+    display(Markdown(f"**{name}**, raw distances\n\n" + plots.markdown_table(raw_tables[name], floatfmt=".3f")))
+
+# %% [markdown]
+# ## Photographs the denoiser never saw
+#
+# The texture reference was trained with every fifth photograph held out entirely (its config lists
+# them). On those photographs alone, a good score cannot come from having memorised them: it must come
+# from what the representation does with new images.
+
+# %%
+unseen_tables = {}
+for name, ck in refs.items():
+    held = ck.config.get("held_out_classes") or []
+    if not held:
+        continue
+    classes = train_i[name].classes
+    keep = torch.tensor([classes.index(c) for c in held])
+    trf, trl = analysis.restrict(train_f[name], train_i[name].labels, keep)
+    tef, tel = analysis.restrict(test_f[name], test_i[name].labels, keep)
+    unseen_tables[name] = analysis.compare(trf, trl, tef, tel, k=min(k, 5), kmeans_restarts=kmeans_restarts,
+                                           probe_epochs=probe_epochs, seed=seed)
+    display(Markdown(f"**{name}**: {len(held)} unseen photographs, {len(trl)} training and {len(tel)} held-out "
+                     f"patches, k = {min(k, 5)}\n\n" + plots.markdown_table(unseen_tables[name], floatfmt=".3f")))
+
+# %% [markdown]
+# ## How it depends on the noise level, and on training
+#
+# k-NN agreement of the middle block's $\phi_\sigma$ across noise levels (trained and untrained), beside the
+# pixel baseline; then along training, using the intermediate checkpoints of each reference run.
+
+# %%
+def knn_at(ck, s, key, control=True):
+    """k-NN agreement of one representation of a checkpoint at noise level s, on the sweep sets."""
+    a, ia = representation.checkpoint_features(ck, "train", n_sweep, s, n_noise, blocks=["mid"], seed=seed, control=control)
+    b, ib = representation.checkpoint_features(ck, "test", n_sweep // 3, s, n_noise, blocks=["mid"], seed=seed + 1,
+                                               control=control)
+    x, y = analysis.standardize(a[key].double(), b[key].double())
+    return analysis.knn_scores(x, ia.labels, k, query=y, query_labels=ib.labels)["agreement"]
+
+
+sigma_sweep, train_sweep = {}, {}
+for name, ck in refs.items():
+    sigma_sweep[name] = {lab: [knn_at(ck, s, key) for s in sigmas]
+                         for key, lab in (("phi mid", "trained φ mid"), ("untrained phi mid", "untrained φ mid"),
+                                          ("pixels", "pixels"), ("colour stats", "colour stats"))}
+    fig = plots.lines(sigmas, sigma_sweep[name], "σ", f"{k}-NN agreement", title=f"{name}: versus noise level", logx=True)
+    snaps = checkpoints.training_snapshots(ck.path)
+    train_sweep[name] = [(0, knn_at(ck, sigma, "untrained phi mid"))] + [
+        (step, knn_at(checkpoints.load(p, device=dev), sigma, "phi mid", control=False)) for step, p in snaps]
+    pix = knn_at(ck, sigma, "pixels")
+    fig = plots.lines([s for s, _ in train_sweep[name]], {"φ mid": [v for _, v in train_sweep[name]],
+                                                          "pixels": [pix] * len(train_sweep[name])},
+                      "training step", f"{k}-NN agreement", title=f"{name}: along training (step 0 = untrained)")
+    display(Markdown(plots.markdown_table([{"step": s, "k-NN agreement, φ mid": v} for s, v in train_sweep[name]],
+                                          floatfmt=".3f")))
+
+# %% [markdown]
+# ## A map of $\phi$
+#
+# Two-dimensional pictures of the held-out images' middle-block $\phi$ (standardised): PCA, and t-SNE.
+# For textures, colours are the material of the photograph (grass, rock, wood, ...), a coarser label
+# than the photograph itself.
+
+# %%
+for name in refs:
+    ims = test_i[name]
+    labels, names = ims.labels, ims.classes
+    if ims.groups is not None and len(ims.classes) > 20:
+        labels, names = ims.groups, ims.group_names
+    for method in ("pca", "tsne"):
+        xy = analysis.embed_2d(test_f[name]["phi mid"], method, seed=seed)
+        fig = plots.scatter_2d(xy, labels, names, title=f"{name}: φ mid, {method.upper()}")
+
+# %% [markdown]
+# ## What this chapter claims, checked
+
+# %%
+def row(table, key):
+    """The row of a comparison table for one representation."""
+    return next(r for r in table if r["representation"] == key)
+
+
+summary_rows = []
+for name in refs:
+    t = tables[name]
+    best = max(t, key=lambda r: r["knn_agreement"])
+    summary_rows.append({"reference": name, "φ mid": row(t, "phi mid")["knn_agreement"],
+                         "untrained φ mid": row(t, "untrained phi mid")["knn_agreement"],
+                         "pixels": row(t, "pixels")["knn_agreement"], "colour stats": row(t, "colour stats")["knn_agreement"],
+                         "best": f"{best['representation']} ({best['knn_agreement']:.3f})"})
+display(Markdown(f"**{k}-NN agreement, standardised features**\n\n" + plots.markdown_table(summary_rows, floatfmt=".3f")))
