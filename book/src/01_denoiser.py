@@ -196,8 +196,9 @@ for name, ck in refs.items():
         methods[live_name] = demo.model
     tables[name] = baselines.psnr_versus_sigma(
         methods, test.images, sigmas, seed=seed, workers=workers)
+    blind = [m for m in methods if m not in CLASSICAL]
     display(Markdown(f"**Mean PSNR (dB) on {n_eval} held-out `{tc['data']}` "
-                     f"images** (`{name}` and the live run are blind)\n\n"
+                     f"images**; blind: {', '.join(blind)}\n\n"
                      + plots.psnr_markdown(tables[name])))
     fig = plots.psnr_curves(
         tables[name], title=f"{tc['data']}: {n_eval} held-out images")
