@@ -249,3 +249,8 @@ def relative_phi_error(model: UNet, samples: torch.Tensor, target_phi: torch.Ten
     """Per-sample ||phi(sample) - phi_target|| / ||phi_target|| at sigma = 0 (how well phi was matched)."""
     p = phi_sigma(model, samples, 0.0)
     return (p - target_phi).norm(dim=1) / target_phi.norm(dim=1).clamp(min=1e-12)
+
+
+def mean_image(images: torch.Tensor) -> torch.Tensor:
+    """A constant image (1, C, H, W) at the data set's mean colour: where every sampler starts (SPEC 4)."""
+    return images.mean(dim=(0, 2, 3), keepdim=True).expand(1, -1, *images.shape[-2:]).clone()

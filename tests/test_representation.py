@@ -182,3 +182,15 @@ def test_checkpoint_features_share_one_control_across_image_sets(tmp_path, monke
     torch.testing.assert_close(b["untrained phi mid"], representation.phi(ctrl, ib.images, 0.0))
     again, _ = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)   # from the cache
     assert torch.equal(again["phi mid"], a["phi mid"])
+
+
+def test_sample_distances_known_answers():
+    a = torch.zeros(2, 1, 2, 2)
+    b = torch.stack([torch.full((1, 2, 2), 0.5), torch.full((1, 2, 2), 1.0), torch.zeros(1, 2, 2)])
+    d, i = analysis.nearest_image(a + 0.1, b, chunk=2)
+    torch.testing.assert_close(d, torch.tensor([0.1, 0.1], dtype=torch.float64))
+    assert i.tolist() == [2, 2]
+    torch.testing.assert_close(analysis.rms_distance(a, b)[0], torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64))
+    assert analysis.mean_pairwise(b) == pytest.approx((0.5 + 0.5 + 1.0) * 2 / 6)
+    assert analysis.energy_distance(b, b) == pytest.approx(0.0, abs=1e-12)
+    assert analysis.energy_distance(a, b) > 0
