@@ -65,6 +65,11 @@ def _atomic(path: Path, write) -> None:
             tmp.unlink()
 
 
+def write_text(path: Path, text: str) -> None:
+    """Atomically write a text file."""
+    _atomic(Path(path), lambda p: p.write_text(text))
+
+
 def write_json(path: Path, obj) -> None:
     """Atomically write pretty JSON."""
     _atomic(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))

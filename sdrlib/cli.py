@@ -91,6 +91,12 @@ def _cmd_info(a: argparse.Namespace) -> int:
     from .unet import UNet, UNetConfig, n_params, receptive_field
     path = checkpoints.resolve(a.checkpoint)
     cfg = checkpoints.read_config(path)
+    if a.readme:
+        from .train import readme_text
+        checkpoints.load(path)   # verifies hashes and shapes first
+        checkpoints.write_text(path / "README.md", readme_text(path, a.machine))
+        print(f"wrote {path / 'README.md'}")
+        return 0
     if a.json:
         print(json.dumps(cfg, indent=1))
         return 0
@@ -160,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="a checkpoint's config and training summary (verifies it)")
     i.add_argument("checkpoint")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--readme", action="store_true", help="write the checkpoint's README.md (command, time, PSNR)")
+    i.add_argument("--machine", default=None, help="with --readme: how to describe the machine it ran on")
     i.set_defaults(fn=_cmd_info)
 
     d = sub.add_parser("data", help="build / inspect a data set")

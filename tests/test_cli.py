@@ -93,3 +93,10 @@ def test_missing_fashion_mnist_message(capsys, monkeypatch, tmp_path):
 def test_console_script_exits_nonzero():
     r = subprocess.run([sys.executable, "-m", "sdrlib.cli", "info", "nowhere"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("sdr info: error:") and "Traceback" not in r.stderr
+
+
+def test_info_readme(trained, capsys):
+    rc, out, _ = run(capsys, "info", str(trained), "--readme", "--machine", "a test machine")
+    text = (trained / "README.md").read_text()
+    assert rc == 0 and "sdr train --preset tiny --steps 30" in text and "a test machine" in text
+    assert "denoised dB" in text
