@@ -40,6 +40,7 @@ class TrainConfig:
     weighted: bool = False                # divide the loss by sigma^2
     hflip: bool = False                   # random horizontal flips
     norm: str = ""                        # override the preset's norm ("scale", "group", "none")
+    gain_init: str = ""                   # override the scale-norm gain init ("paper", "positive", "ones")
     seed: int = 0
     device: str = "auto"                  # "auto" (cuda, mps, cpu), or a torch device string
     channels_last: bool = True
@@ -102,7 +103,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
     """A freshly initialised UNet for this run, seeded by cfg.seed."""
-    over = {"in_channels": in_channels, **({"norm": cfg.norm} if cfg.norm else {})}
+    over = {"in_channels": in_channels, **({"norm": cfg.norm} if cfg.norm else {}),
+            **({"gain_init": cfg.gain_init} if cfg.gain_init else {})}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return UNet(preset(cfg.preset, **over))

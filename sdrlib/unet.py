@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 NORMS = ("scale", "group", "none")
+GAIN_INITS = ("paper", "positive", "ones")
 
 
 @dataclass
@@ -30,6 +31,8 @@ class UNetConfig:
     dec_layers: tuple[int, ...] = (7, 6, 5)      # conv layers per decoder level, deepest first
     norm: str = "scale"                          # "scale" (the paper's), "group" or "none"
     norm_gain_init: float = 0.025                # |initial gain| bound of the scale norm
+    gain_init: str = "paper"                     # scale-norm gains: "paper" (small, either sign), "positive"
+                                                 # (their absolute values) or "ones"
     bias: bool = True
     skips: bool = True                           # ordinary UNet skip connections
     residual: bool = False                       # True: x_hat = y - f(y) (noise prediction)
@@ -39,6 +42,8 @@ class UNetConfig:
         self.dec_layers = tuple(int(n) for n in self.dec_layers)
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.gain_init not in GAIN_INITS:
+            raise ValueError(f"gain_init must be one of {GAIN_INITS}, got {self.gain_init!r}")
         if not self.widths or any(w < 1 for w in self.widths) or self.mid_width < 1:
             raise ValueError(f"widths must be positive, got widths={self.widths}, mid_width={self.mid_width}")
         if len(self.dec_layers) != len(self.widths):
@@ -91,11 +96,15 @@ def preset(name: str, **overrides) -> UNetConfig:
 class ScaleNorm(nn.Module):
     """The paper's norm: y / (std over (C,H,W) per sample + 1e-5) * per-channel gain; no shift."""
 
-    def __init__(self, channels: int, gain_init: float = 0.025, eps: float = 1e-5):
+    def __init__(self, channels: int, gain_init: float = 0.025, eps: float = 1e-5, mode: str = "paper"):
         super().__init__()
         self.eps = eps
         # The authors' init: normal gains with a small scale, clipped to |g| <= gain_init.
         g = (torch.randn(1, channels, 1, 1) * (2.0 / 9.0 / 64.0)).clamp_(-gain_init, gain_init)
+        if mode == "positive":
+            g = g.abs()
+        elif mode == "ones":
+            g = torch.ones_like(g)
         self.gain = nn.Parameter(g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +114,7 @@ class ScaleNorm(nn.Module):
 
 def _norm(kind: str, channels: int, cfg: UNetConfig) -> nn.Module:
     if kind == "scale":
-        return ScaleNorm(channels, cfg.norm_gain_init)
+        return ScaleNorm(channels, cfg.norm_gain_init, mode=cfg.gain_init)
     if kind == "group":
         return nn.GroupNorm(min(32, channels), channels)
     return nn.Identity()

@@ -127,3 +127,15 @@ def test_bad_configs():
         UNetConfig(widths=(8, 16), dec_layers=(1,))
     with pytest.raises(ValueError, match="unknown UNetConfig keys"):
         UNetConfig.from_dict({"depth": 3})
+
+
+def test_gain_init_modes():
+    torch.manual_seed(0)
+    gains = lambda m: torch.cat([x.gain.flatten() for x in m.modules() if isinstance(x, ScaleNorm)])
+    paper = gains(build("small"))
+    assert paper.abs().max() <= 0.025 and (paper < 0).any() and (paper > 0).any()
+    torch.manual_seed(0)
+    assert torch.equal(gains(build("small", gain_init="positive")), paper.abs())
+    assert (gains(build("small", gain_init="ones")) == 1).all()
+    with pytest.raises(ValueError, match="gain_init"):
+        UNetConfig(gain_init="zeros")
