@@ -212,6 +212,9 @@ def run(profile: str = "cpu", wanted: Sequence[str] | None = None, overrides: Ma
     runs = []
     for ch, src in todo.items():
         params = chapter_parameters(ch, profile, declared[ch], overrides)
+        if ch not in PROFILES[profile]:
+            log(f"sdr book: note: chapter {ch} has no {profile!r} parameters in sdrlib.book.PROFILES; "
+                "it runs with its notebook's defaults (plus -p)", flush=True)
         out = Path(output_dir) / src.name if output_dir else root / "_build" / "papermill" / src.name
         log(f"sdr book: chapter {ch} ({src.name}), profile {profile}: executing ...", flush=True)
         secs = execute_chapter(ch, src, out, params)

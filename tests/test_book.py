@@ -45,6 +45,7 @@ def test_committed_notebooks_match_their_sources():
     srcs = book.sources(ROOT)
     assert srcs, "no chapter sources under book/src"
     for script, nb_path in srcs.items():
+        assert nb_path.is_file(), f"{script.name} has no notebook: run python -m sdrlib.book sync {script.name[:2]}"
         committed = book.cell_sources(nbformat.read(nb_path, as_version=4))
         generated = book.cell_sources(book.notebook_from_source(script, ROOT))
         assert committed == generated, f"{nb_path.name} is out of date: run python -m sdrlib.book sync"
