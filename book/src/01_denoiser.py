@@ -61,6 +61,7 @@ n_examples = 2               # images in the denoising figure
 workers = 1                  # CPU threads for the classical denoisers
 
 # %%
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -153,7 +154,8 @@ demo_cfg = TrainConfig(
     n_eval=n_eval, progress=False, out=str(demo_dir))
 train(demo_cfg, command="chapter 01 live run")
 print(summary(demo_dir))
-demo = checkpoints.load(demo_dir, device=dev)
+demo = checkpoints.load(demo_dir, device=dev)   # weights and log, in memory
+shutil.rmtree(demo_dir.parent)                   # the run folder is not kept
 fig = plots.training_curves(
     demo.log, title=f"live run: {demo_preset} on {train_data}, "
                     f"{demo_seconds} s")
