@@ -52,6 +52,40 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Chapters 2-4: the cpu values are each notebook's parameters cell; colab and paper scale them up.
+_REFS = ["small-fashion-mnist", "small-textures"]
+_CPU = {
+    "02": {"profile": "cpu", "references": _REFS, "n_images": 1000, "sigma": 0.2,
+           "sigmas": [0.0, 0.05, 0.1, 0.2, 0.4, 0.8], "n_sweep": 500, "n_noise": 2, "tau": 0.1,
+           "selective_below": 0.3, "nonselective_above": 0.9, "n_top": 8, "device": "cpu", "seed": 0},
+    "03": {"profile": "cpu", "references": _REFS, "n_train": 3000, "n_test": 1000, "sigma": 0.2,
+           "sigmas": [0.0, 0.05, 0.1, 0.2, 0.4], "n_sweep": 1000, "n_noise": 2, "k": 10, "kmeans_restarts": 10,
+           "probe_epochs": 150, "n_query": 4, "device": "cpu", "seed": 0},
+    "04": {"profile": "cpu", "references": _REFS, "n_targets": 4, "n_per_target": 3, "n_steps": 20,
+           "match_iter": 25, "match_lr": 0.01, "n_noise_target": 4, "n_uncond": 12,
+           "ascent": {"h0": 0.1, "beta": 0.5, "sigma0": 1.0, "sigma_L": 0.05, "max_iter": 400},
+           "adaptive_match_iter": 5, "n_knn": 3000, "k": 10, "sigma_knn": 0.2, "n_noise_knn": 2,
+           "device": "cpu", "seed": 0},
+}
+_SCALE = {
+    "colab": {"02": {"n_images": 2000, "n_sweep": 1000, "n_noise": 4},
+              "03": {"n_train": 6000, "n_test": 2000, "n_sweep": 2000, "n_noise": 4, "probe_epochs": 300},
+              "04": {"n_steps": 50, "match_iter": 50, "n_noise_target": 10, "adaptive_match_iter": 10}},
+    "paper": {"02": {"n_images": 10000, "n_sweep": 2000, "n_noise": 20,
+                     "sigmas": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0]},
+              "03": {"n_train": 20000, "n_test": 5000, "n_sweep": 5000, "n_noise": 20, "probe_epochs": 500,
+                     "sigmas": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6]},
+              "04": {"n_targets": 8, "n_per_target": 8, "n_steps": 100, "match_iter": 100, "n_noise_target": 10,
+                     "n_uncond": 32, "adaptive_match_iter": 20, "n_knn": 20000, "n_noise_knn": 20,
+                     "ascent": {"h0": 0.01, "beta": 0.05, "sigma0": 1.0, "sigma_L": 0.04, "max_iter": 20000}}},
+}
+for _ch, _params in _CPU.items():
+    PROFILES["cpu"][_ch] = dict(_params)
+    for _prof, _over in _SCALE.items():
+        PROFILES[_prof][_ch] = {**_params, "profile": _prof, "device": "auto" if _prof == "colab" else "cuda",
+                                **_over[_ch]}
+
+
 class ChapterFailed(RuntimeError):
     """A chapter notebook raised an exception while papermill executed it."""
 
