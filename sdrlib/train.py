@@ -205,6 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     model.train()
     if step == 0:
         evaluate()
+    restore = _interrupt_on_signals()
     try:
         while step < last_stop:
             for grp in opt.param_groups:
@@ -244,11 +245,28 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         save(out)
         print(f"\ninterrupted at step {step}: checkpoint saved to {out} (continue with --resume)", file=sys.stderr)
         raise
+    finally:
+        restore()
     bar.close()
     if not log or log[-1].get("step") != step or "eval" not in log[-1]:
         evaluate()
     save(out)
     return out
+
+
+def _interrupt_on_signals():
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt while training (so a kill saves a checkpoint), also in
+    background jobs, where the shell starts Python with SIGINT ignored; returns a function restoring the handlers."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(sig, h) for sig, h in old.items()]
 
 
 class _null:

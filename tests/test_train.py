@@ -98,3 +98,29 @@ def test_holdout_classes_are_never_trained_on(tmp_path, monkeypatch):
     cfg = checkpoints.read_config(out)
     assert sorted(cfg["held_out_classes"]) == ["Ankle boot", "Coat"]   # labels 4 and 9
     assert cfg["n_train"] == seen[0] == 48_000
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path):
+    """A background run (SIGINT ignored, as a shell starts it) killed with SIGTERM saves a resumable checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "r"
+    code = "\n".join([
+        "import sdrlib.train as T",
+        "real, n = T._batch, [0]",
+        "def batch(*a):",
+        "    n[0] += 1",
+        "    if n[0] == 3: print('training', flush=True)",
+        "    return real(*a)",
+        "T._batch = batch",
+        "T.train(T.TrainConfig(preset='tiny', steps=10**6, batch=8, max_train=200, n_eval=8, eval_every=10**6,",
+        f"        ckpt_every=10**6, progress=False, out={str(out)!r}))"])
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.stdout.readline().strip() == "training"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    ck = checkpoints.load(out, with_state=True)
+    assert ck.config["step"] >= 2 and ck.state is not None
