@@ -311,6 +311,11 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
     if evals:
         lines += ["## Held-out PSNR at the end of training (from the log)", "", "```",
                   format_table(evals[-1]["eval"], f"step {evals[-1]['step']}, {tc['n_eval']} held-out images"), "```", ""]
+    ev = Path(run) / "eval.json"
+    if ev.is_file():
+        e = __import__("json").loads(ev.read_text())
+        lines += [f"## Final weights, `sdr eval` ({e['n']} held-out `{e['data']}` images, seed {e['seed']})", "", "```",
+                  format_table(e["rows"]), "```", ""]
     for title, table in (extra_tables or {}).items():
         lines += [f"## {title}", "", table, ""]
     if snaps:
