@@ -52,7 +52,7 @@ train_data = "fashion-mnist" # data of the live training run
 demo_preset = "small"        # architecture of the live run
 demo_seconds = 180           # wall time of the live run
 demo_batch = 64
-references = ["small-fashion-mnist"]  # shipped checkpoints to evaluate
+references = ["small-fashion-mnist", "small-textures"]  # shipped checkpoints to evaluate
 device = "auto"              # "auto", "cpu", "cuda", ...
 seed = 0
 n_eval = 32                  # held-out images in the PSNR comparison
@@ -251,20 +251,29 @@ print(f"live run at sigma 0.2: noisy {row['psnr_noisy']:.2f} dB -> "
 assert gain >= 1.0, f"the live run gains only {gain:.2f} dB at sigma 0.2"
 
 # %% [markdown]
-# **The blind network beats every classical method it was compared with**, at every noise level from
-# $\sigma = 0.05$ to $0.4$ (13 to 102 on the $0..255$ scale), although the classical methods are given
-# the true noise level and the network is not.
+# **The blind network beats every classical method it was compared with at moderate and high noise**,
+# at every noise level from $\sigma = 0.1$ to $0.4$ (25 to 102 on the $0..255$ scale), although the
+# classical methods are given the true noise level and the network is not. **At low noise it does not
+# always**: at $\sigma = 0.05$ BM3D, told $\sigma$, can beat our CPU-trained references (on Fashion-MNIST by
+# about half a dB in our runs); the margins at that level are printed, not asserted. The references saw
+# far fewer images than the paper's models, and low noise levels are where longer training still pays
+# (their training curves above are still rising at small $\sigma$).
 
 # %%
-claim_sigmas = [s for s in sigmas if 0.05 - 1e-9 <= s <= 0.4 + 1e-9]
-assert claim_sigmas, f"no noise level of {sigmas} lies in [0.05, 0.4]"
+claim_sigmas = [s for s in sigmas if 0.1 - 1e-9 <= s <= 0.4 + 1e-9]
+assert claim_sigmas, f"no noise level of {sigmas} lies in [0.1, 0.4]"
+low_sigmas = [s for s in sigmas if s < 0.1 - 1e-9]
 losers = []
 for name, t in tables.items():
-    rows = baselines.margins(t, name, list(CLASSICAL), claim_sigmas)
+    rows = baselines.margins(t, name, list(CLASSICAL), claim_sigmas + low_sigmas)
     display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows)))
     losers += [f"{name} at sigma {r['sigma']}: {r[name]:.2f} dB vs "
                f"{r['best other']} {r['other dB']:.2f} dB"
-               for r in rows if r["margin dB"] <= 0]
+               for r in rows if r["margin dB"] <= 0 and r["sigma"] in claim_sigmas]
+    for r in rows:
+        if r["sigma"] in low_sigmas:
+            print(f"{name} at sigma {r['sigma']}: margin over the best classical method ({r['best other']}) "
+                  f"{r['margin dB']:+.2f} dB (reported, not asserted)")
 assert not losers, "not better than every classical method: " + \
     "; ".join(losers)
 
