@@ -251,31 +251,31 @@ print(f"live run at sigma 0.2: noisy {row['psnr_noisy']:.2f} dB -> "
 assert gain >= 1.0, f"the live run gains only {gain:.2f} dB at sigma 0.2"
 
 # %% [markdown]
-# **The blind network beats every classical method it was compared with at moderate and high noise**,
-# at every noise level from $\sigma = 0.1$ to $0.4$ (25 to 102 on the $0..255$ scale), although the
-# classical methods are given the true noise level and the network is not. **At low noise it does not
-# always**: at $\sigma = 0.05$ BM3D, told $\sigma$, can beat our CPU-trained references (on Fashion-MNIST by
-# about half a dB in our runs); the margins at that level are printed, not asserted. The references saw
-# far fewer images than the paper's models, and low noise levels are where longer training still pays
-# (their training curves above are still rising at small $\sigma$).
+# **Against classical denoisers, the verdict depends on the data.** The classical methods are given the
+# true noise level; the network is not.
+#
+# - *Fashion-MNIST*: the blind network beats every classical method at every noise level from
+#   $\sigma = 0.1$ to $0.4$ (25 to 102 on the $0..255$ scale).
+# - *Textures*: it does not. BM3D, which thrives on the repeated patterns of texture photographs, is
+#   better from $\sigma = 0.1$ to $0.4$ (by about 2 dB at $\sigma = 0.1$, narrowing towards 0.4), and the
+#   network wins only at high noise. This reference saw 240,000 patches in 86 minutes of one CPU thread;
+#   its training curves above were still rising when it was stopped.
+# - At $\sigma = 0.05$ BM3D wins on both; those margins are printed, not asserted.
+#
+# The cell checks these verdicts for the shipped references; for any other checkpoint it only reports.
 
 # %%
 claim_sigmas = [s for s in sigmas if 0.1 - 1e-9 <= s <= 0.4 + 1e-9]
 assert claim_sigmas, f"no noise level of {sigmas} lies in [0.1, 0.4]"
 low_sigmas = [s for s in sigmas if s < 0.1 - 1e-9]
-losers = []
+expected = {"small-fashion-mnist": True, "small-textures": False}   # beats every classical method at 0.1-0.4?
 for name, t in tables.items():
-    rows = baselines.margins(t, name, list(CLASSICAL), claim_sigmas + low_sigmas)
+    rows = baselines.margins(t, name, list(CLASSICAL), low_sigmas + claim_sigmas)
     display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows)))
-    losers += [f"{name} at sigma {r['sigma']}: {r[name]:.2f} dB vs "
-               f"{r['best other']} {r['other dB']:.2f} dB"
-               for r in rows if r["margin dB"] <= 0 and r["sigma"] in claim_sigmas]
-    for r in rows:
-        if r["sigma"] in low_sigmas:
-            print(f"{name} at sigma {r['sigma']}: margin over the best classical method ({r['best other']}) "
-                  f"{r['margin dB']:+.2f} dB (reported, not asserted)")
-assert not losers, "not better than every classical method: " + \
-    "; ".join(losers)
+    wins = all(r["margin dB"] > 0 for r in rows if r["sigma"] in claim_sigmas)
+    print(f"{name}: beats every classical method at sigma {claim_sigmas}: {wins}")
+    if name in expected:
+        assert wins == expected[name], f"{name}: the verdict changed; update the text above"
 
 # %% [markdown]
 # **Longer training helped.** In each reference's log, the held-out PSNR at the end of training is above
