@@ -174,4 +174,5 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
         return features(ck.model, images.images, sigma, n_noise, blocks, ctrl, seed)
 
     feats = cached(key, compute) if cache else compute()
-    return feats, images
+    order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks] + ["pixels", "colour stats"]
+    return {k: feats[k] for k in order if k in feats}, images   # the disk cache does not keep key order
