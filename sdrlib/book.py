@@ -34,7 +34,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "01": {"profile": "cpu", "data_sets": None, "n_show": 8, "train_data": "fashion-mnist",
                "demo_preset": "small", "demo_seconds": 180, "demo_batch": 64,
                "references": ["small-fashion-mnist", "small-textures"], "device": "auto", "seed": 0, "n_eval": 32,
-               "sigmas": [0.05, 0.1, 0.2, 0.4, 0.8], "n_examples": 2, "workers": 1},
+               "sigmas": [0.05, 0.1, 0.2, 0.4, 0.8], "n_examples": 2, "workers": 2},
     },
     "colab": {  # a free Colab session: a GPU if one is attached, otherwise its 2 CPU cores
         "01": {"profile": "colab", "data_sets": None, "n_show": 8, "train_data": "fashion-mnist",

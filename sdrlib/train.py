@@ -290,6 +290,21 @@ def summary(run: str | Path) -> str:
     return head + ("\n" + format_table(evals[-1]["eval"], f"held-out PSNR at step {evals[-1]['step']}") if evals else "")
 
 
+def history_table(log: list[dict]) -> str:
+    """Held-out denoised PSNR at every evaluation of a training log, one row per evaluation (Markdown)."""
+    evals = [r for r in log if "eval" in r]
+    if not evals:
+        return ""
+    sigmas = [row["sigma"] for row in evals[0]["eval"]]
+    lines = ["| step | minutes | " + " | ".join(f"sigma {sg:g}" for sg in sigmas) + " |",
+             "|---:|---:|" + "---:|" * len(sigmas)]
+    for r in evals:
+        by = {row["sigma"]: row["psnr_denoised"] for row in r["eval"]}
+        lines.append(f"| {r['step']:,} | {r['elapsed_s'] / 60:.0f} | "
+                     + " | ".join(f"{by[sg]:.2f}" if sg in by else "" for sg in sigmas) + " |")
+    return "\n".join(lines)
+
+
 def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[str, str] | None = None) -> str:
     """A checkpoint's README: what it is, the exact commands, wall time, machine, PSNR table, snapshots."""
     import platform
@@ -316,6 +331,9 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
         e = __import__("json").loads(ev.read_text())
         lines += [f"## Final weights, `sdr eval` ({e['n']} held-out `{e['data']}` images, seed {e['seed']})", "", "```",
                   format_table(e["rows"]), "```", ""]
+    if len(evals) > 1:
+        lines += [f"## Held-out denoised PSNR (dB) along training ({tc['n_eval']} images)", "",
+                  history_table(log), ""]
     for title, table in (extra_tables or {}).items():
         lines += [f"## {title}", "", table, ""]
     if snaps:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sdrlib import checkpoints
-from sdrlib.train import TrainConfig, lr_at, summary, train
+from sdrlib.train import TrainConfig, history_table, lr_at, summary, train
 
 FAST = dict(preset="tiny", data="fashion-mnist", batch=32, n_eval=64, log_every=10, progress=False, max_train=2000)
 
@@ -124,3 +124,15 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
     assert proc.returncode != 0
     ck = checkpoints.load(out, with_state=True)
     assert ck.config["step"] >= 2 and ck.state is not None
+
+
+def test_history_table_has_one_row_per_evaluation():
+    """The README's training history lists every evaluation of the log, in order, with its PSNR."""
+    ev = lambda a, b: [{"sigma": 0.1, "psnr_noisy": 20.0, "psnr_denoised": a},
+                       {"sigma": 0.4, "psnr_noisy": 8.0, "psnr_denoised": b}]
+    log = [{"step": 0, "elapsed_s": 0.0, "eval": ev(20.5, 9.0)}, {"step": 50, "loss": 0.1, "elapsed_s": 30.0},
+           {"step": 1500, "elapsed_s": 1800.0, "eval": ev(27.25, 22.004)}]
+    lines = history_table(log).splitlines()
+    assert lines[0] == "| step | minutes | sigma 0.1 | sigma 0.4 |"
+    assert lines[2:] == ["| 0 | 0 | 20.50 | 9.00 |", "| 1,500 | 30 | 27.25 | 22.00 |"]
+    assert history_table([{"step": 5, "loss": 1.0}]) == ""

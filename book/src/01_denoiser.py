@@ -58,7 +58,7 @@ seed = 0
 n_eval = 32                  # held-out images in the PSNR comparison
 sigmas = [0.05, 0.1, 0.2, 0.4, 0.8]   # noise levels of the comparison
 n_examples = 2               # images in the denoising figure
-workers = 1                  # CPU threads for the classical denoisers
+workers = 2                  # CPU threads for the classical denoisers
 
 # %%
 import shutil
