@@ -211,11 +211,12 @@ display(Markdown(f"**{k}-NN agreement, standardised features**\n\n" + plots.mark
 #
 # - *Fashion-MNIST*: it holds, modestly. The trained middle block's $\phi$ retrieves the right class more
 #   often than raw pixels and than the untrained network's $\phi$, and clusters better (NMI); the first decoder
-#   block does as well or better, and the margins over pixels are a few points.
+#   block does about as well (a little better on NMI), and the margins over pixels are a few points.
 # - *Textures*: it fails. The trained middle block's $\phi$ is far below the untrained network's, below raw
 #   pixels, and below the two-number-per-channel colour statistics, on seen and on unseen photographs alike,
 #   while the encoder blocks of the same network do well. This is the reference whose middle block lost about
-#   40 % of its channels early in training (chapter 2), and its k-NN score fell as training went on.
+#   half of its channels early in training (chapter 2; over a third are still dead at the end), and its k-NN
+#   score fell during the first third of training and recovered only partly afterwards (table above).
 #
 # The cell checks those verdicts for the shipped references; for any other checkpoint it only reports.
 
