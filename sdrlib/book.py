@@ -27,25 +27,27 @@ KERNEL = "python3"
 BUILD_ARGS = ("-W", "-n", "--keep-going")
 URL_PLACEHOLDER = "{{repository_url}}"
 
+_REFS = ["small-fashion-mnist", "small-textures"]   # the shipped reference checkpoints
+
 # The parameters of each chapter under each profile. "cpu" is also what each notebook's `parameters`
 # cell holds (tests/test_book.py checks this), so opening a notebook and running it is the cpu profile.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {   # every chapter within a few minutes on a 2-core CPU
         "01": {"profile": "cpu", "data_sets": None, "n_show": 8, "train_data": "fashion-mnist",
                "demo_preset": "small", "demo_seconds": 180, "demo_batch": 64,
-               "references": ["small-fashion-mnist", "small-textures"], "device": "auto", "seed": 0, "n_eval": 32,
+               "references": _REFS, "device": "auto", "seed": 0, "n_eval": 32,
                "sigmas": [0.05, 0.1, 0.2, 0.4, 0.8], "n_examples": 2, "workers": 2},
     },
     "colab": {  # a free Colab session: a GPU if one is attached, otherwise its 2 CPU cores
         "01": {"profile": "colab", "data_sets": None, "n_show": 8, "train_data": "fashion-mnist",
                "demo_preset": "small", "demo_seconds": 300, "demo_batch": 128,
-               "references": ["small-fashion-mnist", "small-textures"], "device": "auto", "seed": 0, "n_eval": 128,
+               "references": _REFS, "device": "auto", "seed": 0, "n_eval": 128,
                "sigmas": [0.02, 0.05, 0.1, 0.2, 0.4, 0.8], "n_examples": 3, "workers": 2},
     },
     "paper": {  # GPU scale: the paper's architecture, larger evaluation sets
         "01": {"profile": "paper", "data_sets": None, "n_show": 12, "train_data": "fashion-mnist",
                "demo_preset": "paper", "demo_seconds": 900, "demo_batch": 512,
-               "references": ["small-fashion-mnist", "small-textures"], "device": "cuda", "seed": 0, "n_eval": 1000,
+               "references": _REFS, "device": "cuda", "seed": 0, "n_eval": 1000,
                "sigmas": [0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0], "n_examples": 4,
                "workers": 16},
     },
@@ -53,7 +55,6 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 
 
 # Chapters 2-4: the cpu values are each notebook's parameters cell; colab and paper scale them up.
-_REFS = ["small-fashion-mnist", "small-textures"]
 _CPU = {
     "02": {"profile": "cpu", "references": _REFS, "n_images": 1000, "sigma": 0.2,
            "sigmas": [0.0, 0.05, 0.1, 0.2, 0.4, 0.8], "n_sweep": 500, "n_noise": 2, "tau": 0.1,

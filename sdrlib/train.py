@@ -6,6 +6,7 @@ rate. A run folder is itself a resumable checkpoint (see ``checkpoints``), plus
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shlex
@@ -328,7 +329,7 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
                   format_table(evals[-1]["eval"], f"step {evals[-1]['step']}, {tc['n_eval']} held-out images"), "```", ""]
     ev = Path(run) / "eval.json"
     if ev.is_file():
-        e = __import__("json").loads(ev.read_text())
+        e = json.loads(ev.read_text())
         lines += [f"## Final weights, `sdr eval` ({e['n']} held-out `{e['data']}` images, seed {e['seed']})", "", "```",
                   format_table(e["rows"]), "```", ""]
     if len(evals) > 1:
