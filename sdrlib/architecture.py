@@ -15,7 +15,7 @@ def block_table(cfg: UNetConfig | str, size: int) -> list[dict]:
         raise ValueError(f"size must be a positive multiple of {k} for {cfg.levels} levels, got {size}")
     model = UNet(cfg).eval()
     with torch.no_grad():
-        _, acts = model.blocks(torch.zeros(1, cfg.in_channels, size, size))
+        acts = model.features(torch.zeros(1, cfg.in_channels, size, size))
     L, rows = cfg.levels, []
     cin = cfg.in_channels
     for i, block in enumerate(model.enc):
@@ -29,10 +29,11 @@ def block_table(cfg: UNetConfig | str, size: int) -> list[dict]:
         name = f"dec{L - j}"
         a = acts[name]
         layers = f"up + {cfg.dec_layers[j]}"
-        rows.append(_row(name, layers, cin, a, n_params(up) + n_params(block), None))
+        rows.append(_row(name, layers, cin, a, n_params(up) + n_params(block), receptive_field(cfg, name)))
         cin = a.shape[1]
     rows.append({"block": "out", "layers": 1, "channels": f"{cin} → {cfg.in_channels}",
-                 "resolution": f"{size}×{size}", "parameters": n_params(model.out), "receptive field": "—"})
+                 "resolution": f"{size}×{size}", "parameters": n_params(model.out),
+                 "receptive field": f"{receptive_field(cfg, 'out')}×{receptive_field(cfg, 'out')}"})
     return rows
 
 

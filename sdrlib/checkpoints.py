@@ -1,14 +1,17 @@
 """Checkpoints: a folder holding ``model.safetensors`` (weights), ``config.json`` (the
 UNet and training configs, the sha256 of every tensor file, the producing command) and
-``log.jsonl`` (the training log). Resumable checkpoints add ``state.safetensors``
-(optimizer moments and RNG state). Nothing is ever unpickled: a tampered, truncated or
-mismatched file is refused with a message that says which.
+``log.jsonl`` (the training log). Runs trained with an EMA add ``ema.safetensors``;
+resumable checkpoints add ``state.safetensors`` (optimizer moments, RNG state, clocks).
+Nothing is ever unpickled: a tampered, truncated or mismatched file is refused with a
+message that says which, and a save killed at any moment leaves one whole version.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +21,14 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .unet import UNet, UNetConfig
+from .utils import atomic_write, write_json, write_text  # noqa: F401  (write_text re-exported)
 
 FORMAT = "sdrlib-checkpoint/1"
-WEIGHTS, STATE, CONFIG, LOG = "model.safetensors", "state.safetensors", "config.json", "log.jsonl"
+WEIGHTS, EMA, STATE = "model.safetensors", "ema.safetensors", "state.safetensors"
+CONFIG, LOG = "config.json", "log.jsonl"
+PENDING, COMMIT = ".next", "COMMIT"        # a new version is written here whole, then moved in (see save)
+FILES = (WEIGHTS, EMA, STATE, LOG, CONFIG)   # the order of the move; config.json, holding the hashes, last
+WEIGHT_CHOICES = ("default", "raw", "ema")
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
@@ -37,11 +45,13 @@ class Checkpoint:
     log: list[dict] = field(default_factory=list)
     path: Path | None = None
     state: dict[str, torch.Tensor] | None = None
+    ema: dict[str, torch.Tensor] | None = None
+    weights: str = "raw"
 
     @property
     def sha256(self) -> str:
-        """Hash of the weights file (used to key caches)."""
-        return self.config["sha256"][WEIGHTS]
+        """Hash of the weights in use (keys the feature caches)."""
+        return self.config["sha256"][EMA if self.weights == "ema" else WEIGHTS]
 
 
 def sha256_file(path: Path) -> str:
@@ -53,134 +63,201 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic(path: Path, write) -> None:
-    """Write ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomically write a text file."""
-    _atomic(Path(path), lambda p: p.write_text(text))
-
-
-def write_json(path: Path, obj) -> None:
-    """Atomically write pretty JSON."""
-    _atomic(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+def _tensors(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
 
 
 def save(path: str | Path, model: UNet, extra: dict | None = None, log: list[dict] | None = None,
-         state: dict[str, torch.Tensor] | None = None) -> Path:
-    """Save a checkpoint folder atomically (each file by temp + rename; config.json, holding the hashes, last)."""
+         state: dict[str, torch.Tensor] | None = None, ema: dict[str, torch.Tensor] | None = None) -> Path:
+    """Save a checkpoint folder so that a kill at any moment leaves one whole, readable version.
+
+    The new version (weights, EMA weights, optimiser state, log, config with the sha256 of every
+    tensor file) is first written complete into ``PATH/.next/``, sealed by a ``COMMIT`` file, then
+    moved file by file over the old one, config.json last. Until the move ends, readers take each
+    file from ``.next/`` where it still is; an unsealed ``.next/`` (a kill while writing) is ignored,
+    and the previous version stays whole.
+    """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"checkpoint folder {path} is a file")
     path.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
-    hashes = {WEIGHTS: sha256_file(path / WEIGHTS)}
-    if state is not None:
-        _atomic(path / STATE, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(p)))
-        hashes[STATE] = sha256_file(path / STATE)
-    elif (path / STATE).exists():
-        (path / STATE).unlink()
+    finish_pending(path)
+    nxt = path / PENDING
+    shutil.rmtree(nxt, ignore_errors=True)
+    nxt.mkdir()
+    atomic_write(nxt / WEIGHTS, lambda p: save_file(_tensors(model.state_dict()), str(p), metadata={"format": FORMAT}))
+    written = [WEIGHTS]
+    for fname, tensors in ((EMA, ema), (STATE, state)):
+        if tensors is not None:
+            atomic_write(nxt / fname, lambda p, t=tensors: save_file(_tensors(t), str(p)))
+            written.append(fname)
+    hashes = {f: sha256_file(nxt / f) for f in written}
     if log is not None:
-        _atomic(path / LOG, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in log)))
+        atomic_write(nxt / LOG, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in log)))
+        written.append(LOG)
     config = {"format": FORMAT, "sdrlib_version": __version__, "model": model.cfg.to_dict(),
               **(extra or {}), "sha256": hashes}
-    write_json(path / CONFIG, config)
+    write_json(nxt / CONFIG, config)
+    written.append(CONFIG)
+    write_json(nxt / COMMIT, {"files": written, "remove": [f for f in (EMA, STATE) if f not in written]})
+    finish_pending(path)
     return path
+
+
+def finish_pending(path: Path) -> None:
+    """Complete an interrupted save: move a sealed ``.next/`` in (roll forward), drop an unsealed one."""
+    nxt = Path(path) / PENDING
+    if not nxt.is_dir():
+        return
+    try:
+        plan = json.loads((nxt / COMMIT).read_text())
+    except (OSError, json.JSONDecodeError):
+        shutil.rmtree(nxt, ignore_errors=True)      # never sealed: the old version is whole
+        return
+    for f in plan["remove"]:
+        if (path / f).exists():
+            (path / f).unlink()
+    for f in FILES:
+        if (nxt / f).exists():
+            os.replace(nxt / f, path / f)
+    shutil.rmtree(nxt, ignore_errors=True)
+
+
+def _file(path: Path, fname: str) -> Path:
+    """Where the current version of ``fname`` lies: in a sealed ``.next/`` not yet moved in, or in place."""
+    nxt = path / PENDING
+    if (nxt / COMMIT).is_file():
+        if (nxt / fname).exists():
+            return nxt / fname
+        if fname in json.loads((nxt / COMMIT).read_text())["remove"]:
+            return nxt / fname            # removed in the new version: a path that does not exist
+    return path / fname
+
+
+def _is_checkpoint(p: Path) -> bool:
+    return p.is_dir() and _file(p, CONFIG).is_file()
 
 
 def resolve(name_or_path: str | Path) -> Path:
     """A checkpoint folder from a path, or a shipped name under checkpoints/ (or $SDR_CHECKPOINTS)."""
     p = Path(name_or_path)
-    if (p / CONFIG).is_file() or (p.name == CONFIG and p.is_file()):
-        return p if p.is_dir() else p.parent
+    if p.name == CONFIG and p.is_file():
+        return p.parent
+    if p.exists() and not p.is_dir():
+        raise CheckpointError(f"{p} is a file, not a checkpoint folder")
+    if _is_checkpoint(p):
+        return p
     roots = [Path(r) for r in os.environ.get("SDR_CHECKPOINTS", "").split(os.pathsep) if r] + [REPO_CHECKPOINTS]
     for r in roots:
-        if (r / str(name_or_path) / CONFIG).is_file():
+        if _is_checkpoint(r / str(name_or_path)):
             return r / str(name_or_path)
-    shipped = sorted(d.name for r in roots if r.is_dir() for d in r.iterdir() if (d / CONFIG).is_file())
+    shipped = sorted(d.name for r in roots if r.is_dir() for d in r.iterdir() if _is_checkpoint(d))
     raise FileNotFoundError(f"no checkpoint at {str(name_or_path)!r} (no {CONFIG} there); "
                             f"shipped checkpoints: {shipped or 'none'}")
 
 
-def _verify(path: Path, fname: str, config: dict) -> None:
+def _verify(path: Path, fname: str, config: dict) -> Path:
+    """The current file ``fname`` of a checkpoint, after checking it against the sha256 in its config."""
     want = config.get("sha256", {}).get(fname)
-    if not (path / fname).is_file():
+    f = _file(path, fname)
+    if not f.is_file():
         raise CheckpointError(f"{path / fname} is missing")
     if want is None:
         raise CheckpointError(f"{path / CONFIG} records no sha256 for {fname}")
-    got = sha256_file(path / fname)
+    got = sha256_file(f)
     if got != want:
         raise CheckpointError(f"{path / fname} does not match the sha256 in {CONFIG} (expected {want[:12]}..., "
                               f"got {got[:12]}...): the file was modified, truncated or half-written; refusing it")
+    return f
 
 
 def read_config(path: str | Path) -> dict:
     """The parsed config.json of a checkpoint folder (or shipped name)."""
     path = resolve(path)
     try:
-        config = json.loads((path / CONFIG).read_text())
+        config = json.loads(_file(path, CONFIG).read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path / CONFIG} is not valid JSON ({e})") from e
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path / CONFIG} has format {config.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(f"{path / CONFIG} has format {got!r}, expected {FORMAT!r}")
     return config
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The training log (one dict per line) of a checkpoint folder or run folder."""
+    """The training log (one dict per line) of a checkpoint folder or log file; a torn last line (a kill
+    while it was written) is dropped with a warning."""
     p = Path(path)
-    f = p / LOG if p.is_dir() else p
+    f = _file(p, LOG) if p.is_dir() else p
     if not f.is_file():
         return []
-    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    lines = [line for line in f.read_text().splitlines() if line.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1:
+                raise CheckpointError(f"{f}: line {i + 1} is not JSON; the log is damaged") from None
+            warnings.warn(f"{f}: ignoring a torn last line (the run was killed while writing it)", stacklevel=2)
+    return out
 
 
-def _load_tensors(path: Path, fname: str) -> dict[str, torch.Tensor]:
+def _load_tensors(f: Path) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(path / fname))
+        return load_file(str(f))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path / fname} could not be read as safetensors ({e})") from e
+        raise CheckpointError(f"{f} could not be read as safetensors ({e})") from e
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_state: bool = False) -> Checkpoint:
-    """Load and verify a checkpoint: hashes, then config, then a strict weight load."""
+def default_weights(config: dict) -> str:
+    """Which weights ``load`` uses by default: the EMA when the run kept one, else the raw weights."""
+    return "ema" if EMA in config.get("sha256", {}) else "raw"
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_state: bool = False,
+         weights: str = "default") -> Checkpoint:
+    """Load and verify a checkpoint: hashes, then config, then a strict weight load.
+
+    ``weights``: "raw" (the optimiser's), "ema" (the moving average, when the run kept one) or
+    "default" (the EMA if present). With ``with_state`` the optimiser state and the EMA come too.
+    """
+    if weights not in WEIGHT_CHOICES:
+        raise ValueError(f"weights must be one of {WEIGHT_CHOICES}, got {weights!r}")
     path = resolve(name_or_path)
     config = read_config(path)
-    _verify(path, WEIGHTS, config)
+    which = default_weights(config) if weights == "default" else weights
+    if which == "ema" and EMA not in config.get("sha256", {}):
+        raise CheckpointError(f"{path} holds no EMA weights (trained without --ema); use weights='raw'")
+    fname = EMA if which == "ema" else WEIGHTS
+    f = _verify(path, fname, config)
     try:
         cfg = UNetConfig.from_dict(config["model"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path / CONFIG}: bad model config ({e})") from e
     model = UNet(cfg)
     try:
-        model.load_state_dict(_load_tensors(path, WEIGHTS), strict=True)
+        model.load_state_dict(_load_tensors(f), strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
-        raise CheckpointError(f"weights in {path / WEIGHTS} do not match the architecture in {CONFIG}: {first}") from e
-    state = None
+        raise CheckpointError(f"weights in {path / fname} do not match the architecture in {CONFIG}: {first}") from e
+    state = ema = None
     if with_state:
-        _verify(path, STATE, config)
-        state = _load_tensors(path, STATE)
+        state = _load_tensors(_verify(path, STATE, config))
+        if EMA in config.get("sha256", {}):
+            ema = _load_tensors(_verify(path, EMA, config))
     model.to(device).eval()
-    return Checkpoint(model, config, read_log(path), path, state)
+    return Checkpoint(model, config, read_log(path), path, state, ema, which)
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> UNet:
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", weights: str = "default") -> UNet:
     """The verified model of a checkpoint (folder path or shipped name), in eval mode."""
-    return load(name_or_path, device).model
+    return load(name_or_path, device, weights=weights).model
 
 
 def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of a run's intermediate snapshots (``step-NNNNNNN/``) and its final checkpoint, by step."""
     path = resolve(name_or_path)
-    out = [(int(read_config(d)["step"]), d) for d in sorted(path.glob("step-*")) if (d / CONFIG).is_file()]
-    out.append((int(read_config(path)["step"]), path))
-    return sorted(out)
+    final = int(read_config(path)["step"])
+    out = [(int(read_config(d)["step"]), d) for d in sorted(path.glob("step-*")) if _is_checkpoint(d)]
+    return sorted([(s, d) for s, d in out if s != final] + [(final, path)])

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .utils import atomic_write
+
 SPLITS = ("train", "test")
 
 
@@ -127,9 +129,7 @@ def load(name: str, split: str = "train", size: int | None = None, seed: int = 0
     _check(ds)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(_to_dict(ds), tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda p: torch.save(_to_dict(ds), p))
     return ds
 
 

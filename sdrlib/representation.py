@@ -26,17 +26,9 @@ def _device(model: UNet) -> torch.device:
 
 @torch.no_grad()
 def block_means(model: UNet, y: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Spatial means (N, C) of the post-ReLU outputs of ``blocks`` for one batch of noisy images y."""
-    bad = [b for b in blocks if b not in model.block_names]
-    if bad:
-        raise ValueError(f"unknown block(s) {bad}; this model has {model.block_names}")
-    if all(b == "mid" or b.startswith("enc") for b in blocks):
-        keep: dict[str, torch.Tensor] = {}
-        model.check_input(y)
-        model._encode(y, keep)            # encoder + middle block only: the decoder is not needed
-    else:
-        keep = model.blocks(y)[1]
-    return {b: keep[b].mean(dim=(2, 3)) for b in blocks}
+    """Spatial means (N, C) of the post-ReLU outputs of ``blocks`` for one batch of noisy images y (the
+    network runs only as far as the deepest block: encoder and middle block for "mid")."""
+    return {b: a.mean(dim=(2, 3)) for b, a in model.features(y, blocks).items()}
 
 
 @torch.no_grad()

@@ -31,13 +31,8 @@ def _dev(model: UNet) -> torch.device:
 
 
 def phi1(model: UNet, y: torch.Tensor, block: str = "mid") -> torch.Tensor:
-    """Single-pass spatial mean of a block (differentiable; encoder + middle block only for "mid")."""
-    keep: dict[str, torch.Tensor] = {}
-    if block == "mid" or block.startswith("enc"):
-        model._encode(y, keep)
-    else:
-        keep = model.blocks(y)[1]
-    return keep[block].mean(dim=(2, 3))
+    """Single-pass spatial mean of a block, differentiable (encoder + middle block only for "mid")."""
+    return model.features(y, [block])[block].mean(dim=(2, 3))
 
 
 def _loss(p: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -21,6 +21,10 @@ from tqdm.auto import tqdm
 from . import checkpoints, data, noise
 from .evaluate import DEFAULT_SIGMAS, format_table, psnr_table
 from .unet import PRESETS, UNet, n_params, preset
+from .utils import pick_device
+
+
+DECAYS = ("none", "cosine", "linear")
 
 
 @dataclass
@@ -30,9 +34,15 @@ class TrainConfig:
     preset: str = "small"                 # architecture preset (sdrlib.unet.PRESETS)
     data: str = "fashion-mnist"           # data set name (sdrlib.data.names()) or folder:PATH
     size: int | None = None               # image size (None: the data set's default, 32)
+    crop: int = 0                         # textures: side of the square cut from a photograph (0: the default, 64)
     batch: int = 64
     lr: float = 1e-3
     lr_halve_every: int = 0               # halve the learning rate every this many steps (0: never)
+    warmup: int = 0                       # linear learning-rate warm-up over the first this many steps
+    decay: str = "none"                   # final decay phase: "none", "cosine" or "linear", down to lr * lr_final
+    decay_steps: int = 0                  # length of the final decay phase (the last decay_steps before `steps`)
+    lr_final: float = 0.1                 # learning-rate factor reached at the end of the decay phase
+    ema: float = 0.0                      # EMA decay of the weights per step (e.g. 0.999; 0: no EMA)
     steps: int = 10_000                   # total optimisation steps (the schedule's horizon)
     minutes: float = 0.0                  # stop (and checkpoint) after this wall time; 0: no limit
     sigma_law: str = "uniform"            # "uniform" or "sqrt-uniform"
@@ -51,6 +61,7 @@ class TrainConfig:
     eval_every: int = 500
     ckpt_every: int = 1000
     snapshots: tuple[int, ...] = ()       # steps at which to keep a permanent copy of the weights
+    snapshot_every: int = 0               # also keep a copy every this many steps (0: never)
     eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS
     n_eval: int = 256                     # held-out images for the PSNR log
     max_train: int = 0                    # use only this many training images (0: all)
@@ -72,6 +83,18 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.decay not in DECAYS:
+            raise ValueError(f"unknown decay {self.decay!r}; expected one of {DECAYS}")
+        for name in ("warmup", "decay_steps", "snapshot_every", "crop", "lr_halve_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.decay != "none" and not 0 < self.decay_steps <= self.steps:
+            raise ValueError(f"decay {self.decay!r} needs 0 < decay_steps <= steps ({self.steps}), "
+                             f"got decay_steps={self.decay_steps}")
+        if not 0 <= self.lr_final <= 1:
+            raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.bf16 and not self.device.startswith(("cuda", "auto")):
             raise ValueError(f"bf16 autocast is for CUDA devices only, got device {self.device!r}")
 
@@ -86,20 +109,30 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """cuda if available, else mps, else cpu (or the named device)."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate at a step: lr halved every lr_halve_every steps (the authors halve every 100 epochs)."""
-    return cfg.lr * 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else cfg.lr
+    """Learning rate at a step: linear warm-up, halving every lr_halve_every steps (the authors halve every
+    100 epochs), then a final cosine or linear decay to lr * lr_final over the last decay_steps steps."""
+    lr = cfg.lr * 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else cfg.lr
+    if step < cfg.warmup:
+        lr *= (step + 1) / cfg.warmup
+    start = cfg.steps - cfg.decay_steps
+    if cfg.decay != "none" and step >= start:
+        p = min((step - start) / cfg.decay_steps, 1.0)
+        shape = 0.5 * (1 + math.cos(math.pi * p)) if cfg.decay == "cosine" else 1 - p
+        lr *= cfg.lr_final + (1 - cfg.lr_final) * shape
+    return lr
+
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    """EMA decay at a step: cfg.ema, ramped up as (1 + step) / (10 + step) so early weights are forgotten."""
+    return min(cfg.ema, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * weights, for every tensor of the model's state dict."""
+    for k, v in model.state_dict().items():
+        ema[k].lerp_(v.detach().float(), 1 - decay)
 
 
 def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
@@ -111,17 +144,18 @@ def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
         return UNet(preset(cfg.preset, **over))
 
 
-def _pack_state(opt: torch.optim.Optimizer, gen: torch.Generator, step: int, elapsed: float) -> dict:
-    """Optimizer moments and RNG state as plain tensors (safetensors, nothing pickled)."""
+def _pack_state(opt: torch.optim.Optimizer, gen: torch.Generator, step: int, elapsed: float,
+                cpu: float = 0.0) -> dict:
+    """Optimizer moments, RNG state and clocks as plain tensors (safetensors, nothing pickled)."""
     st = {"step": torch.tensor([step], dtype=torch.int64), "elapsed": torch.tensor([elapsed], dtype=torch.float64),
-          "rng": gen.get_state()}
+          "cpu": torch.tensor([cpu], dtype=torch.float64), "rng": gen.get_state()}
     for i, s in opt.state_dict()["state"].items():
         for k, v in s.items():
             st[f"opt.{i}.{k}"] = torch.as_tensor(v)
     return st
 
 
-def _unpack_state(st: dict, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, float]:
+def _unpack_state(st: dict, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, float, float]:
     sd = opt.state_dict()
     state: dict[int, dict] = {}
     for k, v in st.items():
@@ -131,7 +165,21 @@ def _unpack_state(st: dict, opt: torch.optim.Optimizer, gen: torch.Generator) ->
     sd["state"] = state
     opt.load_state_dict(sd)
     gen.set_state(st["rng"])
-    return int(st["step"].item()), float(st["elapsed"].item())
+    cpu = float(st["cpu"].item()) if "cpu" in st else 0.0
+    return int(st["step"].item()), float(st["elapsed"].item()), cpu
+
+
+def data_kwargs(cfg: TrainConfig) -> dict:
+    """The keyword arguments of ``data.load`` that this run's images depend on (size, crop)."""
+    return {"size": cfg.size, **({"crop": cfg.crop} if cfg.crop else {})}
+
+
+def _with_weights(model: UNet, weights: dict[str, torch.Tensor]) -> UNet:
+    """A copy of ``model`` (eval mode) holding other weights, e.g. the EMA."""
+    import copy
+    twin = copy.deepcopy(model).eval()
+    twin.load_state_dict({k: weights[k].to(p.dtype) for k, p in model.state_dict().items()})
+    return twin
 
 
 def _batch(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -153,29 +201,37 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = pick_device(cfg.device)
-    train_set = data.load(cfg.data, "train", size=cfg.size, seed=cfg.seed)
+    dkw = data_kwargs(cfg)
+    train_set = data.load(cfg.data, "train", seed=cfg.seed, **dkw)
     held_out: list[str] = []
     if cfg.holdout_every:
         train_set, rest = train_set.split_classes(cfg.holdout_every)
         held_out = sorted({rest.classes[i] for i in rest.labels.unique().tolist()})
     if cfg.max_train:
         train_set = train_set.subset(cfg.max_train, seed=cfg.seed)
-    eval_x = data.load(cfg.data, "test", size=cfg.size, seed=cfg.seed).subset(cfg.n_eval, seed=0).images
+    eval_x = data.load(cfg.data, "test", seed=cfg.seed, **dkw).subset(cfg.n_eval, seed=0).images
     x = train_set.images.to(dev)
     model = make_model(cfg, x.shape[1]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    step, elapsed, log, commands = 0, 0.0, [], []
+    step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
+    ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()} if cfg.ema else None
     if resume:
         if not (out / checkpoints.CONFIG).is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint in {out}")
-        ck = checkpoints.load(out, device=dev, with_state=True)
+        ck = checkpoints.load(out, device=dev, with_state=True, weights="raw")
         old = TrainConfig.from_dict(ck.config["train"])
-        if old.preset != cfg.preset or old.data != cfg.data or ck.model.cfg != model.cfg:
-            raise ValueError(f"cannot resume {out}: it was trained with preset={old.preset!r}, data={old.data!r}; "
-                             f"asked for preset={cfg.preset!r}, data={cfg.data!r}")
+        same = ("preset", "data", "size", "crop", "holdout_every", "max_train", "batch")
+        diff = [f"{k}={getattr(old, k)!r} (asked {getattr(cfg, k)!r})" for k in same if getattr(old, k) != getattr(cfg, k)]
+        if diff or ck.model.cfg != model.cfg:
+            raise ValueError(f"cannot resume {out} with a different set-up: it was trained with "
+                             f"{', '.join(diff) or 'another architecture'}; start a new --out instead")
         model.load_state_dict(ck.model.state_dict())
-        step, elapsed = _unpack_state(ck.state, opt, gen)
+        step, elapsed, cpu = _unpack_state(ck.state, opt, gen)
+        if ema is not None and ck.ema is not None:
+            ema = {k: v.float().to(dev) for k, v in ck.ema.items()}
+        elif ema is not None:   # EMA switched on at resume: start it from the current weights
+            ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
         log = ck.log
         commands = ck.config.get("commands", [])
     elif (out / checkpoints.CONFIG).exists():
@@ -183,25 +239,30 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     if cfg.channels_last and dev.type != "mps":
         model = model.to(memory_format=torch.channels_last)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    extra = {"train": cfg.to_dict(), "data_classes": train_set.classes, "held_out_classes": held_out,
+    extra = {"train": cfg.to_dict(), "data_kwargs": dkw, "data_classes": train_set.classes,
+             "held_out_classes": held_out,
              "n_train": len(train_set),
              "n_params": n_params(model), "command": command, "commands": commands + [command], "device": str(dev),
              "torch": torch.__version__}
 
     def save(path: Path, with_state: bool = True) -> None:
-        st = _pack_state(opt, gen, step, elapsed) if with_state else None
-        checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1)}, log, st)
+        st = _pack_state(opt, gen, step, elapsed, cpu) if with_state else None
+        checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1),
+                                       "cpu_s": round(cpu, 1)}, log, st, ema)
 
     def evaluate() -> None:
         model.eval()
-        rows = psnr_table(model, eval_x.to(dev), cfg.eval_sigmas, batch=256)
+        rec = {"step": step, "elapsed_s": round(elapsed, 1), "eval": psnr_table(model, eval_x.to(dev),
+                                                                                  cfg.eval_sigmas, batch=256)}
+        if ema is not None:
+            rec["eval_ema"] = psnr_table(_with_weights(model, ema), eval_x.to(dev), cfg.eval_sigmas, batch=256)
         model.train()
-        log.append({"step": step, "elapsed_s": round(elapsed, 1), "eval": rows})
+        log.append(rec)
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.preset}/{cfg.data}",
                unit="step", dynamic_ncols=True)
     last_stop = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
-    t0, run_loss, run_n = time.perf_counter() - elapsed, 0.0, 0
+    t0, c0, run_loss, run_n = time.perf_counter() - elapsed, time.process_time() - cpu, 0.0, 0
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and dev.type == "cuda" else _null()
     model.train()
     if step == 0:
@@ -224,17 +285,20 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                update_ema(ema, model, ema_decay(cfg, step))
             step += 1
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             run_loss, run_n = run_loss + loss.item(), run_n + 1
             if step % cfg.log_every == 0 or step == last_stop:
                 log.append({"step": step, "loss": run_loss / run_n, "lr": lr_at(cfg, step - 1),
-                            "elapsed_s": round(elapsed, 1), "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1)})
+                            "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1),
+                            "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1)})
                 bar.set_postfix(loss=f"{run_loss / run_n:.2e}")
                 run_loss, run_n = 0.0, 0
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 evaluate()
-            if step in cfg.snapshots:
+            if step in cfg.snapshots or (cfg.snapshot_every and step % cfg.snapshot_every == 0):
                 save(out / f"step-{step:07d}", with_state=False)
             if step % cfg.ckpt_every == 0:
                 save(out)

@@ -9,7 +9,8 @@ the representation phi averages (SPEC section 2).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -180,45 +181,62 @@ class UNet(nn.Module):
         if not torch.isfinite(y).all():
             raise ValueError("input contains NaN or infinite pixels")
 
-    def _encode(self, y: torch.Tensor, keep: dict | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        skips, h = [], y
+    def _trunk(self, y: torch.Tensor, keep: dict[str, torch.Tensor] | None, upto: int) -> torch.Tensor | None:
+        """Run the blocks in order, storing each in ``keep``; stop after block number ``upto`` of
+        ``block_names`` (the decoder is skipped when the middle block is the deepest one asked for)."""
+        skips, h, L = [], y, self.cfg.levels
         for i, block in enumerate(self.enc):
             h = block(h)
             skips.append(h)
             if keep is not None:
                 keep[f"enc{i + 1}"] = h
+            if upto <= i:
+                return None
             h = F.avg_pool2d(h, 2)
         h = self.mid(h)
         if keep is not None:
             keep["mid"] = h
-        return h, skips
-
-    def encode(self, y: torch.Tensor) -> torch.Tensor:
-        """Middle-block activation a_mid(y) (N, mid_width, H/2**L, W/2**L); skips the decoder."""
-        self.check_input(y)
-        return self._encode(y, None)[0]
-
-    def _run(self, y: torch.Tensor, keep: dict | None) -> torch.Tensor:
-        self.check_input(y)
-        h, skips = self._encode(y, keep)
+        if upto <= L:
+            return None
         for j, (up, block) in enumerate(zip(self.up, self.dec)):
             h = up(h)
             if self.cfg.skips:
                 h = torch.cat([h, skips[-1 - j]], dim=1)
             h = block(h)
             if keep is not None:
-                keep[f"dec{self.cfg.levels - j}"] = h
+                keep[f"dec{L - j}"] = h
+            if upto <= L + 1 + j:
+                return None
         out = self.out(h)
         return y - out if self.cfg.residual else out
 
+    def features(self, y: torch.Tensor, blocks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Post-ReLU activations {name: (N, C, h, w)} of the named blocks (all when None), the one public
+        way to read inside the network; it runs only as far as the deepest block asked for (SPEC 2)."""
+        names = self.block_names
+        want = list(names if blocks is None else blocks)
+        bad = [b for b in want if b not in names]
+        if bad or not want:
+            raise ValueError(f"unknown block(s) {bad or want}; this model has {names}")
+        self.check_input(y)
+        keep: dict[str, torch.Tensor] = {}
+        self._trunk(y, keep, max(names.index(b) for b in want))
+        return {b: keep[b] for b in want}
+
+    def encode(self, y: torch.Tensor) -> torch.Tensor:
+        """Middle-block activation a_mid(y) (N, mid_width, H/2**L, W/2**L); skips the decoder."""
+        return self.features(y, ["mid"])["mid"]
+
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """The denoised image x_hat(y)."""
-        return self._run(y, None)
+        self.check_input(y)
+        return self._trunk(y, None, len(self.block_names))
 
     def blocks(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x_hat(y) and the post-ReLU output of every block, in one pass."""
+        self.check_input(y)
         keep: dict[str, torch.Tensor] = {}
-        return self._run(y, keep), keep
+        return self._trunk(y, keep, len(self.block_names)), keep
 
 
 def build(name_or_cfg: str | UNetConfig, **overrides) -> UNet:
@@ -232,15 +250,40 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _span(cfg: UNetConfig, block: str, pos: int) -> tuple[int, int]:
+    """First and last input pixel (one axis, no border) that unit ``pos`` of ``block`` depends on: each
+    3x3 conv widens by one unit a side, a 2x2 pooling maps unit u to 2u..2u+1, a 2x2 stride-2 transposed
+    conv maps unit u to u // 2 of the coarser map, and a skip joins the encoder's span."""
+    L = cfg.levels
+
+    def enc(i: int, a: int, b: int) -> tuple[int, int]:        # span at the output of encoder level i
+        a, b = a - cfg.enc_layers, b + cfg.enc_layers
+        return (a, b) if i == 0 else enc(i - 1, 2 * a, 2 * b + 1)
+
+    def mid(a: int, b: int) -> tuple[int, int]:
+        return enc(L - 1, 2 * (a - cfg.mid_layers), 2 * (b + cfg.mid_layers) + 1)
+
+    def dec(j: int, a: int, b: int) -> tuple[int, int]:        # span at the output of decoder stage j
+        a, b = a - cfg.dec_layers[j], b + cfg.dec_layers[j]
+        up = mid(a // 2, b // 2) if j == 0 else dec(j - 1, a // 2, b // 2)
+        if not cfg.skips:
+            return up
+        skip = enc(L - 1 - j, a, b)
+        return min(up[0], skip[0]), max(up[1], skip[1])
+
+    if block == "mid":
+        return mid(pos, pos)
+    if block == "out":
+        return dec(L - 1, pos - 1, pos + 1)
+    k = int(block[3:])
+    return enc(k - 1, pos, pos) if block.startswith("enc") else dec(L - k, pos, pos)
+
+
 def receptive_field(cfg: UNetConfig, block: str = "mid") -> int:
-    """Receptive field (pixels, one side) of one unit of ``block`` ("encK" or "mid"), from the layer arithmetic."""
-    rf, jump = 1, 1
-    for i in range(cfg.levels):
-        rf += 2 * jump * cfg.enc_layers          # 3x3 convs
-        if block == f"enc{i + 1}":
-            return rf
-        rf += jump                               # 2x2 average pooling
-        jump *= 2
-    if block != "mid":
-        raise ValueError(f"receptive_field supports blocks enc1..enc{cfg.levels} and mid, got {block!r}")
-    return rf + 2 * jump * cfg.mid_layers
+    """Receptive field (pixels, one side) of ``block`` ("encK", "mid", "decK" or "out"): the widest input
+    window one of its units sees. Decoder units see windows that differ with their position (the
+    transposed convs), so this is the maximum over positions."""
+    names = [f"enc{i + 1}" for i in range(cfg.levels)] + ["mid"] + [f"dec{i}" for i in range(cfg.levels, 0, -1)]
+    if block not in names + ["out"]:
+        raise ValueError(f"unknown block {block!r}; expected one of {names + ['out']}")
+    return max(b - a + 1 for a, b in (_span(cfg, block, p) for p in range(2 ** cfg.levels)))

@@ -33,18 +33,43 @@ def test_paper_preset_matches_spec():
     assert abs(n_params(build("small")) / 1e6 - 2.5) < 0.05
 
 
-def test_receptive_field_matches_gradient_support():
-    """The analytic receptive field equals the support of d a_mid[centre] / d y."""
+@pytest.mark.parametrize("block", ["enc1", "enc2", "mid", "dec2", "dec1", "out"])
+def test_receptive_field_matches_gradient_support(block):
+    """The analytic receptive field of every block is the widest support of d a_block[u] / d y over its
+    units u (decoder units differ with their position, so several neighbouring units are tried)."""
     torch.manual_seed(0)
     cfg = preset("tiny", norm="none")
     m = UNet(cfg).double()
     for p in m.parameters():       # positive weights: no accidental cancellation in the gradient
         p.data.abs_()
-    y = torch.rand(1, 1, 64, 64, dtype=torch.float64, requires_grad=True)
-    a = m.encode(y)
-    a[0, :, a.shape[2] // 2, a.shape[3] // 2].sum().backward()
-    rows = (y.grad[0, 0].abs().sum(1) > 0).nonzero()
-    assert rows.max() - rows.min() + 1 == receptive_field(cfg) == 26
+    widths = []
+    for off in range(4):
+        y = torch.rand(1, 1, 128, 128, dtype=torch.float64, requires_grad=True)
+        a = m(y) if block == "out" else m.features(y, [block])[block]
+        a[0, :, a.shape[2] // 2 + off, a.shape[3] // 2].sum().backward()
+        rows = (y.grad[0, 0].abs().sum(1) > 0).nonzero()
+        widths.append(int(rows.max() - rows.min() + 1))
+    assert max(widths) == receptive_field(cfg, block)
+    assert receptive_field(cfg, "mid") == 26 and receptive_field(preset("paper"), "mid") == 84
+
+
+def test_features_stop_at_the_deepest_block_asked_for():
+    """features() returns exactly the blocks named, equal to those of a full pass, and runs no decoder
+    layer when only encoder and middle blocks are asked for."""
+    torch.manual_seed(0)
+    m = build("tiny").eval()
+    y = torch.rand(2, 1, 16, 16)
+    _, every = m.blocks(y)
+    got = m.features(y, ["mid", "enc1"])
+    assert list(got) == ["mid", "enc1"] and all(torch.equal(got[k], every[k]) for k in got)
+    calls = []
+    m.dec[0].register_forward_hook(lambda *a: calls.append(1))
+    m.features(y, ["mid"])
+    assert calls == []
+    m.features(y, ["dec2"])
+    assert calls == [1]
+    with pytest.raises(ValueError, match="unknown block"):
+        m.features(y, ["dec9"])
 
 
 def test_blind_and_fully_convolutional():

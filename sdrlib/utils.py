@@ -1,0 +1,76 @@
+"""Small helpers every module shares: device choice, the cache directory, the one atomic-write
+helper, and dataclass <-> dict with one rule for unknown keys."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda if available, else mps, else cpu (or the named device)."""
+    if name != "auto":
+        try:
+            return torch.device(name)
+        except RuntimeError as e:
+            raise ValueError(f"unknown device {name!r}; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from e
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cache_dir(*sub: str) -> Path:
+    """Where built data sets and features are cached: $SDR_CACHE or ~/.cache/sdrlib (plus ``sub``)."""
+    return Path(os.environ.get("SDR_CACHE", Path.home() / ".cache" / "sdrlib"), *sub)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Write ``path`` all-or-nothing: ``write(tmp)`` fills a temporary file beside it, which is flushed to
+    disk and renamed over ``path``. A kill at any moment leaves either the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Atomically write a text file."""
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Atomically write pretty JSON."""
+    return write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def to_dict(obj: Any) -> dict:
+    """A dataclass as a JSON-ready dict (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+
+T = typing.TypeVar("T")
+
+
+def from_dict(cls: type[T], d: dict, strict: bool = True) -> T:
+    """Inverse of :func:`to_dict`. Unknown keys raise ValueError when ``strict`` (a config from another
+    architecture or a typo); with ``strict=False`` they are dropped (a newer version's extra options)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(d) - names)
+    if bad and strict:
+        raise ValueError(f"unknown {cls.__name__} keys {bad}; expected some of {sorted(names)}")
+    return cls(**{k: v for k, v in d.items() if k in names})
