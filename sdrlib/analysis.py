@@ -70,13 +70,20 @@ def jaccard_matrix(mask: torch.Tensor) -> torch.Tensor:
 
 
 def overlap_within_across(mask: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Mean Jaccard overlap of active sets for pairs of the same class vs of different classes (claim 3)."""
+    """Mean Jaccard overlap of active sets for pairs of the same class vs of different classes (claim 3),
+    and their ratio (NaN when no pair spans two classes or the across-class overlap is zero)."""
     J = jaccard_matrix(mask)
     same = labels[:, None] == labels[None, :]
     off = ~torch.eye(len(labels), dtype=torch.bool)
     within, across = J[same & off], J[~same]
-    return {"within": within.mean().item() if within.numel() else float("nan"),
-            "across": across.mean().item() if across.numel() else float("nan")}
+    w = within.mean().item() if within.numel() else float("nan")
+    a = across.mean().item() if across.numel() else float("nan")
+    return {"within": w, "across": a, "ratio": w / a if a > 0 else float("nan")}
+
+
+def overlap_ratio(mask: torch.Tensor, labels: torch.Tensor) -> float:
+    """Within-class over across-class mean Jaccard overlap of active sets (claim 3): 1 means no class structure."""
+    return overlap_within_across(mask, labels)["ratio"]
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
@@ -99,6 +106,24 @@ def _neighbours(query: torch.Tensor, base: torch.Tensor, k: int, exclude_self: b
     return torch.cat(out)
 
 
+def vote(neighbour_labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Majority label of each row of neighbour labels (Nq, k), nearest first; a tie goes to the label whose
+    neighbours' ranks sum lower (each vote weighs 1 plus a bonus below 1/k that falls with the rank), and
+    a tie in that too to the smaller label."""
+    k = neighbour_labels.shape[1]
+    rank_bonus = (k - torch.arange(k, dtype=torch.float64)) / (k * k + 1)
+    onehot = torch.nn.functional.one_hot(neighbour_labels, n_classes).double()
+    return (onehot * (1 + rank_bonus)[None, :, None]).sum(1).argmax(1)
+
+
+def knn_predict(base: torch.Tensor, base_labels: torch.Tensor, query: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """The k-NN classifier (claim 4): each query's majority label among its k Euclidean nearest base rows."""
+    if not 1 <= k <= base.shape[0]:
+        raise ValueError(f"k must be in [1, {base.shape[0]}], got {k}")
+    nn_idx = _neighbours(query, base, k, exclude_self=False)
+    return vote(base_labels[nn_idx], int(base_labels.max()) + 1)
+
+
 def knn_scores(features: torch.Tensor, labels: torch.Tensor, k: int = 10,
                query: torch.Tensor | None = None, query_labels: torch.Tensor | None = None) -> dict[str, float]:
     """k-NN label agreement (mean fraction of same-label neighbours = precision@k) and majority-vote accuracy.
@@ -107,16 +132,19 @@ def knn_scores(features: torch.Tensor, labels: torch.Tensor, k: int = 10,
     """
     if k < 1 or k >= features.shape[0]:
         raise ValueError(f"k must be in [1, {features.shape[0] - 1}], got {k}")
+    per = knn_per_query(features, labels, k, query, query_labels)
+    return {"agreement": per["agreement"].mean().item(), "accuracy": per["correct"].mean().item()}
+
+
+def knn_per_query(features: torch.Tensor, labels: torch.Tensor, k: int = 10, query: torch.Tensor | None = None,
+                  query_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per query: the fraction of its k neighbours that share its label, and whether the vote is right
+    (the per-image scores that the bootstrap intervals resample)."""
     loo = query is None
     q, ql = (features, labels) if loo else (query, query_labels)
-    nn_idx = _neighbours(q, features, k, exclude_self=loo)
-    nl = labels[nn_idx]
-    agree = (nl == ql[:, None]).float().mean(1)
-    # majority vote; ties broken towards the label whose neighbours rank nearer
-    rank_bonus = (k - torch.arange(k, dtype=torch.float64)) / (k * k + 1)
-    onehot = torch.nn.functional.one_hot(nl, int(labels.max()) + 1).double()
-    first = (onehot * (1 + rank_bonus)[None, :, None]).sum(1).argmax(1)
-    return {"agreement": agree.mean().item(), "accuracy": (first == ql).float().mean().item()}
+    nl = labels[_neighbours(q, features, k, exclude_self=loo)]
+    n_classes = int(max(labels.max(), ql.max())) + 1
+    return {"agreement": (nl == ql[:, None]).double().mean(1), "correct": (vote(nl, n_classes) == ql).double()}
 
 
 def neighbours(features: torch.Tensor, query: torch.Tensor, k: int = 8) -> torch.Tensor:

@@ -7,15 +7,17 @@
   mean_c (phi1(y) - phi_target)^2, phi1 = single-pass spatial mean of the middle block,
   computed through the encoder and middle block only.
 - ``fixed_schedule``: the "backward" self-guided sampler on a fixed decreasing sigma schedule.
+- Targets (``Target``): one image's phi (``image_target``), a class or cluster centroid
+  (``centroid_target``), optionally restricted to some channels (``Target.masked``).
 
-Every random draw takes an explicit ``torch.Generator``; every sampler returns the samples
-and a ``diagnostics`` dict (effective sigma per step, phi loss before/after each matching,
-iterations used).
+Every random draw takes an explicit ``torch.Generator``; both samplers return the samples and
+one ``Diagnostics`` record (effective sigma per step and sample, phi loss before and after each
+matching, iterations).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
@@ -23,7 +25,7 @@ import torch
 from .representation import phi as phi_sigma
 from .unet import UNet
 
-TargetFn = Callable[[torch.Tensor], torch.Tensor]   # per-sample sigma (N,) -> target phi (N, C)
+PhiFn = Callable[[UNet, torch.Tensor, str], torch.Tensor]   # (model, y, block) -> differentiable (N, C)
 
 
 def _dev(model: UNet) -> torch.device:
@@ -54,8 +56,13 @@ class MatchResult:
 
 
 def phi_match(model: UNet, y: torch.Tensor, target: torch.Tensor, lr: float = 0.01, max_iter: int = 100,
-              rel_tol: float = 0.01, mask: torch.Tensor | None = None, block: str = "mid") -> MatchResult:
-    """The projection of SPEC 4: Adam on y's pixels until each sample's phi loss < rel_tol * its first value."""
+              rel_tol: float = 0.01, mask: torch.Tensor | None = None, block: str = "mid",
+              phi_fn: PhiFn = None) -> MatchResult:
+    """The projection of SPEC 4: Adam on y's pixels until each sample's phi loss < rel_tol * its first value.
+
+    ``mask`` (C,) weights the channels of the loss (0: the channel is left free); ``phi_fn`` replaces
+    the single-pass phi (the benchmark passes a whole-network version)."""
+    phi_fn = phi_fn or phi1
     if target.shape != (y.shape[0], target.shape[-1]):
         raise ValueError(f"target phi must be (N, C) with N = {y.shape[0]}, got {tuple(target.shape)}")
     model.check_input(y.detach())
@@ -72,7 +79,7 @@ def phi_match(model: UNet, y: torch.Tensor, target: torch.Tensor, lr: float = 0.
     first = last = None
     try:
         for it in range(max_iter + 1):
-            loss = _loss(phi1(model, x, block), target, mask)
+            loss = _loss(phi_fn(model, x, block), target, mask)
             if first is None:
                 first = loss.detach().clone()
             last = torch.where(done, last, loss.detach()) if last is not None else loss.detach().clone()
@@ -92,38 +99,101 @@ def phi_match(model: UNet, y: torch.Tensor, target: torch.Tensor, lr: float = 0.
     return MatchResult(x.detach(), first, last, iters)
 
 
-def image_target(model: UNet, images: torch.Tensor, n_per: int = 1, n_noise: int = 10,
-                 fixed_sigma: float | None = None, centroid_labels: torch.Tensor | None = None,
-                 grid: Sequence[float] | None = None, seed: int = 0, block: str = "mid") -> TargetFn:
-    """Target phi for each sample from conditioning images (SPEC 4): phi_sigma(x_c), or at a fixed sigma.
+@dataclass(frozen=True)
+class Target:
+    """What a self-guided sampler matches: phi tabulated on a sigma grid for each sample, read at any
+    per-sample sigma by interpolation in log sigma, and an optional channel mask (0: channel left free)."""
 
-    ``centroid_labels`` replaces each image's phi by the mean phi of its group (class or
-    cluster centroid target). phi is precomputed on ``grid`` (log-spaced by default) and
-    interpolated in log sigma, so a per-sample, continuously varying sigma costs nothing.
-    """
-    sig = [float(fixed_sigma)] if fixed_sigma is not None else list(grid or torch.logspace(
-        math.log10(0.01), math.log10(1.5), 24).tolist())
-    table = []
-    for k, s in enumerate(sig):
-        g = torch.Generator().manual_seed(seed * 1000 + k)
-        p = phi_sigma(model, images, s, n_noise, block, generator=g)
-        if centroid_labels is not None:
-            for lab in centroid_labels.unique():
-                p[centroid_labels == lab] = p[centroid_labels == lab].mean(0)
-        table.append(p.repeat_interleave(n_per, dim=0))
-    tab = torch.stack(table)                                  # (S, N, C)
-    logs = torch.log(torch.tensor(sig).clamp(min=1e-4))
+    table: torch.Tensor                  # (S, N, C): phi of each sample's conditioning image(s) at each grid sigma
+    sigmas: tuple[float, ...]            # the grid (one value: a fixed target noise level)
+    mask: torch.Tensor | None = None     # (C,) channel weights of the matching loss
 
-    def target(sigma: torch.Tensor) -> torch.Tensor:
-        if len(sig) == 1:
-            return tab[0]
+    def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Target phi (N, C) at per-sample noise levels sigma (N,)."""
+        if len(self.sigmas) == 1:
+            return self.table[0]
+        logs = torch.log(torch.tensor(self.sigmas).clamp(min=1e-4))
         ls = torch.log(sigma.detach().cpu().float().clamp(min=1e-4)).clamp(logs[0], logs[-1])
-        j = torch.searchsorted(logs, ls).clamp(1, len(sig) - 1)
+        j = torch.searchsorted(logs, ls).clamp(1, len(self.sigmas) - 1)
         w = ((ls - logs[j - 1]) / (logs[j] - logs[j - 1])).unsqueeze(1)
-        idx = torch.arange(tab.shape[1])
-        return (1 - w) * tab[j - 1, idx] + w * tab[j, idx]
+        idx = torch.arange(self.table.shape[1])
+        return (1 - w) * self.table[j - 1, idx] + w * self.table[j, idx]
 
-    return target
+    def __len__(self) -> int:
+        return self.table.shape[1]
+
+    def masked(self, channels: torch.Tensor) -> "Target":
+        """The same target matched on some channels only: ``channels`` is a (C,) bool/0-1 mask or indices."""
+        return replace(self, mask=channel_mask(channels, self.table.shape[-1]))
+
+
+def channel_mask(channels: torch.Tensor | Sequence[int], n_channels: int) -> torch.Tensor:
+    """A (C,) float 0/1 mask from a boolean or 0/1 mask of length C, or from a list of channel indices."""
+    c = torch.as_tensor(channels)
+    if c.dtype == torch.bool or (c.ndim == 1 and len(c) == n_channels and c.is_floating_point()):
+        if len(c) != n_channels:
+            raise ValueError(f"a channel mask needs {n_channels} entries, got {len(c)}")
+        return c.float()
+    if c.numel() and (c.min() < 0 or c.max() >= n_channels):
+        raise ValueError(f"channel indices must lie in [0, {n_channels - 1}], got {c.tolist()}")
+    m = torch.zeros(n_channels)
+    m[c.long()] = 1.0
+    return m
+
+
+def _grid(fixed_sigma: float | None, grid: Sequence[float] | None) -> list[float]:
+    if fixed_sigma is not None:
+        return [float(fixed_sigma)]
+    return list(grid or torch.logspace(math.log10(0.01), math.log10(1.5), 24).tolist())
+
+
+def _phi_table(model: UNet, images: torch.Tensor, sig: list[float], n_noise: int, seed: int,
+               block: str) -> torch.Tensor:
+    """phi_sigma of each image at each grid sigma, (S, N, C), each sigma with its own seeded draws."""
+    return torch.stack([phi_sigma(model, images, s, n_noise, block, generator=torch.Generator().manual_seed(
+        seed * 1000 + k)) for k, s in enumerate(sig)])
+
+
+def image_target(model: UNet, images: torch.Tensor, n_per: int = 1, n_noise: int = 10,
+                 fixed_sigma: float | None = None, grid: Sequence[float] | None = None, seed: int = 0,
+                 block: str = "mid") -> Target:
+    """Target phi_sigma(x_c) of each conditioning image, for ``n_per`` samples each (SPEC 4), on a sigma
+    grid (log-spaced 0.01..1.5 by default) or at one fixed sigma; n_noise draws per phi (paper: 10)."""
+    sig = _grid(fixed_sigma, grid)
+    table = _phi_table(model, images, sig, n_noise, seed, block)
+    return Target(table.repeat_interleave(n_per, dim=1), tuple(sig))
+
+
+def centroid_target(model: UNet, images: torch.Tensor, labels: torch.Tensor, n_per: int = 1, n_noise: int = 10,
+                    fixed_sigma: float | None = None, grid: Sequence[float] | None = None, seed: int = 0,
+                    block: str = "mid") -> tuple[Target, torch.Tensor]:
+    """The mean phi of the images of each label (a class or cluster centroid, SPEC 4 variant), one target
+    per distinct label (sorted) for ``n_per`` samples each; also returns those labels."""
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must be ({images.shape[0]},), got {tuple(labels.shape)}")
+    sig = _grid(fixed_sigma, grid)
+    table = _phi_table(model, images, sig, n_noise, seed, block)
+    groups = labels.unique()
+    means = torch.stack([table[:, labels == g].mean(1) for g in groups], dim=1)   # (S, G, C)
+    return Target(means.repeat_interleave(n_per, dim=1), tuple(sig)), groups
+
+
+@dataclass
+class Diagnostics:
+    """What a sampler did, per step t and sample i (NaN where a sample had already stopped)."""
+
+    sigma: torch.Tensor                         # (T, N) effective noise level ||y - x_hat(y)|| / sqrt(D)
+    iterations: torch.Tensor                    # (N,) sampler steps used
+    converged: torch.Tensor                     # (N,) reached the stopping level (always True for fixed_schedule)
+    schedule: torch.Tensor | None = None        # (T,) the fixed schedule's sigma, None for the ascent
+    loss_before: torch.Tensor | None = None     # (T, N) phi loss before each matching (None: unguided)
+    loss_after: torch.Tensor | None = None      # (T, N) ... and after it
+    match_iterations: torch.Tensor | None = None   # (T, N) Adam iterations of each matching
+
+    def match_ratio(self) -> torch.Tensor:
+        """Median over samples, per step, of loss after / loss before the matching."""
+        r = self.loss_after / self.loss_before.clamp(min=1e-20)
+        return torch.nanmedian(r, dim=1).values
 
 
 @dataclass
@@ -145,6 +215,8 @@ class AscentConfig:
             raise ValueError(f"need 0 < h0 <= 1 and 0 < beta <= 1, got h0={self.h0}, beta={self.beta}")
         if not (0 < self.sigma_L < self.sigma0):
             raise ValueError(f"need 0 < sigma_L < sigma0, got sigma_L={self.sigma_L}, sigma0={self.sigma0}")
+        if self.max_iter < 1 or self.match_iter < 0:
+            raise ValueError(f"need max_iter >= 1 and match_iter >= 0, got {self.max_iter}, {self.match_iter}")
 
 
 def step_size(cfg: AscentConfig, t: int) -> float:
@@ -157,29 +229,37 @@ def _denoise(model: UNet, y: torch.Tensor) -> torch.Tensor:
     return model(y)
 
 
-def ascent(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentConfig(),
-           target: TargetFn | None = None, mask: torch.Tensor | None = None,
-           generator: torch.Generator | None = None, progress: bool = False) -> tuple[torch.Tensor, dict]:
-    """Stochastic ascent from y0 = mean + sigma0 z; with ``target``, phi matching after every step.
+def _effective_sigma(y: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """||y - x_hat(y)|| / sqrt(D) per image: the noise level the denoiser sees (SPEC 4)."""
+    return (y - x_hat).flatten(1).norm(dim=1) / math.sqrt(y[0].numel())
 
-    Returns the final denoised images x_hat(y) and diagnostics (sigma per step per image,
-    matching losses, iterations used per image).
-    """
+
+def _check_target(target: Target | None, n: int) -> None:
+    if target is not None and len(target) != n:
+        raise ValueError(f"the target holds phi for {len(target)} samples, but n = {n} were asked for")
+
+
+def ascent(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentConfig(),
+           target: Target | None = None, generator: torch.Generator | None = None, progress: bool = False,
+           phi_fn: PhiFn = None) -> tuple[torch.Tensor, Diagnostics]:
+    """Stochastic ascent from y0 = mean + sigma0 z; with ``target``, phi matching (at the image's current
+    effective sigma) after every step: the adaptive self-guided sampler. Returns x_hat(y) at the end."""
     from tqdm.auto import tqdm
+    _check_target(target, n)
     dev = _dev(model)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     shape = (n, *mean.shape[-3:])
-    D = math.prod(shape[1:])
     y = (mean.expand(shape) + cfg.sigma0 * torch.randn(shape, generator=gen)).to(dev)
     active = torch.ones(n, dtype=torch.bool, device=dev)
     used = torch.zeros(n, dtype=torch.long)
-    sig_hist, loss_hist = [], []
+    hist: dict[str, list[torch.Tensor]] = {"sigma": [], "before": [], "after": [], "iters": []}
+    nan = torch.full((n,), float("nan"))
     bar = tqdm(total=cfg.max_iter, disable=not progress, desc="ascent", leave=False)
     for t in range(1, cfg.max_iter + 1):
         h = step_size(cfg, t)
         f = y - _denoise(model, y)
-        s = f.flatten(1).norm(dim=1) / math.sqrt(D)
-        sig_hist.append(torch.where(active, s, torch.full_like(s, float("nan"))).cpu())
+        s = f.flatten(1).norm(dim=1) / math.sqrt(f[0].numel())
+        hist["sigma"].append(torch.where(active, s, torch.full_like(s, float("nan"))).cpu())
         active = active & (s >= cfg.sigma_L)
         if not active.any():
             break
@@ -189,54 +269,60 @@ def ascent(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentCo
         if target is not None:
             idx = active.nonzero().squeeze(1)
             r = phi_match(model, upd[idx], target(s)[idx.cpu()].to(dev), cfg.match_lr, cfg.match_iter,
-                          cfg.match_tol, mask)
+                          cfg.match_tol, target.mask, phi_fn=phi_fn)
             upd[idx] = r.y
-            loss_hist.append((t, r.loss_before.mean().item(), r.loss_after.mean().item()))
+            for key, v in (("before", r.loss_before), ("after", r.loss_after), ("iters", r.iterations.float())):
+                row = nan.clone()
+                row[idx.cpu()] = v.cpu().float()
+                hist[key].append(row)
         y = torch.where(active.view(-1, 1, 1, 1), upd, y)
         used += active.cpu().long()
         bar.update(1)
         if progress and t % 50 == 0:
             bar.set_postfix(sigma=f"{s[active].max().item():.3f}", left=int(active.sum()))
     bar.close()
-    x = _denoise(model, y)
-    diag = {"sigma": torch.stack(sig_hist), "iterations": used, "match_loss": loss_hist,
-            "converged": ~active.cpu()}
-    return x, diag
+    guided = target is not None and hist["before"]
+    diag = Diagnostics(torch.stack(hist["sigma"]), used, ~active.cpu(),
+                       loss_before=torch.stack(hist["before"]) if guided else None,
+                       loss_after=torch.stack(hist["after"]) if guided else None,
+                       match_iterations=torch.stack(hist["iters"]) if guided else None)
+    return _denoise(model, y), diag
 
 
 def unconditional(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentConfig(),
-                  generator: torch.Generator | None = None, progress: bool = False) -> tuple[torch.Tensor, dict]:
+                  generator: torch.Generator | None = None, progress: bool = False) -> tuple[torch.Tensor, Diagnostics]:
     """Unconditional samples from the prior implicit in the denoiser (Kadkhodaie & Simoncelli 2021)."""
-    return ascent(model, mean, n, cfg, None, None, generator, progress)
+    return ascent(model, mean, n, cfg, None, generator, progress)
 
 
-def fixed_schedule(model: UNet, mean: torch.Tensor, target: TargetFn, n: int,
+def fixed_schedule(model: UNet, mean: torch.Tensor, target: Target, n: int,
                    sigmas: Sequence[float] | None = None, lr: float = 0.01, max_iter: int = 100,
-                   rel_tol: float = 0.01, mask: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None, progress: bool = False) -> tuple[torch.Tensor, dict]:
+                   rel_tol: float = 0.01, generator: torch.Generator | None = None, progress: bool = False,
+                   phi_fn: PhiFn = None) -> tuple[torch.Tensor, Diagnostics]:
     """The fixed-schedule ("backward") self-guided sampler of SPEC 4.
 
     x <- mean image; for sigma in the schedule (default linspace(1, 0.03, 100)):
     y <- x + sigma z; y <- phi_match(y, phi_sigma(target)); x <- x_hat(y).
     """
     from tqdm.auto import tqdm
+    _check_target(target, n)
     dev = _dev(model)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     sched = list(sigmas) if sigmas is not None else torch.linspace(1.0, 0.03, 100).tolist()
     shape = (n, *mean.shape[-3:])
-    D = math.prod(shape[1:])
     x = mean.expand(shape).clone().to(dev)
     sig_eff, before, after, iters = [], [], [], []
     for s in tqdm(sched, disable=not progress, desc="self-guided", leave=False):
         y = x + s * torch.randn(shape, generator=gen).to(dev)
-        r = phi_match(model, y, target(torch.full((n,), float(s))).to(dev), lr, max_iter, rel_tol, mask)
+        r = phi_match(model, y, target(torch.full((n,), float(s))).to(dev), lr, max_iter, rel_tol, target.mask,
+                      phi_fn=phi_fn)
         x = _denoise(model, r.y)
-        sig_eff.append(((r.y - x).flatten(1).norm(dim=1) / math.sqrt(D)).cpu())
+        sig_eff.append(_effective_sigma(r.y, x).cpu())
         before.append(r.loss_before.cpu())
         after.append(r.loss_after.cpu())
-        iters.append(r.iterations.cpu())
-    diag = {"schedule": torch.tensor(sched), "sigma": torch.stack(sig_eff), "loss_before": torch.stack(before),
-            "loss_after": torch.stack(after), "match_iterations": torch.stack(iters)}
+        iters.append(r.iterations.cpu().float())
+    diag = Diagnostics(torch.stack(sig_eff), torch.full((n,), len(sched)), torch.ones(n, dtype=torch.bool),
+                       torch.tensor(sched, dtype=torch.float64), torch.stack(before), torch.stack(after), torch.stack(iters))
     return x, diag
 
 

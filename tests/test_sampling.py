@@ -26,7 +26,7 @@ def test_ascent_effective_sigma_decays_as_scheduled():
     model = ConstantDenoiser(mu)
     cfg = AscentConfig(sigma0=1.0, sigma_L=0.05, h0=0.05, beta=0.2, max_iter=2000)
     x, diag = sampling.unconditional(model, mu, 16, cfg, torch.Generator().manual_seed(0))
-    sig = diag["sigma"]                                   # (T, N)
+    sig = diag.sigma                                      # (T, N)
     t = torch.arange(sig.shape[0], dtype=torch.float64)
     pred = cfg.sigma0 * (1 - cfg.beta * cfg.h0) ** t
     ok = ~torch.isnan(sig)
@@ -37,8 +37,8 @@ def test_ascent_effective_sigma_decays_as_scheduled():
     geo = torch.nanmean(ratio.log(), dim=1).exp()
     assert (geo[ok.all(1)] - 1).abs().max() < 0.01
     expected_steps = math.ceil(math.log(cfg.sigma_L / cfg.sigma0) / math.log(1 - cfg.beta * cfg.h0))
-    assert abs(diag["iterations"].float().mean().item() - expected_steps) <= 0.05 * expected_steps
-    assert diag["converged"].all()
+    assert abs(diag.iterations.float().mean().item() - expected_steps) <= 0.05 * expected_steps
+    assert diag.converged.all() and diag.loss_before is None
     torch.testing.assert_close(x, mu.expand_as(x))
 
 
@@ -90,19 +90,105 @@ def test_fixed_schedule_is_seeded_and_matches(tiny):
     a, da = sampling.fixed_schedule(tiny, mean, target, 4, sched, max_iter=30, generator=torch.Generator().manual_seed(3))
     b, _ = sampling.fixed_schedule(tiny, mean, target, 4, sched, max_iter=30, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.shape == (4, 1, 16, 16)
-    assert da["loss_after"].shape == (4, 4) and (da["loss_after"] <= da["loss_before"]).all()
+    assert da.loss_after.shape == (4, 4) and (da.loss_after <= da.loss_before).all()
+    assert da.schedule.tolist() == sched and da.match_iterations.shape == (4, 4)
 
 
-def test_image_target_interpolates_and_centroids(tiny):
+def test_image_target_interpolates_in_log_sigma(tiny):
     cond = torch.rand(4, 1, 16, 16)
     t = sampling.image_target(tiny, cond, n_noise=1, grid=[0.0001, 0.5], seed=0)
     lo, hi = t(torch.full((4,), 0.0001)), t(torch.full((4,), 0.5))
     mid = t(torch.full((4,), math.sqrt(0.0001 * 0.5)))      # halfway in log sigma
     torch.testing.assert_close(mid, (lo + hi) / 2)
-    c = sampling.image_target(tiny, cond, n_noise=1, fixed_sigma=0.0, centroid_labels=torch.tensor([0, 0, 1, 1]))
-    p = c(torch.zeros(4))
-    torch.testing.assert_close(p[0], p[1])
-    torch.testing.assert_close(p[0], sampling.phi1(tiny, cond[:2]).mean(0).detach())
+    two = sampling.image_target(tiny, cond[:2], n_per=3, n_noise=1, fixed_sigma=0.0)
+    assert len(two) == 6
+    torch.testing.assert_close(two(torch.zeros(6))[3], sampling.phi1(tiny, cond[1:2])[0].detach())
+
+
+def test_centroid_target_is_the_mean_phi_of_each_label(tiny):
+    cond = torch.rand(5, 1, 16, 16)
+    labels = torch.tensor([7, 2, 7, 2, 2])
+    t, groups = sampling.centroid_target(tiny, cond, labels, n_per=2, n_noise=1, fixed_sigma=0.0)
+    assert groups.tolist() == [2, 7] and len(t) == 4
+    p = t(torch.zeros(4))
+    ref = sampling.phi1(tiny, cond).detach()
+    torch.testing.assert_close(p[0], ref[[1, 3, 4]].mean(0))
+    torch.testing.assert_close(p[1], p[0])
+    torch.testing.assert_close(p[2], ref[[0, 2]].mean(0))
+
+
+def test_channel_mask_leaves_masked_out_channels_free(tiny):
+    """With a mask, the matching ignores the other channels' targets entirely (bitwise the same result
+    whatever they are) and lowers the error on the channels it keeps."""
+    g = torch.Generator().manual_seed(4)
+    y = torch.rand(2, 1, 16, 16, generator=g)
+    target = sampling.phi1(tiny, torch.rand(2, 1, 16, 16, generator=g)).detach()
+    keep = torch.tensor([0, 3, 5, 9])
+    mask = sampling.channel_mask(keep, target.shape[1])
+    assert mask.sum() == 4 and mask[keep].eq(1).all()
+    other = target.clone()
+    free = mask == 0
+    other[:, free] = 100 * torch.rand(2, int(free.sum()), generator=g)
+    a = sampling.phi_match(tiny, y, target, lr=0.02, max_iter=40, mask=mask)
+    b = sampling.phi_match(tiny, y, other, lr=0.02, max_iter=40, mask=mask)
+    assert torch.equal(a.y, b.y)
+    err = lambda x: (sampling.phi1(tiny, x).detach() - target)[:, keep].pow(2).mean()
+    assert err(a.y) < 0.5 * err(y)
+    t = sampling.image_target(tiny, y, fixed_sigma=0.0, n_noise=1).masked(keep)
+    assert torch.equal(t.mask, mask)
+    with pytest.raises(ValueError, match="channel indices"):
+        sampling.channel_mask([0, 99], target.shape[1])
+
+
+class ShrinkDenoiser(build("tiny").__class__):
+    """x_hat(y) = mu + 0.8 (y - mu): a denoiser whose effective sigma decays, inside a real tiny UNet whose
+    encoder (and so phi) is untouched."""
+
+    def __init__(self, base, mu):
+        super().__init__(base.cfg)
+        self.load_state_dict(base.state_dict())
+        self.register_buffer("mu", mu)
+
+    def forward(self, y):
+        return self.mu + 0.8 * (y - self.mu)
+
+
+def test_adaptive_sampler_lowers_the_phi_error_against_the_unguided_ascent(tiny):
+    mu = torch.full((1, 1, 16, 16), 0.5)
+    model = ShrinkDenoiser(tiny, mu).eval()
+    cond = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
+    target = sampling.image_target(model, cond, n_per=4, n_noise=1, fixed_sigma=0.0)
+    cfg = AscentConfig(sigma0=0.5, sigma_L=0.01, h0=0.2, beta=0.5, max_iter=15, match_iter=20, match_lr=0.02)
+    xg, dg = sampling.ascent(model, mu, 4, cfg, target=target, generator=torch.Generator().manual_seed(0))
+    xu, du = sampling.ascent(model, mu, 4, cfg, generator=torch.Generator().manual_seed(0))
+    tp = target(torch.zeros(4))
+    eg = sampling.relative_phi_error(model, xg, tp)
+    eu = sampling.relative_phi_error(model, xu, tp)
+    assert eg.mean() < 0.5 * eu.mean(), (eg, eu)
+    assert dg.loss_before.shape[1] == 4 and dg.iterations.max() <= cfg.max_iter
+    assert (dg.match_ratio()[:-1] < 1).all() and du.loss_before is None
+
+
+def test_fixed_schedule_effective_sigma_follows_its_schedule():
+    """With x_hat(y) = mu and no matching, the image handed to the denoiser is mu + s z, so its effective
+    sigma is s up to a relative fluctuation of order 1/sqrt(D)."""
+    mu = torch.full((1, 1, 64, 64), 0.3)
+    model = ConstantDenoiser(mu)
+    sched = [1.0, 0.6, 0.3, 0.1, 0.03]
+    target = sampling.Target(torch.zeros(1, 3, 16), (0.1,))
+    _, d = sampling.fixed_schedule(model, mu, target, 3, sched, max_iter=0, generator=torch.Generator().manual_seed(2))
+    ratio = d.sigma / torch.tensor(sched)[:, None]
+    assert (ratio - 1).abs().max() < 0.05
+
+
+def test_phi_fn_is_a_parameter(tiny):
+    """The benchmark's whole-network phi gives the same matching as the encoder-only one."""
+    whole = lambda m, y, block: m.blocks(y)[1][block].mean(dim=(2, 3))
+    y = torch.rand(2, 1, 16, 16)
+    target = sampling.phi1(tiny, torch.rand(2, 1, 16, 16)).detach()
+    a = sampling.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0)
+    b = sampling.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0, phi_fn=whole)
+    torch.testing.assert_close(a.y, b.y)
 
 
 def test_bad_ascent_config():

@@ -69,7 +69,8 @@ import torch
 from IPython.display import Markdown, display
 
 from sdrlib import architecture, baselines, checkpoints, data, plots
-from sdrlib.train import TrainConfig, pick_device, summary, train
+from sdrlib.train import TrainConfig, summary, train
+from sdrlib.utils import pick_device
 
 dev = pick_device(device)
 print(f"profile {profile}; device {dev}; torch {torch.__version__}; "

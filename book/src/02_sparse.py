@@ -60,7 +60,7 @@ import torch
 from IPython.display import Markdown, display
 
 from sdrlib import analysis, checkpoints, plots, representation
-from sdrlib.train import pick_device
+from sdrlib.utils import pick_device
 
 dev = pick_device(device)
 refs = {name: checkpoints.load(name, device=dev) for name in references}
@@ -160,7 +160,7 @@ for name in refs:
         o = analysis.overlap_within_across(analysis.active_mask(feats[name][key], tau), labels)
         overlaps[(name, key)] = o
         overlap_rows.append({"reference": name, "representation": key, "within class": o["within"],
-                             "across classes": o["across"], "ratio": o["within"] / max(o["across"], 1e-12)})
+                             "across classes": o["across"], "ratio": o["ratio"]})
 display(Markdown(plots.markdown_table(overlap_rows, floatfmt=".3f")))
 
 # %% [markdown]
@@ -177,8 +177,8 @@ for name, ck in refs.items():
         f, ims = representation.checkpoint_features(ck, "test", n_sweep, s, n_noise, blocks=["mid"], seed=seed)
         for key, label in (("phi mid", "trained"), ("untrained phi mid", "untrained")):
             summ = analysis.sparsity_summary(f[key], tau)
-            o = analysis.overlap_within_across(analysis.active_mask(f[key], tau), ims.labels)
-            sweep[(name, label, s)] = {**summ, "overlap ratio": o["within"] / max(o["across"], 1e-12)}
+            ratio = analysis.overlap_ratio(analysis.active_mask(f[key], tau), ims.labels)
+            sweep[(name, label, s)] = {**summ, "overlap ratio": ratio}
 for name in refs:
     for metric, ylabel in (("active_frac_median", "median active fraction"), ("dead", "dead channels"),
                            ("overlap ratio", "Jaccard within / across")):
@@ -205,8 +205,7 @@ for name, ck in refs.items():
                                                         n_noise, blocks=["mid"], seed=seed, control=False)
             p = f["phi mid"]
         s = analysis.sparsity_summary(p, tau)
-        o = analysis.overlap_within_across(analysis.active_mask(p, tau), ims.labels)
-        rows.append({"step": step, **s, "overlap ratio": o["within"] / max(o["across"], 1e-12)})
+        rows.append({"step": step, **s, "overlap ratio": analysis.overlap_ratio(analysis.active_mask(p, tau), ims.labels)})
     along[name] = rows
     display(Markdown(f"**{name}** along training\n\n" + plots.markdown_table(rows, floatfmt=".3f")))
     fig = plots.lines([r["step"] for r in rows], {"median active fraction": [r["active_frac_median"] for r in rows],
@@ -229,8 +228,8 @@ for name in refs:
                      "median active (untrained)": un["active_frac_median"],
                      "dead (trained)": tr["dead"], "dead (untrained)": un["dead"],
                      "selective (trained)": tr["selective"], "selective (untrained)": un["selective"],
-                     "overlap ratio (trained)": ot["within"] / ot["across"],
-                     "overlap ratio (untrained)": ou["within"] / ou["across"]})
+                     "overlap ratio (trained)": ot["ratio"],
+                     "overlap ratio (untrained)": ou["ratio"]})
 display(Markdown(plots.markdown_table(verdicts, floatfmt=".3f")))
 
 # %% [markdown]

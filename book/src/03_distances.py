@@ -61,7 +61,7 @@ import torch
 from IPython.display import Markdown, display
 
 from sdrlib import analysis, checkpoints, plots, representation
-from sdrlib.train import pick_device
+from sdrlib.utils import pick_device
 
 dev = pick_device(device)
 refs = {name: checkpoints.load(name, device=dev) for name in references}

@@ -66,7 +66,7 @@ import torch
 from IPython.display import Markdown, display
 
 from sdrlib import analysis, checkpoints, data, plots, representation, sampling
-from sdrlib.train import pick_device
+from sdrlib.utils import pick_device
 
 dev = pick_device(device)
 refs = {name: checkpoints.load(name, device=dev) for name in references}
@@ -86,8 +86,7 @@ def knn_class(name, images):
     p = representation.phi(refs[name].model, images.to(dev), sigma_knn, n_noise_knn,
                            generator=torch.Generator().manual_seed(seed)).cpu()
     tr, q = analysis.standardize(feats["phi mid"].double(), p.double())
-    nn = analysis.neighbours(tr, q, k)
-    return torch.mode(base.labels[nn], dim=1).values
+    return analysis.knn_predict(tr, base.labels, q, k)
 
 
 # %% [markdown]
@@ -105,8 +104,8 @@ for name, ck in refs.items():
     uncond_secs[name] = (time.perf_counter() - t0) / n_uncond
     uncond[name] = uncond[name].clamp(0, 1).cpu()
     fig = plots.image_grid(uncond[name], n_uncond // 2, suptitle=f"{name}: unconditional samples "
-                           f"({uncond_diag[name]['iterations'].float().mean():.0f} steps on average)")
-    sig = uncond_diag[name]["sigma"]
+                           f"({uncond_diag[name].iterations.float().mean():.0f} steps on average)")
+    sig = uncond_diag[name].sigma
     fig = plots.lines(range(sig.shape[0]), {f"sample {i}": sig[:, i].tolist() for i in range(min(4, sig.shape[1]))},
                       "iteration", "effective σ", title=f"{name}: unconditional ascent")
 
@@ -144,11 +143,10 @@ for name, ck in refs.items():
 # %%
 for name in refs:
     d = guided_diag[name]
-    fig = plots.lines(d["schedule"].tolist(), {"schedule σ": d["schedule"].tolist(),
-                                               "effective σ (mean over samples)": d["sigma"].mean(1).tolist()},
+    fig = plots.lines(d.schedule.tolist(), {"schedule σ": d.schedule.tolist(),
+                                            "effective σ (mean over samples)": d.sigma.mean(1).tolist()},
                       "schedule σ", "σ", title=f"{name}: effective noise level")
-    ratio = (d["loss_after"] / d["loss_before"].clamp(min=1e-20)).median(1).values
-    fig = plots.lines(d["schedule"].tolist(), {"loss after / before (median)": ratio.tolist()},
+    fig = plots.lines(d.schedule.tolist(), {"loss after / before (median)": d.match_ratio().tolist()},
                       "schedule σ", "ratio", title=f"{name}: phi matching per step")
 
 # %% [markdown]
@@ -203,15 +201,10 @@ for name, ck in refs.items():
     train = sets[name]["train"]
     classes = target_labels[name]
     members = torch.cat([(train.labels == c).nonzero()[:64, 0] for c in classes])
-    cfn = sampling.image_target(ck.model, train.images[members].to(dev), n_noise=n_noise_target,
-                                centroid_labels=train.labels[members], seed=seed)
-    first = torch.stack([(train.labels[members] == c).nonzero()[0, 0] for c in classes])
-
-    def per_class(sig, _f=cfn, _first=first):
-        full = _f(torch.full((len(members),), float(sig[0])))
-        return full[_first].repeat_interleave(2, 0)
-
-    xc, _ = sampling.fixed_schedule(ck.model, means[name].to(dev), per_class, len(classes) * 2,
+    ctarget, groups = sampling.centroid_target(ck.model, train.images[members].to(dev), train.labels[members],
+                                               n_per=2, n_noise=n_noise_target, seed=seed)
+    classes = groups
+    xc, _ = sampling.fixed_schedule(ck.model, means[name].to(dev), ctarget, len(classes) * 2,
                                     torch.linspace(1.0, 0.03, n_steps).tolist(), lr=match_lr, max_iter=match_iter,
                                     generator=torch.Generator().manual_seed(seed + 1))
     xc = xc.clamp(0, 1).cpu()
@@ -225,8 +218,8 @@ for name, ck in refs.items():
     tfn = sampling.image_target(ck.model, targets[name][:2].to(dev), n_per=2, n_noise=n_noise_target, seed=seed)
     for part in ("selective", "non-selective"):
         mask = split[part].float()
-        xm, _ = sampling.fixed_schedule(ck.model, means[name].to(dev), tfn, 4, torch.linspace(1.0, 0.03, n_steps).tolist(),
-                                        lr=match_lr, max_iter=match_iter, mask=mask.to(dev),
+        xm, _ = sampling.fixed_schedule(ck.model, means[name].to(dev), tfn.masked(split[part]), 4,
+                                        torch.linspace(1.0, 0.03, n_steps).tolist(), lr=match_lr, max_iter=match_iter,
                                         generator=torch.Generator().manual_seed(seed + 2))
         xm = xm.clamp(0, 1).cpu()
         fig = plots.image_grid(torch.cat([targets[name][:1], xm[:2], targets[name][1:2], xm[2:]]), 3,
@@ -251,7 +244,7 @@ for name, ck in refs.items():
     xa, da = sampling.ascent(ck.model, means[name].to(dev), 4, cfg, target=tfn,
                              generator=torch.Generator().manual_seed(seed + 3))
     adaptive[name] = {"seconds per sample": (time.perf_counter() - t0) / 4,
-                      "steps": da["iterations"].float().mean().item()}
+                      "steps": da.iterations.float().mean().item()}
     xa = xa.clamp(0, 1).cpu()
     fig = plots.image_grid(torch.cat([targets[name][:1], xa]), 5,
                            suptitle=f"{name}: target and 4 adaptive self-guided samples "
