@@ -92,9 +92,8 @@ def _cmd_info(a: argparse.Namespace) -> int:
     path = checkpoints.resolve(a.checkpoint)
     cfg = checkpoints.read_config(path)
     if a.readme:
-        from .train import readme_text
         checkpoints.load(path)   # verifies hashes and shapes first
-        checkpoints.write_text(path / "README.md", readme_text(path, a.machine))
+        checkpoints.write_text(path / "README.md", checkpoints.readme_text(path, a.machine))
         print(f"wrote {path / 'README.md'}")
         return 0
     if a.json:

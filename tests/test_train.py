@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sdrlib import checkpoints
-from sdrlib.train import TrainConfig, history_table, lr_at, summary, train
+from sdrlib.checkpoints import history_table
+from sdrlib.train import TrainConfig, lr_at, summary, train
 
 FAST = dict(preset="tiny", data="fashion-mnist", batch=32, n_eval=64, log_every=10, progress=False, max_train=2000)
 
