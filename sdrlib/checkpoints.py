@@ -32,6 +32,8 @@ PENDING, COMMIT = ".next", "COMMIT"        # a new version is written here whole
 FILES = (WEIGHTS, EMA, STATE, LOG, CONFIG)   # the order of the move; config.json, holding the hashes, last
 WEIGHT_CHOICES = ("default", "raw", "ema")
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+REFERENCES = REPO_CHECKPOINTS / "references.yaml"   # the one list of reference checkpoints and their verdicts
+VERDICTS = ("holds", "holds weakly", "fails", "undecided")
 
 
 class CheckpointError(ValueError):
@@ -255,6 +257,25 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_stat
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", weights: str = "default") -> UNet:
     """The verified model of a checkpoint (folder path or shipped name), in eval mode."""
     return load(name_or_path, device, weights=weights).model
+
+
+def references(profile: str | None = None, path: str | Path | None = None) -> dict[str, dict]:
+    """The reference checkpoints of ``checkpoints/references.yaml`` ({name: {"profiles", "expect"}}), those
+    of one profile when given (e.g. "cpu"), in file order."""
+    import yaml
+    f = Path(path or REFERENCES)
+    refs = yaml.safe_load(f.read_text()) or {}
+    for name, info in refs.items():
+        bad = {k: v for k, v in (info.get("expect") or {}).items() if v not in VERDICTS}
+        if bad:
+            raise ValueError(f"{f}: {name}: unknown verdict(s) {bad}; expected one of {VERDICTS}")
+    return {n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}} for n, i in refs.items()
+            if profile is None or profile in i.get("profiles", [])}
+
+
+def expected_verdict(name: str, claim: str) -> str | None:
+    """The verdict ``references.yaml`` expects of ``claim`` on reference ``name`` (None: report only)."""
+    return references().get(name, {}).get("expect", {}).get(claim)
 
 
 def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:

@@ -42,7 +42,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
-references = ["small-fashion-mnist", "small-textures"]   # shipped checkpoints (names under checkpoints/)
+references = []                  # checkpoints to analyse; [] = those of checkpoints/references.yaml for the profile
 n_images = 1000                  # held-out images analysed per reference
 sigma = 0.2                      # noise level of phi (the paper's probe: 50/255)
 sigmas = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8]   # noise levels of the sweep
@@ -63,7 +63,7 @@ from sdrlib import analysis, checkpoints, plots, representation
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
-refs = {name: checkpoints.load(name, device=dev) for name in references}
+refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.references(profile)}
 feats, images = {}, {}
 for name, ck in refs.items():
     feats[name], images[name] = representation.checkpoint_features(ck, "test", n_images, sigma, n_noise, seed=seed)

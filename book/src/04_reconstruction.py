@@ -42,7 +42,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
-references = ["small-fashion-mnist", "small-textures"]   # shipped checkpoints (names under checkpoints/)
+references = []                  # checkpoints to analyse; [] = those of checkpoints/references.yaml for the profile
 n_targets = 4                    # target images (one per class, first classes)
 n_per_target = 3                 # samples per target
 n_steps = 20                     # fixed schedule: noise levels from 1 to 0.03 (the paper: 100)
@@ -69,7 +69,7 @@ from sdrlib import analysis, checkpoints, data, plots, representation, sampling
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
-refs = {name: checkpoints.load(name, device=dev) for name in references}
+refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.references(profile)}
 asc = sampling.AscentConfig(**ascent)
 sets, means, knn_base = {}, {}, {}
 for name, ck in refs.items():
