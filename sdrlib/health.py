@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import analysis
+from . import analysis, sparsity
 from .representation import phi
 from .unet import UNet
 
@@ -20,5 +20,5 @@ def middle_health(model: UNet, base: torch.Tensor, base_labels: torch.Tensor, qu
     pb = phi(model, base, sigma, n_noise, generator=g)
     tr, te = analysis.standardize(pb.double(), pq.double())
     knn = analysis.knn_scores(tr, base_labels, k, query=te, query_labels=query_labels)
-    return {"channels": pq.shape[1], "dead_zero": int(analysis.dead_channels(pq).sum()),
-            "dead_relative": int(analysis.relative_dead(pq, rel).sum()), "knn_agreement": knn["agreement"]}
+    return {"channels": pq.shape[1], "dead_zero": int(sparsity.dead_channels(pq).sum()),
+            "dead_relative": int(sparsity.relative_dead(pq, rel).sum()), "knn_agreement": knn["agreement"]}

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sdrlib import analysis
+from sdrlib import analysis, sparsity
 
 
 def test_vote_majority_and_tie_to_the_nearer_label():
@@ -41,15 +41,15 @@ def test_overlap_ratio_known_values_and_zero_guard():
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool)
     labels = torch.tensor([0, 0, 1, 1])
     within, across = (1 + 1 + 2 / 3 + 2 / 3) / 4, (1 / 4 + 1 / 4) / 8 * 2
-    assert analysis.overlap_ratio(mask, labels) == pytest.approx(within / across)
+    assert sparsity.overlap_ratio(mask, labels) == pytest.approx(within / across)
     disjoint = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=torch.bool)
-    assert math.isnan(analysis.overlap_ratio(disjoint, labels))        # across = 0: no ratio, no division error
-    assert math.isnan(analysis.overlap_ratio(mask, torch.zeros(4, dtype=torch.long)))   # one class only
+    assert math.isnan(sparsity.overlap_ratio(disjoint, labels))        # across = 0: no ratio, no division error
+    assert math.isnan(sparsity.overlap_ratio(mask, torch.zeros(4, dtype=torch.long)))   # one class only
 
 
 def test_relative_dead_rule():
     phi = torch.tensor([[10.0, 0.05, 0.0, 0.2],
                         [5.0, 0.09, 0.0, 0.0]])
     # channel maxima 10, 0.09, 0, 0.2; 1 % of the largest is 0.1
-    assert analysis.relative_dead(phi, 0.01).tolist() == [False, True, True, False]
-    assert analysis.dead_channels(phi).tolist() == [False, False, True, False]
+    assert sparsity.relative_dead(phi, 0.01).tolist() == [False, True, True, False]
+    assert sparsity.dead_channels(phi).tolist() == [False, False, True, False]

@@ -59,7 +59,7 @@ seed = 0
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import analysis, checkpoints, plots, representation
+from sdrlib import checkpoints, plots, representation, sparsity
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
@@ -80,7 +80,7 @@ for name, ck in refs.items():
 # %%
 for name in refs:
     p, ims = feats[name]["phi mid"], images[name]
-    order = analysis.channel_frequency(p, tau).argsort(descending=True)
+    order = sparsity.channel_frequency(p, tau).argsort(descending=True)
     picks = [int((ims.labels == c).nonzero()[0]) for c in ims.labels.unique()[:3]]
     bars = {}
     for i in picks:
@@ -104,18 +104,18 @@ for name in refs:
     for key, p in feats[name].items():
         if not key.startswith(("phi", "untrained phi")):
             continue
-        s = analysis.sparsity_summary(p, tau)
+        s = sparsity.sparsity_summary(p, tau)
         rows.append({"representation": key, **s})
         summaries[(name, key)] = s
     display(Markdown(f"**{name}** (threshold tau = {tau}, sigma = {sigma})\n\n" + plots.markdown_table(rows)))
 
 # %%
 for name in refs:
-    fr = {k: analysis.active_fraction(feats[name][k], tau) for k in ("phi mid", "untrained phi mid")}
+    fr = {k: sparsity.active_fraction(feats[name][k], tau) for k in ("phi mid", "untrained phi mid")}
     fig = plots.histograms({"trained": fr["phi mid"], "untrained": fr["untrained phi mid"]},
                            "fraction of live middle channels active", range_=(0, 1),
                            title=f"{name}: per-image active fraction")
-    fq = {k: analysis.channel_frequency(feats[name][k], tau) for k in ("phi mid", "untrained phi mid")}
+    fq = {k: sparsity.channel_frequency(feats[name][k], tau) for k in ("phi mid", "untrained phi mid")}
     fig = plots.frequency_curves({"trained": fq["phi mid"], "untrained": fq["untrained phi mid"]},
                                  (selective_below, nonselective_above), title=f"{name}: channel activation frequency")
 
@@ -138,9 +138,9 @@ for name, ck in refs.items():
         maps = ck.model.encode(ims.images[i:i + 1].to(dev))[0, top].cpu()
     fig = plots.activation_maps(ims.images[i], maps, [f"ch {c} φ={p[i, c]:.2f}" for c in top.tolist()],
                                 suptitle=f"{name}: image 0 ({ims.classes[int(ims.labels[i])]}), top channels")
-    freq = analysis.channel_frequency(p, tau)
-    for c in analysis.most_selective(p, 3, tau).tolist():
-        idx = analysis.top_images(p, c, n_top)
+    freq = sparsity.channel_frequency(p, tau)
+    for c in sparsity.most_selective(p, 3, tau).tolist():
+        idx = sparsity.top_images(p, c, n_top)
         titles = [ims.classes[int(ims.labels[j])][:14] for j in idx.tolist()]
         fig = plots.image_grid(ims.images[idx], n_top, titles=titles,
                                suptitle=f"{name}: channel {c}, active on {freq[c]:.1%} of images")
@@ -157,7 +157,7 @@ overlap_rows, overlaps = [], {}
 for name in refs:
     labels = images[name].labels
     for key in ("phi mid", "untrained phi mid", "phi enc3", "untrained phi enc3"):
-        o = analysis.overlap_within_across(analysis.active_mask(feats[name][key], tau), labels)
+        o = sparsity.overlap_within_across(sparsity.active_mask(feats[name][key], tau), labels)
         overlaps[(name, key)] = o
         overlap_rows.append({"reference": name, "representation": key, "within class": o["within"],
                              "across classes": o["across"], "ratio": o["ratio"]})
@@ -176,8 +176,8 @@ for name, ck in refs.items():
     for s in sigmas:
         f, ims = representation.checkpoint_features(ck, "test", n_sweep, s, n_noise, blocks=["mid"], seed=seed)
         for key, label in (("phi mid", "trained"), ("untrained phi mid", "untrained")):
-            summ = analysis.sparsity_summary(f[key], tau)
-            ratio = analysis.overlap_ratio(analysis.active_mask(f[key], tau), ims.labels)
+            summ = sparsity.sparsity_summary(f[key], tau)
+            ratio = sparsity.overlap_ratio(sparsity.active_mask(f[key], tau), ims.labels)
             sweep[(name, label, s)] = {**summ, "overlap ratio": ratio}
 for name in refs:
     for metric, ylabel in (("active_frac_median", "median active fraction"), ("dead", "dead channels"),
@@ -204,8 +204,8 @@ for name, ck in refs.items():
             f, ims = representation.checkpoint_features(checkpoints.load(path, device=dev), "test", n_sweep, sigma,
                                                         n_noise, blocks=["mid"], seed=seed, control=False)
             p = f["phi mid"]
-        s = analysis.sparsity_summary(p, tau)
-        rows.append({"step": step, **s, "overlap ratio": analysis.overlap_ratio(analysis.active_mask(p, tau), ims.labels)})
+        s = sparsity.sparsity_summary(p, tau)
+        rows.append({"step": step, **s, "overlap ratio": sparsity.overlap_ratio(sparsity.active_mask(p, tau), ims.labels)})
     along[name] = rows
     display(Markdown(f"**{name}** along training\n\n" + plots.markdown_table(rows, floatfmt=".3f")))
     fig = plots.lines([r["step"] for r in rows], {"median active fraction": [r["active_frac_median"] for r in rows],

@@ -65,7 +65,7 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import analysis, checkpoints, data, plots, representation, sampling
+from sdrlib import analysis, checkpoints, data, plots, representation, sampling, sparsity
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
@@ -214,7 +214,7 @@ for name, ck in refs.items():
                          "class = target's": (knn_class(name, xc) == classes.repeat_interleave(2)).float().mean().item()})
 
     p_base = knn_base[name][0]["phi mid"]
-    split = analysis.selectivity_split(analysis.channel_frequency(p_base), analysis.dead_channels(p_base))
+    split = sparsity.selectivity_split(sparsity.channel_frequency(p_base), sparsity.dead_channels(p_base))
     tfn = sampling.image_target(ck.model, targets[name][:2].to(dev), n_per=2, n_noise=n_noise_target, seed=seed)
     for part in ("selective", "non-selective"):
         mask = split[part].float()

@@ -1,0 +1,109 @@
+"""Sparsity of a representation (SPEC section 3, claims 1-3): dead channels, per-image active sets,
+channel selectivity, and the overlap of active sets within and across classes.
+
+Threshold rule for "active" (documented once, used everywhere): channel c is active for
+image i when phi[i, c] > tau * max_j phi[j, c], i.e. above a fraction ``tau`` (default 0.1)
+of that channel's maximum over the data set analysed. A channel whose maximum is zero on
+the whole set is "dead" and never active.
+"""
+from __future__ import annotations
+
+import torch
+
+DEFAULT_TAU = 0.1
+
+
+def dead_channels(phi: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Boolean (C,) mask of channels that are (numerically) zero on every image."""
+    return phi.max(dim=0).values <= eps
+
+
+def relative_dead(phi: torch.Tensor, rel: float = 0.01) -> torch.Tensor:
+    """Boolean (C,) mask of channels whose maximum over the images is below ``rel`` times the largest
+    channel's maximum: the relative dead-channel rule (nearly silent, not only exactly zero)."""
+    if not 0 <= rel < 1:
+        raise ValueError(f"rel must be in [0, 1), got {rel}")
+    cmax = phi.max(dim=0).values
+    return cmax < rel * cmax.max()
+
+
+def active_mask(phi: torch.Tensor, tau: float = DEFAULT_TAU, eps: float = 1e-8) -> torch.Tensor:
+    """Boolean (N, C): phi[i,c] > tau * (max over images of channel c); dead channels never active."""
+    if not 0 <= tau < 1:
+        raise ValueError(f"tau must be in [0, 1), got {tau}")
+    cmax = phi.max(dim=0).values
+    return (phi > tau * cmax) & (cmax > eps)
+
+
+def active_fraction(phi: torch.Tensor, tau: float = DEFAULT_TAU, live_only: bool = True) -> torch.Tensor:
+    """Per-image fraction of channels that are active (claim 1); over live channels by default."""
+    m = active_mask(phi, tau)
+    n = (~dead_channels(phi)).sum() if live_only else phi.shape[1]
+    return m.sum(1).float() / max(int(n), 1)
+
+
+def channel_frequency(phi: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
+    """Per-channel fraction of images for which the channel is active (claim 2)."""
+    return active_mask(phi, tau).float().mean(0)
+
+
+def selectivity_split(freq: torch.Tensor, dead: torch.Tensor, selective_below: float = 0.3,
+                      nonselective_above: float = 0.9) -> dict[str, torch.Tensor]:
+    """Split live channels by activation frequency into selective / intermediate / non-selective (claim 2)."""
+    live = ~dead
+    return {"selective": live & (freq < selective_below),
+            "non-selective": live & (freq > nonselective_above),
+            "intermediate": live & (freq >= selective_below) & (freq <= nonselective_above),
+            "dead": dead.clone()}
+
+
+def jaccard_matrix(mask: torch.Tensor) -> torch.Tensor:
+    """Pairwise Jaccard index |A_i & A_j| / |A_i | A_j| of boolean active sets (N, C) -> (N, N)."""
+    m = mask.float()
+    inter = m @ m.T
+    sizes = m.sum(1)
+    union = sizes[:, None] + sizes[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+
+
+def overlap_within_across(mask: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean Jaccard overlap of active sets for pairs of the same class vs of different classes (claim 3),
+    and their ratio (NaN when no pair spans two classes or the across-class overlap is zero)."""
+    J = jaccard_matrix(mask)
+    same = labels[:, None] == labels[None, :]
+    off = ~torch.eye(len(labels), dtype=torch.bool)
+    within, across = J[same & off], J[~same]
+    w = within.mean().item() if within.numel() else float("nan")
+    a = across.mean().item() if across.numel() else float("nan")
+    return {"within": w, "across": a, "ratio": w / a if a > 0 else float("nan")}
+
+
+def overlap_ratio(mask: torch.Tensor, labels: torch.Tensor) -> float:
+    """Within-class over across-class mean Jaccard overlap of active sets (claim 3): 1 means no class structure."""
+    return overlap_within_across(mask, labels)["ratio"]
+
+
+def sparsity_summary(phi: torch.Tensor, tau: float = DEFAULT_TAU) -> dict[str, float]:
+    """The numbers behind claims 1-2 for one representation: dead channels, active fraction, selectivity."""
+    dead = dead_channels(phi)
+    frac = active_fraction(phi, tau)
+    freq = channel_frequency(phi, tau)
+    split = selectivity_split(freq, dead)
+    q = torch.quantile(frac, torch.tensor([0.1, 0.5, 0.9]))
+    return {"channels": phi.shape[1], "dead": int(dead.sum()), "active_frac_p10": q[0].item(),
+            "active_frac_median": q[1].item(), "active_frac_p90": q[2].item(),
+            "selective": int(split["selective"].sum()), "non_selective": int(split["non-selective"].sum()),
+            "intermediate": int(split["intermediate"].sum())}
+
+
+def top_images(phi: torch.Tensor, channel: int, k: int = 8) -> torch.Tensor:
+    """Indices of the k images on which a channel responds most (to see what a selective channel encodes)."""
+    return phi[:, channel].topk(min(k, phi.shape[0])).indices
+
+
+def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_frequency: float = 0.005) -> torch.Tensor:
+    """The n live channels active on the fewest images (but on at least ``min_frequency`` of them)."""
+    freq = channel_frequency(phi, tau)
+    ok = (~dead_channels(phi)) & (freq >= min_frequency)
+    idx = torch.nonzero(ok).squeeze(1)
+    return idx[freq[idx].argsort()[:n]]
