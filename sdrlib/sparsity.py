@@ -107,3 +107,61 @@ def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_
     ok = (~dead_channels(phi)) & (freq >= min_frequency)
     idx = torch.nonzero(ok).squeeze(1)
     return idx[freq[idx].argsort()[:n]]
+
+
+# ------------------------------------------------------------------ threshold-free measures and fair controls
+
+def normalise(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+    """phi with each channel divided by its maximum over the images, restricted to live channels (the
+    relative rule by default): the scale on which the threshold rule and the measures below agree."""
+    live = ~relative_dead(phi) if live is None else live
+    p = phi[:, live]
+    return p / p.max(dim=0).values.clamp(min=1e-12)
+
+
+def hoyer(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image Hoyer sparsity of the normalised live channels, (sqrt(C) - |x|_1 / |x|_2) / (sqrt(C) - 1):
+    1 when one channel carries everything, 0 when all are equal (claim 1, no threshold)."""
+    x = normalise(phi, live)
+    c = x.shape[1]
+    if c < 2:
+        raise ValueError(f"Hoyer sparsity needs at least 2 live channels, got {c}")
+    ratio = x.sum(1) / x.norm(dim=1).clamp(min=1e-12)
+    return (c ** 0.5 - ratio) / (c ** 0.5 - 1)
+
+
+def participation_ratio(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image effective number of active channels, (sum x)^2 / sum x^2 of the normalised live channels,
+    as a fraction of the live channels (1: all equally active; 1/C: one channel)."""
+    x = normalise(phi, live)
+    return x.sum(1) ** 2 / (x.pow(2).sum(1).clamp(min=1e-24) * x.shape[1])
+
+
+def top_mass(phi: torch.Tensor, k: int, live: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image share of the normalised live channels' total carried by its k largest channels."""
+    x = normalise(phi, live)
+    if not 1 <= k <= x.shape[1]:
+        raise ValueError(f"k must be in [1, {x.shape[1]}] (live channels), got {k}")
+    return x.topk(k, dim=1).values.sum(1) / x.sum(1).clamp(min=1e-12)
+
+
+def tau_sweep(phi: torch.Tensor, taus) -> torch.Tensor:
+    """Median per-image active fraction of the live channels at each threshold tau (the threshold curve)."""
+    live = ~relative_dead(phi)
+    return torch.stack([active_fraction(phi[:, live], float(t)).median() for t in taus])
+
+
+def matched_tau(phi: torch.Tensor, median_fraction: float, iters: int = 40) -> float:
+    """The threshold tau at which phi's median active fraction (live channels) equals ``median_fraction``:
+    a density-matched control is read at this tau, so that it is exactly as dense as the trained network."""
+    if not 0 < median_fraction < 1:
+        raise ValueError(f"median_fraction must be in (0, 1), got {median_fraction}")
+    live = phi[:, ~relative_dead(phi)]
+    lo, hi = 0.0, 1.0 - 1e-9
+    for _ in range(iters):            # the active fraction falls as tau grows: bisect
+        mid = (lo + hi) / 2
+        if active_fraction(live, mid).median().item() > median_fraction:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

@@ -53,3 +53,63 @@ def test_relative_dead_rule():
     # channel maxima 10, 0.09, 0, 0.2; 1 % of the largest is 0.1
     assert sparsity.relative_dead(phi, 0.01).tolist() == [False, True, True, False]
     assert sparsity.dead_channels(phi).tolist() == [False, False, True, False]
+
+
+def test_threshold_free_sparsity_known_values():
+    # 4 images x 4 channels; every channel peaks at 1 somewhere, so normalising changes nothing
+    eye = torch.eye(4)
+    flat = torch.ones(4, 4)
+    assert torch.allclose(sparsity.hoyer(eye), torch.ones(4))            # one channel per image: maximally sparse
+    assert torch.allclose(sparsity.hoyer(flat), torch.zeros(4), atol=1e-6)   # all equal: not sparse
+    assert torch.allclose(sparsity.participation_ratio(eye), torch.full((4,), 0.25))
+    assert torch.allclose(sparsity.participation_ratio(flat), torch.ones(4))
+    assert torch.allclose(sparsity.top_mass(flat, 1), torch.full((4,), 0.25))
+    mixed = torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 4)
+    assert torch.allclose(sparsity.participation_ratio(mixed, torch.tensor([True, True, False, False])),
+                          torch.ones(4))    # two live channels, both active
+    # a channel 50x larger does not dominate: each channel is read relative to its own maximum
+    scaled = eye * torch.tensor([50.0, 1.0, 1.0, 1.0])
+    assert torch.allclose(sparsity.hoyer(scaled), torch.ones(4))
+    # ... but one 1000x larger leaves the others below 1 % of it: dead by the relative rule
+    assert sparsity.relative_dead(eye * torch.tensor([1000.0, 1.0, 1.0, 1.0])).tolist() == [False, True, True, True]
+
+
+def test_matched_tau_reaches_the_asked_density():
+    g = torch.Generator().manual_seed(0)
+    phi = torch.rand(500, 64, generator=g) ** 3
+    for target in (0.1, 0.3, 0.6):
+        tau = sparsity.matched_tau(phi, target)
+        got = sparsity.active_fraction(phi, tau).median().item()
+        assert abs(got - target) <= 1 / 64 + 1e-9, (target, tau, got)
+    sweep = sparsity.tau_sweep(phi, [0.0, 0.1, 0.5, 0.9])
+    assert (sweep[1:] <= sweep[:-1]).all() and sweep[0] == 1.0
+
+
+def test_bootstrap_intervals():
+    from sdrlib import stats
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(2000, generator=g, dtype=torch.float64) + 3
+    ci = stats.mean_ci(v, n_boot=2000)
+    half = 1.96 * v.std().item() / math.sqrt(len(v))
+    assert ci.lo < 3 < ci.hi and abs((ci.hi - ci.lo) / 2 - half) < 0.1 * half
+    const = stats.mean_ci(torch.full((50,), 0.7, dtype=torch.float64))
+    assert const.lo == const.hi == const.value == pytest.approx(0.7)
+    # pairing removes the shared per-image variation: a small, consistent difference is detected
+    base = torch.randn(300, generator=g, dtype=torch.float64) * 5
+    a, b = base + 0.1, base
+    d = stats.paired_diff_ci(a, b)
+    assert d.value == pytest.approx(0.1) and d.above(0.09) and d.below(0.11)
+    assert stats.verdict(d) == "holds" and stats.verdict(d, weak_below=0.5) == "holds weakly"
+    assert stats.verdict(stats.Interval(-0.2, -0.3, -0.1)) == "fails"
+    assert stats.verdict(stats.Interval(0.01, -0.02, 0.04)) == "undecided"
+    assert str(stats.Interval(0.5, 0.25, 0.75)) == "0.500 [0.250, 0.750]"
+
+
+def test_spearman_interval_and_power():
+    from sdrlib import stats
+    x = torch.arange(30.0)
+    ci = stats.spearman_ci(x, x ** 3, n_boot=300)
+    assert ci.value == pytest.approx(1.0) and ci.lo == pytest.approx(1.0)
+    assert abs(stats.spearman_power(20, 0.0, n_sim=1000) - 0.05) < 0.03     # the test's size
+    assert stats.spearman_power(20, 0.8, n_sim=500) > 0.9
+    assert stats.spearman_power(6, 0.5, n_sim=500) < 0.35                 # six pairs cannot decide a moderate relation

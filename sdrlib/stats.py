@@ -1,0 +1,110 @@
+"""Uncertainty of every reported score: percentile bootstrap intervals over images (paired when two
+representations are compared on the same images), rank correlation with an interval and a power
+estimate, and the rule that turns an interval into a verdict."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+VERDICTS = ("holds", "holds weakly", "fails", "undecided")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its two-sided confidence interval."""
+
+    value: float
+    lo: float
+    hi: float
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+    def fmt(self, spec: str = ".3f") -> str:
+        """The interval as text with a format spec, e.g. "+0.052 [+0.040, +0.066]" for "+.3f"."""
+        return f"{self.value:{spec}} [{self.lo:{spec}}, {self.hi:{spec}}]"
+
+    def above(self, x: float) -> bool:
+        """The whole interval lies above x."""
+        return self.lo > x
+
+    def below(self, x: float) -> bool:
+        """The whole interval lies below x."""
+        return self.hi < x
+
+
+def _indices(n: int, n_boot: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n, (n_boot, n), generator=g)
+
+
+def bootstrap(stat: Callable[[torch.Tensor], float], n: int, n_boot: int = 1000, level: float = 0.95,
+              seed: int = 0) -> Interval:
+    """Percentile bootstrap of any statistic of n items: ``stat(idx)`` evaluated on resampled indices."""
+    if n < 2:
+        raise ValueError(f"a bootstrap needs at least 2 items, got {n}")
+    point = float(stat(torch.arange(n)))
+    reps = np.array([float(stat(idx)) for idx in _indices(n, n_boot, seed)])
+    reps = reps[np.isfinite(reps)]
+    a = (1 - level) / 2
+    return Interval(point, float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)), level)
+
+
+def mean_ci(values: torch.Tensor, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Bootstrap interval of the mean of per-image scores (e.g. each query's k-NN agreement)."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    means = v[_indices(len(v), n_boot, seed)].mean(1).numpy()
+    a = (1 - level) / 2
+    return Interval(v.mean().item(), float(np.quantile(means, a)), float(np.quantile(means, 1 - a)), level)
+
+
+def paired_diff_ci(a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, level: float = 0.95,
+                   seed: int = 0) -> Interval:
+    """Interval of mean(a) - mean(b) for scores of the same images, resampling images jointly (paired)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return mean_ci(a - b, n_boot, level, seed)
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+    return float(spearmanr(np.asarray(x), np.asarray(y)).statistic)
+
+
+def spearman_ci(x, y, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Spearman correlation with a bootstrap interval over the (x, y) pairs."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return bootstrap(lambda idx: spearman(x[idx.numpy()], y[idx.numpy()]), len(x), n_boot, level, seed)
+
+
+def spearman_power(n: int, rho: float, level: float = 0.95, n_sim: int = 2000, seed: int = 0) -> float:
+    """Chance that n pairs with a true (Gaussian-copula) correlation rho give a Spearman correlation
+    significantly different from 0 (two-sided test at 1 - level, Fisher z with the Spearman variance)."""
+    rng = np.random.default_rng(seed)
+    z_crit = float(abs(np.quantile(rng.standard_normal(200_000), (1 - level) / 2)))
+    cov = [[1, rho], [rho, 1]]
+    hits = 0
+    for _ in range(n_sim):
+        xy = rng.multivariate_normal([0, 0], cov, size=n)
+        r = spearman(xy[:, 0], xy[:, 1])
+        z = math.atanh(max(min(r, 0.999999), -0.999999)) * math.sqrt((n - 3) / 1.06)
+        hits += abs(z) > z_crit
+    return hits / n_sim
+
+
+def verdict(effect: Interval, weak_below: float | None = None) -> str:
+    """The verdict on a claim stated as "effect > 0": "holds" when the interval lies above 0 (and, if
+    ``weak_below`` is given, its lower end reaches that size), "holds weakly" when it lies above 0 but
+    not that far, "fails" when it lies below 0, "undecided" when it straddles 0."""
+    if effect.above(0):
+        return "holds weakly" if weak_below is not None and effect.lo < weak_below else "holds"
+    if effect.below(0):
+        return "fails"
+    return "undecided"
