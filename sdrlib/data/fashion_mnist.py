@@ -13,7 +13,7 @@ import torch
 
 from ..utils import cache_dir
 from . import ImageSet, register
-from .common import pad_to, read_idx, resize
+from .common import file_stamp, pad_to, read_idx, resize, source_counts
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -28,6 +28,7 @@ FASHION_FILES = {  # standard IDX files and their MD5 as published by Zalando Re
 
 
 def _fashion_dir(root: str | None, download: bool) -> Path:
+    """The folder holding the four IDX files: ``root``, $SDR_FASHION_MNIST, Debian's, the cache, or a download."""
     cands = [root] if root else [os.environ.get("SDR_FASHION_MNIST"), *FASHION_DIRS, str(cache_dir() / "fashion-mnist")]
     for c in cands:
         if c and all((Path(c) / f).is_file() or (Path(c) / f[:-3]).is_file() for f in FASHION_FILES):
@@ -61,22 +62,33 @@ def download_fashion_mnist(dest: Path) -> Path:
     return dest
 
 
-@register("fashion-mnist", "Fashion-MNIST, 70k greyscale clothing images, 10 classes, zero-padded 28->32")
+def _fashion_file(d: Path, split: str, stem: str) -> Path:
+    """The IDX file of a split (gzipped or not) in folder ``d``."""
+    p = d / f"{'train' if split == 'train' else 't10k'}-{stem}-ubyte.gz"
+    return p if p.is_file() else p.with_suffix("")
+
+
+def fashion_stamp(root: str | None = None, **_: object) -> str:
+    """Which Fashion-MNIST folder would be read, and its files' sizes."""
+    try:
+        d = _fashion_dir(root, download=False)
+    except FileNotFoundError:
+        return "absent"
+    return file_stamp(*(_fashion_file(d, s, k) for s in ("train", "test") for k in ("images-idx3", "labels-idx1")))
+
+
+@register("fashion-mnist", "Fashion-MNIST, 70k greyscale clothing images, 10 classes, zero-padded 28->32",
+          stamp=fashion_stamp)
 def fashion_mnist(split: str, size: int | None, seed: int, root: str | None = None,
                   download: bool = False) -> ImageSet:
     """The real Fashion-MNIST (60k train / 10k test), padded to 32x32 (or resized to ``size``)."""
     d = _fashion_dir(root, download)
-    pre = "train" if split == "train" else "t10k"
-
-    def find(stem: str) -> Path:
-        p = d / f"{pre}-{stem}-ubyte.gz"
-        return p if p.is_file() else d / f"{pre}-{stem}-ubyte"
-
-    x = torch.from_numpy(read_idx(find("images-idx3")).copy()).float().div_(255).unsqueeze(1)
-    y = torch.from_numpy(read_idx(find("labels-idx1")).astype(np.int64))
+    x = torch.from_numpy(read_idx(_fashion_file(d, split, "images-idx3")).copy()).float().div_(255).unsqueeze(1)
+    y = torch.from_numpy(read_idx(_fashion_file(d, split, "labels-idx1")).astype(np.int64))
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"Fashion-MNIST in {d}: {x.shape[0]} images but {y.shape[0]} labels")
     x = pad_to(x, 32)
     x = resize(x, size)
-    return ImageSet("fashion-mnist", x.contiguous(), y, list(FASHION_CLASSES),
-                    {"source": str(d), "licence": "MIT (Zalando Research)"})
+    meta = {"source": str(d), "licence": "MIT (Zalando Research)",
+            "source_counts": source_counts({"fashion-mnist": (len(y), len(torch.unique(y)))})}
+    return ImageSet("fashion-mnist", x.contiguous(), y, list(FASHION_CLASSES), meta)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ImageSet, register
-from .common import _torch_rng, resize
+from .common import _torch_rng, resize, source_counts
 
 # --------------------------------------------------------------------------- ovals
 
@@ -66,7 +66,8 @@ def ovals(split: str, size: int | None, seed: int, n_per_class: int | None = Non
         labels.append(torch.full((n,), k, dtype=torch.int64))
     x = resize(torch.cat(chunks).clamp_(0, 1), size)
     meta = {"canvas": str(canvas), "n_ovals": str(n_ovals), "area_px": f"{area[0]:g}-{area[1]:g}",
-            "orientation": "axis-aligned; ratio = width / height", "licence": "generated (MIT, this project)"}
+            "orientation": "axis-aligned; ratio = width / height", "licence": "generated (MIT, this project)",
+            "source_counts": source_counts({"generated": (n * len(ratios), len(ratios))})}
     return ImageSet("ovals", x.contiguous(), torch.cat(labels), [f"ratio {r:.3g}" for r in ratios], meta)
 
 
@@ -145,6 +146,7 @@ def shapes(split: str, size: int | None, seed: int, n_per_class: int | None = No
             colours.append(c)
         labels.append(torch.full((n,), k, dtype=torch.int64))
     x = resize(torch.cat(xs).clamp_(0, 1), size)
-    meta = {"canvas": str(canvas), "licence": "generated (MIT, this project)"}
+    meta = {"canvas": str(canvas), "licence": "generated (MIT, this project)",
+            "source_counts": source_counts({"generated": (n * len(SHAPE_CLASSES), len(SHAPE_CLASSES))})}
     return ImageSet("shapes", x.contiguous(), torch.cat(labels), list(SHAPE_CLASSES), meta, torch.cat(colours),
                     list(SHAPE_COLOURS))

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from . import ImageSet, register
-from .common import _open_rgb, _seed, _shrink, _wheel_dir, resize
+from .common import _open_rgb, _seed, _shrink, _wheel_dir, file_stamp, resize, source_counts
 
 UFOAI_PK3 = ("/usr/share/games/ufoai/base/0textures.pk3",)
 UFOAI_FOLDERS = ("tex_nature", "tex_dirt", "tex_material", "tex_mattn", "tex_ctp1")
@@ -115,8 +115,8 @@ def _thumb(img: np.ndarray) -> np.ndarray:
 
 
 def _texture_photos(sources: tuple[str, ...], short_side: int, max_classes: int | None
-                    ) -> tuple[list[tuple[str, str, np.ndarray]], dict]:
-    """Texture photographs as (class name, group, image), filtered and de-duplicated; meta on the sources.
+                    ) -> tuple[list[tuple[str, str, np.ndarray]], dict[str, int]]:
+    """Texture photographs as (class name, group, image), filtered and de-duplicated; photographs per source.
 
     Rejected: photos whose shorter side is under UFOAI_MIN_SIDES[0], near-flat photos (MIN_STD), and
     duplicates (16x16 thumbnail within RMS DUPLICATE_RMS of an earlier photo: re-saved or re-scaled copies).
@@ -137,9 +137,7 @@ def _texture_photos(sources: tuple[str, ...], short_side: int, max_classes: int 
             photos.append((name, group, img))
             thumbs.append(t)
             counts[src] += 1
-    meta = {"sources": ", ".join(f"{k}={v}" for k, v in counts.items() if v),
-            "missing_sources": ", ".join(k for k, v in counts.items() if not v)}
-    return photos, meta
+    return photos, counts
 
 
 def _patch_boxes(h: int, w: int, n: int, crop: int, holdout: float, split: str,
@@ -157,7 +155,28 @@ def _patch_boxes(h: int, w: int, n: int, crop: int, holdout: float, split: str,
     return np.stack([top, left, np.full(n, c), np.full(n, c)], 1).astype(np.int64)
 
 
-@register("textures", "Colour texture patches (SPEC 5): one class per photograph, a held-out strip per photo for test")
+def _check_sources(sources: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The texture sources asked for (all by default); ValueError naming unknown ones."""
+    unknown = set(sources or ()) - set(TEXTURE_SOURCES)
+    if unknown:
+        raise ValueError(f"unknown texture sources {sorted(unknown)}; expected some of {TEXTURE_SOURCES}")
+    return tuple(sources or TEXTURE_SOURCES)
+
+
+def textures_stamp(sources: tuple[str, ...] | None = None, **_: object) -> str:
+    """Which texture sources are on this machine: the ufoai archive's size, the photographs found per source."""
+    out = []
+    for src in _check_sources(sources):
+        if src == "ufoai":
+            out.append(file_stamp(next((p for p in UFOAI_PK3 if Path(p).is_file()), UFOAI_PK3[0])))
+        else:
+            files = _photo_files(src)
+            out.append(f"{src}: {len(files)} files, {sum(f.stat().st_size for f in files)} B")
+    return "; ".join(out)
+
+
+@register("textures", "Colour texture patches (SPEC 5): one class per photograph, a held-out strip per photo for test",
+          stamp=textures_stamp)
 def textures(split: str, size: int | None, seed: int, n_train: int = 64, n_test: int = 16, crop: int = 64,
              holdout: float = 0.2, short_side: int = 512, sources: tuple[str, ...] | None = None,
              max_classes: int | None = None) -> ImageSet:
@@ -172,21 +191,21 @@ def textures(split: str, size: int | None, seed: int, n_train: int = 64, n_test:
     """
     if not 0 < holdout < 0.5:
         raise ValueError(f"holdout must be in (0, 0.5), got {holdout}")
-    unknown = set(sources or ()) - set(TEXTURE_SOURCES)
-    if unknown:
-        raise ValueError(f"unknown texture sources {sorted(unknown)}; expected some of {TEXTURE_SOURCES}")
-    photos, meta = _texture_photos(tuple(sources or TEXTURE_SOURCES), short_side, max_classes)
+    photos, found = _texture_photos(_check_sources(sources), short_side, max_classes)
+    meta = {"sources": ", ".join(f"{k}={v}" for k, v in found.items() if v),
+            "missing_sources": ", ".join(k for k, v in found.items() if not v)}
     if not photos:
         raise FileNotFoundError(f"no texture photographs found (sources {meta['missing_sources']}); install the "
                                 f"Debian packages: sudo apt-get install {TEXTURE_PACKAGES}")
     size = size or 32
     n = n_train if split == "train" else n_test
+    meta["source_counts"] = source_counts({k: (n * v, v) for k, v in found.items() if v})
     group_names = sorted({g for _, g, _ in photos})
     xs, boxes, labels, groups = [], [], [], []
     for k, (name, group, img) in enumerate(photos):
         rng = np.random.default_rng(_seed(seed, split, name))
         bx = _patch_boxes(img.shape[0], img.shape[1], n, crop, holdout, split, rng)
-        patches = np.stack([img[t:t + c, l:l + c] for t, l, c, _ in bx])
+        patches = np.stack([img[t:t + c, left:left + c] for t, left, c, _ in bx])
         xs.append(resize(torch.from_numpy(patches).float().div_(255).permute(0, 3, 1, 2), size))
         boxes.append(torch.from_numpy(bx))
         labels.append(torch.full((n,), k, dtype=torch.int64))
