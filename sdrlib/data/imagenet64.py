@@ -22,7 +22,7 @@ IMAGENET64_ENV = "SDR_DATA_IMAGENET64"
 IMAGENET64_TRAIN = tuple(f"train_data_batch_{i}.npz" for i in range(1, 11))
 IMAGENET64_TEST = ("val_data.npz",)
 IMAGENET64_CLASSES = 1000
-ROWS = 2048  # rows streamed per chunk
+ROWS = 512  # rows streamed per chunk (6 MB at 64x64)
 
 
 def _batch_files(split: str, batches: tuple[int, ...] | None) -> list[str]:

@@ -154,20 +154,23 @@ class U8Images:
 
     def read_u8(self, rows: np.ndarray) -> torch.Tensor:
         """The store rows ``rows`` (any order, repeats allowed) as a uint8 NCHW tensor."""
-        order = np.argsort(rows, kind="stable")
-        srt = rows[order]
         out = np.empty((len(rows), *self.chw), dtype=np.uint8)
-        row = out[0].nbytes if len(rows) else 0
+        if not len(rows):
+            return torch.from_numpy(out)
+        order = np.argsort(rows, kind="stable")
+        srt, row = rows[order], out[0].nbytes
         breaks = np.flatnonzero(np.diff(srt) != 1) + 1
         with open(self.path, "rb", buffering=0) as f:
             for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(srt)]):
+                dest = order[a:b]
                 f.seek(self._offset + int(srt[a]) * row)
-                view = memoryview(out[a:b]).cast("B")
-                if f.readinto(view) != len(view):
+                direct = dest[-1] - dest[0] == b - a - 1 and (b - a == 1 or bool(np.all(np.diff(dest) == 1)))
+                buf = out[dest[0]:dest[-1] + 1] if direct else np.empty((b - a, *self.chw), dtype=np.uint8)
+                if f.readinto(memoryview(buf).cast("B")) != buf.nbytes:
                     raise ValueError(f"image store {self.path} is truncated")
-        res = np.empty_like(out)
-        res[order] = out
-        return torch.from_numpy(res)
+                if not direct:
+                    out[dest] = buf
+        return torch.from_numpy(out)
 
     def batches(self, batch_size: int = 256) -> Iterable[torch.Tensor]:
         """Consecutive float32 batches over the whole view."""
