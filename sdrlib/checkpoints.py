@@ -138,8 +138,13 @@ def _file(path: Path, fname: str) -> Path:
     return path / fname
 
 
-def _is_checkpoint(p: Path) -> bool:
+def exists(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint folder (a whole version is there, possibly still being moved in)."""
+    p = Path(path)
     return p.is_dir() and _file(p, CONFIG).is_file()
+
+
+_is_checkpoint = exists
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -175,6 +180,26 @@ def _verify(path: Path, fname: str, config: dict) -> Path:
     return f
 
 
+def _while_writing(fn):
+    """Retry a read that a concurrent save disturbed (a file moved in between, or config and weights read
+    on either side of the move): a few tries while that folder has a pending version."""
+    import functools
+    import time
+
+    @functools.wraps(fn)
+    def wrapper(path, *a, **kw):
+        for attempt in range(20):
+            try:
+                return fn(path, *a, **kw)
+            except (FileNotFoundError, CheckpointError):
+                p = Path(path)
+                if attempt == 19 or not (p.is_dir() and (p / PENDING).exists()):
+                    raise
+                time.sleep(0.05)
+    return wrapper
+
+
+@_while_writing
 def read_config(path: str | Path) -> dict:
     """The parsed config.json of a checkpoint folder (or shipped name)."""
     path = resolve(path)
@@ -219,6 +244,7 @@ def default_weights(config: dict) -> str:
     return "ema" if EMA in config.get("sha256", {}) else "raw"
 
 
+@_while_writing
 def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_state: bool = False,
          weights: str = "default") -> Checkpoint:
     """Load and verify a checkpoint: hashes, then config, then a strict weight load.

@@ -49,7 +49,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(a).items() if k in names}
     if a.resume:
-        if not (Path(a.out) / checkpoints.CONFIG).is_file():
+        if not checkpoints.exists(a.out):
             raise FileNotFoundError(f"cannot resume: no checkpoint in {a.out}")
         old = checkpoints.read_config(a.out)["train"]
         # On resume the saved config wins, except for options given explicitly on this command line.

@@ -215,8 +215,12 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
     ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()} if cfg.ema else None
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    if out.is_dir():
+        checkpoints.finish_pending(out)          # a save that a kill interrupted: complete it or drop it
     if resume:
-        if not (out / checkpoints.CONFIG).is_file():
+        if not checkpoints.exists(out):
             raise FileNotFoundError(f"cannot resume: no checkpoint in {out}")
         ck = checkpoints.load(out, device=dev, with_state=True, weights="raw")
         old = TrainConfig.from_dict(ck.config["train"])
@@ -233,7 +237,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
             ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
         log = ck.log
         commands = ck.config.get("commands", [])
-    elif (out / checkpoints.CONFIG).exists():
+    elif checkpoints.exists(out):
         raise FileExistsError(f"{out} already holds a checkpoint; pass resume=True (--resume) or choose another --out")
     if cfg.channels_last and dev.type != "mps":
         model = model.to(memory_format=torch.channels_last)
