@@ -42,6 +42,8 @@ STAGES: dict[str, dict] = {
             "warm-up 400, lr 2e-4": dict(V1, warmup=400, lr=2e-4),
             "lr 2e-4": dict(V1, lr=2e-4),
             "warm-up 400, lr 5e-4, gains 1": dict(V1, warmup=400, lr=5e-4, gain_init="ones"),
+            "warm-up 400, lr 1e-3, gains 1": dict(V1, warmup=400, gain_init="ones"),
+            "lr 1e-3, gains 1": dict(V1, gain_init="ones"),
         },
     },
 }
