@@ -304,6 +304,39 @@ def expected_verdict(name: str, claim: str) -> str | None:
     return references().get(name, {}).get("expect", {}).get(claim)
 
 
+class DataMismatch(ValueError):
+    """The data set built on this machine is not the one a checkpoint was trained on."""
+
+
+def data_kwargs(config: dict) -> dict:
+    """The ``data.load`` arguments (size, crop) of a checkpoint's training data."""
+    tc = config.get("train", {})
+    return config.get("data_kwargs") or {"size": tc.get("size")}
+
+
+def load_data(checkpoint: "Checkpoint | str | Path", split: str = "test", check: bool = True, **kwargs):
+    """The checkpoint's own data set (same name, size and crop), refused with one message saying how to get
+    the right data when the sources found here differ from those it was trained on (fingerprint)."""
+    from . import data
+    config = checkpoint.config if isinstance(checkpoint, Checkpoint) else read_config(checkpoint)
+    name = config["train"]["data"]
+    ds = data.load(name, split, **{**data_kwargs(config), **kwargs})
+    want = (config.get("data_fingerprint") or {}).get(split)
+    if check and want and not kwargs:
+        got = ds.fingerprint()
+        if got["sha256"] != want["sha256"]:
+            where = getattr(checkpoint, "path", None) or checkpoint
+            raise DataMismatch(
+                f"{where} was trained on {name!r} built from {_sources(want)} ({want['classes']} classes), but this "
+                f"machine builds it from {_sources(got)} ({got['classes']} classes); {data.how_to_get(name)}")
+    return ds
+
+
+def _sources(fp: dict) -> str:
+    return ", ".join(f"{k}={v['images'] if isinstance(v, dict) else v}" for k, v in fp.get("sources", {}).items()) \
+        or "unknown sources"
+
+
 def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of a run's intermediate snapshots (``step-NNNNNNN/``) and its final checkpoint, by step."""
     path = resolve(name_or_path)

