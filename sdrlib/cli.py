@@ -25,22 +25,26 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
 
 def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset()) -> None:
-    """Add one --option per dataclass field, typed from its annotation and default."""
-    hints = typing.get_type_hints(cls)
+    """Add one --option per dataclass field, typed from its annotation and default, its help from the
+    comment written after the field."""
+    from .utils import field_docs
+    hints, docs = typing.get_type_hints(cls), field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         opt = "--" + f.name.replace("_", "-")
         default, hint = f.default, hints[f.name]
+        doc = (docs.get(f.name) or f.name.replace("_", " ")).replace("%", "%%")
         if hint is bool:
-            p.add_argument(opt, action=argparse.BooleanOptionalAction, default=default)
+            p.add_argument(opt, action=argparse.BooleanOptionalAction, default=default, help=doc)
         elif typing.get_origin(hint) is tuple:
             elem = typing.get_args(hint)[0]
-            p.add_argument(opt, type=elem, nargs="*", default=default, metavar=elem.__name__.upper())
+            p.add_argument(opt, type=elem, nargs="*", default=default, metavar=elem.__name__.upper(),
+                           help=f"{doc} (default: {' '.join(map(str, default)) or 'none'})")
         elif default is None:      # int | None
-            p.add_argument(opt, type=int, default=None)
+            p.add_argument(opt, type=int, default=None, help=doc)
         else:
-            p.add_argument(opt, type=type(default), default=default)
+            p.add_argument(opt, type=type(default), default=default, help=f"{doc} (default: {default})")
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
@@ -150,32 +154,33 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="PSNR versus sigma of a checkpoint on held-out images")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="a checkpoint folder or the name of a shipped one (sdr info lists them)")
     e.add_argument("--data", default=None, help="data set (default: the one it was trained on)")
-    e.add_argument("--size", type=int, default=None)
-    e.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4, 0.8])
+    e.add_argument("--size", type=int, default=None, help="image size (default: the checkpoint's)")
+    e.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4, 0.8],
+                   help="noise levels on the [0, 1] image scale (default: 0.05 0.1 0.2 0.4 0.8)")
     e.add_argument("--n", type=int, default=1000, help="held-out images")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--threads", type=int, default=0)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--seed", type=int, default=0, help="seeds the choice of images and the noise")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    e.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    e.add_argument("--json", action="store_true", help="print the table as JSON")
     e.add_argument("--save", default=None, help="also write the table as JSON here")
     e.set_defaults(fn=_cmd_eval)
 
     i = sub.add_parser("info", help="a checkpoint's config and training summary (verifies it)")
-    i.add_argument("checkpoint")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("checkpoint", help="a checkpoint folder or the name of a shipped one")
+    i.add_argument("--json", action="store_true", help="print the whole config.json")
     i.add_argument("--readme", action="store_true", help="write the checkpoint's README.md (command, time, PSNR)")
     i.add_argument("--machine", default=None, help="with --readme: how to describe the machine it ran on")
     i.set_defaults(fn=_cmd_info)
 
     d = sub.add_parser("data", help="build / inspect a data set")
-    d.add_argument("name", nargs="?")
-    d.add_argument("--list", action="store_true")
-    d.add_argument("--size", type=int, default=None)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("name", nargs="?", help="a data set name (see --list) or folder:PATH")
+    d.add_argument("--list", action="store_true", help="list the data sets")
+    d.add_argument("--size", type=int, default=None, help="image size (default: the set's own)")
+    d.add_argument("--seed", type=int, default=0, help="seeds the split and the crops")
     d.add_argument("--download", action="store_true", help="opt in to downloading (fashion-mnist only)")
-    d.add_argument("-v", "--verbose", action="store_true")
+    d.add_argument("-v", "--verbose", action="store_true", help="print the count of every class")
     d.set_defaults(fn=_cmd_data)
 
     b = sub.add_parser("book", help="execute the chapter notebooks with papermill, then build the HTML book")

@@ -24,6 +24,7 @@ from .utils import pick_device
 
 
 DECAYS = ("none", "cosine", "linear")
+MAX_SIGMA = 10.0   # noise levels are on the [0, 1] image scale; the authors trained up to 3
 
 
 @dataclass
@@ -34,8 +35,8 @@ class TrainConfig:
     data: str = "fashion-mnist"           # data set name (sdrlib.data.names()) or folder:PATH
     size: int | None = None               # image size (None: the data set's default, 32)
     crop: int = 0                         # textures: side of the square cut from a photograph (0: the default, 64)
-    batch: int = 64
-    lr: float = 1e-3
+    batch: int = 64                       # images per optimisation step (the global batch under torchrun)
+    lr: float = 1e-3                      # Adam learning rate (the peak, after any warm-up)
     lr_halve_every: int = 0               # halve the learning rate every this many steps (0: never)
     warmup: int = 0                       # linear learning-rate warm-up over the first this many steps
     decay: str = "none"                   # final decay phase: "none", "cosine" or "linear", down to lr * lr_final
@@ -45,28 +46,28 @@ class TrainConfig:
     steps: int = 10_000                   # total optimisation steps (the schedule's horizon)
     minutes: float = 0.0                  # stop (and checkpoint) after this wall time; 0: no limit
     sigma_law: str = "uniform"            # "uniform" or "sqrt-uniform"
-    sigma_min: float = 0.0
-    sigma_max: float = 1.0
+    sigma_min: float = 0.0                # smallest training noise level (images in [0, 1])
+    sigma_max: float = 1.0                # largest training noise level (the authors: up to 3, i.e. 765/255)
     weighted: bool = False                # divide the loss by sigma^2
     hflip: bool = False                   # random horizontal flips
     norm: str = ""                        # override the preset's norm ("scale", "group", "none")
     gain_init: str = ""                   # override the scale-norm gain init ("paper", "positive", "ones")
-    seed: int = 0
+    seed: int = 0                         # seeds the initial weights, the data order and the noise
     device: str = "auto"                  # "auto" (cuda, mps, cpu), or a torch device string
-    channels_last: bool = True
+    channels_last: bool = True            # channels-last memory layout (faster convolutions)
     bf16: bool = False                    # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
     threads: int = 0                      # torch CPU threads (0: torch's default)
-    log_every: int = 50
-    eval_every: int = 500
-    ckpt_every: int = 1000
+    log_every: int = 50                   # steps between two lines of the training log
+    eval_every: int = 500                 # steps between two held-out PSNR evaluations
+    ckpt_every: int = 1000                # steps between two (resumable) checkpoints
     snapshots: tuple[int, ...] = ()       # steps at which to keep a permanent copy of the weights
     snapshot_every: int = 0               # also keep a copy every this many steps (0: never)
-    eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS
+    eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS   # noise levels of the held-out PSNR evaluations
     n_eval: int = 256                     # held-out images for the PSNR log
     max_train: int = 0                    # use only this many training images (0: all)
     holdout_every: int = 0                # never train on every k-th class (label % k == k-1); 0: none
-    out: str = "runs/default"
-    progress: bool = True
+    out: str = "runs/default"             # the run folder (a resumable checkpoint)
+    progress: bool = True                 # show a progress bar
 
     def __post_init__(self) -> None:
         self.snapshots = tuple(int(s) for s in self.snapshots)
@@ -77,9 +78,16 @@ class TrainConfig:
             raise ValueError(f"unknown sigma law {self.sigma_law!r}; expected one of {noise.LAWS}")
         noise.check_range(self.sigma_min, self.sigma_max)
         noise.check_sigma(list(self.eval_sigmas))
-        for name in ("batch", "steps", "log_every", "eval_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, top in (("batch", 65_536), ("steps", 10 ** 9), ("log_every", 10 ** 9), ("eval_every", 10 ** 9),
+                          ("ckpt_every", 10 ** 9), ("n_eval", 10 ** 7)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or not 1 <= v <= top:
+                raise ValueError(f"{name} must be an integer in [1, {top:,}], got {v!r}")
+        if self.sigma_max > MAX_SIGMA or any(s > MAX_SIGMA for s in self.eval_sigmas):
+            raise ValueError(f"noise levels above {MAX_SIGMA} (images in [0, 1]) are not meaningful, got "
+                             f"sigma_max={self.sigma_max}, eval_sigmas={list(self.eval_sigmas)}")
+        if self.minutes < 0 or self.threads < 0:
+            raise ValueError(f"minutes and threads must be >= 0, got {self.minutes}, {self.threads}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.decay not in DECAYS:

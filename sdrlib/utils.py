@@ -58,6 +58,24 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The comment written after each field of a dataclass (its one place of documentation), by name."""
+    import inspect
+    import re
+    docs: dict[str, str] = {}
+    last = None
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$", line)
+        if m and m.group(1) in {f.name for f in dataclasses.fields(cls)}:
+            last = m.group(1)
+            docs[last] = (m.group(2) or "").strip()
+        elif last and re.match(r"\s+#\s*(.*)$", line):     # a comment continued on the next line
+            docs[last] = (docs[last] + " " + line.strip()[1:].strip()).strip()
+        else:
+            last = None
+    return docs
+
+
 def to_dict(obj: Any) -> dict:
     """A dataclass as a JSON-ready dict (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}

@@ -100,3 +100,15 @@ def test_info_readme(trained, capsys):
     text = (trained / "README.md").read_text()
     assert rc == 0 and "sdr train --preset tiny --steps 30" in text and "a test machine" in text
     assert "denoised dB" in text
+
+
+def test_every_option_has_a_help_line():
+    """`sdr <command> --help` documents every option of every command."""
+    import argparse
+    from sdrlib import cli
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help.strip(), f"sdr {name}: {action.option_strings or action.dest} has no help"
