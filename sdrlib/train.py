@@ -5,22 +5,19 @@ rate. A run folder is itself a resumable checkpoint (see ``checkpoints``), plus
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoints, data, noise
+from . import checkpoints, data, distributed, noise, trainstate, utils
 from .evaluate import DEFAULT_SIGMAS, format_table, psnr_table
 from .unet import PRESETS, UNet, n_params, preset
-from .utils import pick_device
 
 
 DECAYS = ("none", "cosine", "linear")
@@ -56,6 +53,7 @@ class TrainConfig:
     device: str = "auto"                  # "auto" (cuda, mps, cpu), or a torch device string
     channels_last: bool = True            # channels-last memory layout (faster convolutions)
     bf16: bool = False                    # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
+    compile: bool = False                 # torch.compile the network (CUDA; no gain on the CPUs measured here)
     threads: int = 0                      # torch CPU threads (0: torch's default)
     log_every: int = 50                   # steps between two lines of the training log
     eval_every: int = 500                 # steps between two held-out PSNR evaluations
@@ -107,13 +105,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return utils.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of to_dict (ignores unknown keys from newer versions)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """Inverse of to_dict (options of newer versions are dropped)."""
+        return utils.from_dict(cls, d, strict=False)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -130,18 +127,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return lr
 
 
-def ema_decay(cfg: TrainConfig, step: int) -> float:
-    """EMA decay at a step: cfg.ema, ramped up as (1 + step) / (10 + step) so early weights are forgotten."""
-    return min(cfg.ema, (1 + step) / (10 + step))
-
-
-@torch.no_grad()
-def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * weights, for every tensor of the model's state dict."""
-    for k, v in model.state_dict().items():
-        ema[k].lerp_(v.detach().float(), 1 - decay)
-
-
 def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
     """A freshly initialised UNet for this run, seeded by cfg.seed."""
     over = {"in_channels": in_channels, **({"norm": cfg.norm} if cfg.norm else {}),
@@ -151,63 +136,31 @@ def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
         return UNet(preset(cfg.preset, **over))
 
 
-def _pack_state(opt: torch.optim.Optimizer, gen: torch.Generator, step: int, elapsed: float,
-                cpu: float = 0.0) -> dict:
-    """Optimizer moments, RNG state and clocks as plain tensors (safetensors, nothing pickled)."""
-    st = {"step": torch.tensor([step], dtype=torch.int64), "elapsed": torch.tensor([elapsed], dtype=torch.float64),
-          "cpu": torch.tensor([cpu], dtype=torch.float64), "rng": gen.get_state()}
-    for i, s in opt.state_dict()["state"].items():
-        for k, v in s.items():
-            st[f"opt.{i}.{k}"] = torch.as_tensor(v)
-    return st
-
-
-def _unpack_state(st: dict, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, float, float]:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for k, v in st.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    gen.set_state(st["rng"])
-    cpu = float(st["cpu"].item()) if "cpu" in st else 0.0
-    return int(st["step"].item()), float(st["elapsed"].item()), cpu
-
-
 def data_kwargs(cfg: TrainConfig) -> dict:
     """The keyword arguments of ``data.load`` that this run's images depend on (size, crop)."""
     return {"size": cfg.size, **({"crop": cfg.crop} if cfg.crop else {})}
 
 
-def _with_weights(model: UNet, weights: dict[str, torch.Tensor]) -> UNet:
-    """A copy of ``model`` (eval mode) holding other weights, e.g. the EMA."""
-    import copy
-    twin = copy.deepcopy(model).eval()
-    twin.load_state_dict({k: weights[k].to(p.dtype) for k, p in model.state_dict().items()})
-    return twin
-
-
-def _batch(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+def draw_batch(x, cfg: TrainConfig, gen: torch.Generator, dd: distributed.Dist,
+               gen_dev: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training batch (SPEC 1): the global batch's randomness drawn alike on every rank (image indices,
+    flips, sigma from the law, then the noise z), and this rank's shard: clean x, noisy y = x + sigma z, sigma."""
     idx = torch.randint(0, x.shape[0], (cfg.batch,), generator=gen)
-    xb = x[idx]
-    if cfg.hflip:
-        flip = (torch.rand(cfg.batch, generator=gen) < 0.5).to(xb.device)
-        xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
-    return xb
+    flip = torch.rand(cfg.batch, generator=gen) < 0.5 if cfg.hflip else None
+    sigma = noise.sample_sigma(cfg.batch, cfg.sigma_law, cfg.sigma_min, cfg.sigma_max, gen)
+    shape = (cfg.batch, *x.shape[1:])
+    z = torch.randn(shape, generator=gen_dev, device=dd.device) if gen_dev is not None \
+        else torch.randn(shape, generator=gen)
+    xb = x[dd.shard(idx)].to(dd.device)
+    if flip is not None:
+        xb = torch.where(dd.shard(flip).to(dd.device).view(-1, 1, 1, 1), xb.flip(-1), xb)
+    sigma = dd.shard(sigma).to(dd.device)
+    return xb, xb + sigma.view(-1, 1, 1, 1) * dd.shard(z).to(dd.device), sigma
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
-          command: str | None = None) -> Path:
-    """Run (or resume) training; checkpoints into cfg.out; returns the run folder.
-
-    ``stop_at`` stops after that step with a checkpoint, exactly as an interruption would.
-    """
-    out = Path(cfg.out)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    dev = pick_device(cfg.device)
+def _data(cfg: TrainConfig) -> tuple[data.ImageSet, torch.Tensor, dict, list[str]]:
+    """The training set (held-out classes and max_train applied), held-out evaluation images, the data
+    fingerprint of both splits, and the names of the classes kept out of training."""
     dkw = data_kwargs(cfg)
     train_set = data.load(cfg.data, "train", seed=cfg.seed, **dkw)
     test_set = data.load(cfg.data, "test", seed=cfg.seed, **dkw)
@@ -218,97 +171,121 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         held_out = sorted({rest.classes[i] for i in rest.labels.unique().tolist()})
     if cfg.max_train:
         train_set = train_set.subset(cfg.max_train, seed=cfg.seed)
-    eval_x = test_set.subset(cfg.n_eval, seed=0).images
-    x = train_set.images.to(dev)
-    model = make_model(cfg, x.shape[1]).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
-    ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()} if cfg.ema else None
+    return train_set, test_set.subset(cfg.n_eval, seed=0).images, fingerprint, held_out
+
+
+def _check_resume(out: Path, cfg: TrainConfig, ck: checkpoints.Checkpoint, model: UNet) -> None:
+    """Refuse to continue a run with a set-up that changes what it trains on or what it is."""
+    old = TrainConfig.from_dict(ck.config["train"])
+    same = ("preset", "data", "size", "crop", "holdout_every", "max_train", "batch", "norm", "gain_init", "seed")
+    diff = [f"{k}={getattr(old, k)!r} (asked {getattr(cfg, k)!r})" for k in same if getattr(old, k) != getattr(cfg, k)]
+    if diff or ck.model.cfg != model.cfg:
+        raise ValueError(f"cannot resume {out} with a different set-up: it was trained with "
+                         f"{', '.join(diff) or 'another architecture'}; start a new --out instead")
+
+
+def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
+          command: str | None = None) -> Path:
+    """Run (or resume) training; checkpoints into cfg.out; returns the run folder. Under ``torchrun`` every
+    process trains its shard of each batch and rank 0 writes (see ``distributed``).
+
+    ``stop_at`` stops after that step with a checkpoint, exactly as an interruption would.
+    """
+    out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a folder")
-    if out.is_dir():
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dd = distributed.setup(cfg.device)
+    if cfg.batch % dd.world:
+        raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({dd.world})")
+    train_set, eval_x, fingerprint, held_out = _data(cfg)
+    x = train_set.images
+    model = make_model(cfg, x.shape[1]).to(dd.device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    gen_dev = torch.Generator(device=dd.device).manual_seed(cfg.seed + 1) if dd.device.type == "cuda" else None
+    step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
+    ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()} if cfg.ema else None
+    if out.is_dir() and dd.main:
         checkpoints.finish_pending(out)          # a save that a kill interrupted: complete it or drop it
+    dd.barrier()
     if resume:
         if not checkpoints.exists(out):
             raise FileNotFoundError(f"cannot resume: no checkpoint in {out}")
-        ck = checkpoints.load(out, device=dev, with_state=True, weights="raw")
-        old = TrainConfig.from_dict(ck.config["train"])
-        same = ("preset", "data", "size", "crop", "holdout_every", "max_train", "batch")
-        diff = [f"{k}={getattr(old, k)!r} (asked {getattr(cfg, k)!r})" for k in same if getattr(old, k) != getattr(cfg, k)]
-        if diff or ck.model.cfg != model.cfg:
-            raise ValueError(f"cannot resume {out} with a different set-up: it was trained with "
-                             f"{', '.join(diff) or 'another architecture'}; start a new --out instead")
+        ck = checkpoints.load(out, device=dd.device, with_state=True, weights="raw")
+        _check_resume(out, cfg, ck, model)
         model.load_state_dict(ck.model.state_dict())
-        step, elapsed, cpu = _unpack_state(ck.state, opt, gen)
-        if ema is not None and ck.ema is not None:
-            ema = {k: v.float().to(dev) for k, v in ck.ema.items()}
-        elif ema is not None:   # EMA switched on at resume: start it from the current weights
-            ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
-        log = ck.log
-        commands = ck.config.get("commands", [])
+        step, elapsed, cpu = trainstate.unpack(ck.state, opt, gen, gen_dev)
+        if ema is not None:        # switched on at resume: the EMA starts from the current weights
+            src = ck.ema if ck.ema is not None else model.state_dict()
+            ema = {k: v.detach().float().clone().to(dd.device) for k, v in src.items()}
+        log, commands = ck.log, ck.config.get("commands", [])
     elif checkpoints.exists(out):
         raise FileExistsError(f"{out} already holds a checkpoint; pass resume=True (--resume) or choose another --out")
-    if cfg.channels_last and dev.type != "mps":
+    if cfg.channels_last and dd.device.type != "mps":
         model = model.to(memory_format=torch.channels_last)
+    net = dd.wrap(model)
+    if cfg.compile:
+        net = torch.compile(net)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    extra = {"train": cfg.to_dict(), "data_kwargs": dkw, "data_fingerprint": fingerprint,
-             "data_classes": train_set.classes,
-             "held_out_classes": held_out,
-             "n_train": len(train_set),
-             "n_params": n_params(model), "command": command, "commands": commands + [command], "device": str(dev),
-             "torch": torch.__version__}
+    extra = {"train": cfg.to_dict(), "data_kwargs": data_kwargs(cfg), "data_fingerprint": fingerprint,
+             "data_classes": train_set.classes, "held_out_classes": held_out, "n_train": len(train_set),
+             "n_params": n_params(model), "command": command, "commands": commands + [command],
+             "device": str(dd.device), "processes": dd.world, "torch": torch.__version__}
 
     def save(path: Path, with_state: bool = True) -> None:
-        st = _pack_state(opt, gen, step, elapsed, cpu) if with_state else None
-        checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1),
-                                       "cpu_s": round(cpu, 1)}, log, st, ema)
+        if dd.main:
+            st = trainstate.pack(opt, gen, step, elapsed, cpu, gen_dev) if with_state else None
+            checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1),
+                                           "cpu_s": round(cpu, 1)}, log, st, ema)
 
     def evaluate() -> None:
+        if not dd.main:
+            return
         model.eval()
-        rec = {"step": step, "elapsed_s": round(elapsed, 1), "eval": psnr_table(model, eval_x.to(dev),
-                                                                                  cfg.eval_sigmas, batch=256)}
+        ev = eval_x.to(dd.device)
+        rec = {"step": step, "elapsed_s": round(elapsed, 1), "eval": psnr_table(model, ev, cfg.eval_sigmas)}
         if ema is not None:
-            rec["eval_ema"] = psnr_table(_with_weights(model, ema), eval_x.to(dev), cfg.eval_sigmas, batch=256)
+            rec["eval_ema"] = psnr_table(trainstate.with_weights(model, ema), ev, cfg.eval_sigmas)
         model.train()
         log.append(rec)
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.preset}/{cfg.data}",
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and dd.main), unit="step",
+               desc=f"train {cfg.preset}/{cfg.data}", dynamic_ncols=True)
     last_stop = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     t0, c0, run_loss, run_n = time.perf_counter() - elapsed, time.process_time() - cpu, 0.0, 0
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and dev.type == "cuda" else _null()
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and dd.device.type == "cuda" \
+        else trainstate.null_context()
     model.train()
     if step == 0:
         evaluate()
-    restore = _interrupt_on_signals()
+    restore = trainstate.interrupt_on_signals()
     try:
         while step < last_stop:
             for grp in opt.param_groups:
                 grp["lr"] = lr_at(cfg, step)
-            xb = _batch(x, cfg, gen)
-            y, sigma = noise.noisy_pair(xb.cpu() if dev.type != "cpu" else xb, cfg.sigma_law,
-                                        cfg.sigma_min, cfg.sigma_max, gen)
-            y, sigma = y.to(dev), sigma.to(dev)
+            xb, y, sigma = draw_batch(x, cfg, gen, dd, gen_dev)
             if cfg.channels_last:
                 y = y.contiguous(memory_format=torch.channels_last)
             with amp:
-                x_hat = model(y)
+                x_hat = net(y)
             per = (x_hat.float() - xb).pow(2).flatten(1).mean(1)
             loss = (per * noise.loss_weights(sigma, cfg.weighted)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if ema is not None:
-                update_ema(ema, model, ema_decay(cfg, step))
+                trainstate.update_ema(ema, model, trainstate.ema_decay(cfg.ema, step))
             step += 1
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             run_loss, run_n = run_loss + loss.item(), run_n + 1
             if step % cfg.log_every == 0 or step == last_stop:
-                log.append({"step": step, "loss": run_loss / run_n, "lr": lr_at(cfg, step - 1),
+                mean_loss = dd.mean(run_loss / run_n)
+                log.append({"step": step, "loss": mean_loss, "lr": lr_at(cfg, step - 1),
                             "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1),
                             "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1)})
-                bar.set_postfix(loss=f"{run_loss / run_n:.2e}")
+                bar.set_postfix(loss=f"{mean_loss:.2e}")
                 run_loss, run_n = 0.0, 0
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 evaluate()
@@ -317,12 +294,13 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
             if step % cfg.ckpt_every == 0:
                 save(out)
             bar.update(1)
-            if cfg.minutes and elapsed > cfg.minutes * 60:
+            if cfg.minutes and dd.any(elapsed > cfg.minutes * 60):
                 break
     except KeyboardInterrupt:
         bar.close()
         save(out)
-        print(f"\ninterrupted at step {step}: checkpoint saved to {out} (continue with --resume)", file=sys.stderr)
+        if dd.main:
+            print(f"\ninterrupted at step {step}: checkpoint saved to {out} (continue with --resume)", file=sys.stderr)
         raise
     finally:
         restore()
@@ -330,30 +308,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     if not log or log[-1].get("step") != step or "eval" not in log[-1]:
         evaluate()
     save(out)
+    dd.barrier()
     return out
-
-
-def _interrupt_on_signals():
-    """Make SIGINT and SIGTERM raise KeyboardInterrupt while training (so a kill saves a checkpoint), also in
-    background jobs, where the shell starts Python with SIGINT ignored; returns a function restoring the handlers."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(sig, h) for sig, h in old.items()]
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def summary(run: str | Path) -> str:

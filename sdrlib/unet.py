@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import utils
+
 NORMS = ("scale", "group", "none")
 GAIN_INITS = ("paper", "positive", "ones")
 
@@ -63,16 +65,12 @@ class UNetConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return utils.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        bad = set(d) - names
-        if bad:
-            raise ValueError(f"unknown UNetConfig keys {sorted(bad)}")
-        return cls(**d)
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a config of another architecture)."""
+        return utils.from_dict(cls, d, strict=True)
 
 
 PRESETS: dict[str, dict] = {

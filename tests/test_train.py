@@ -54,7 +54,7 @@ def test_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
     """Ctrl-C (KeyboardInterrupt) during training saves a checkpoint before exiting."""
     import sdrlib.train as T
     calls = {"n": 0}
-    real = T._batch
+    real = T.draw_batch
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -62,7 +62,7 @@ def test_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(T, "_batch", flaky)
+    monkeypatch.setattr(T, "draw_batch", flaky)
     out = tmp_path / "r"
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**FAST, steps=20, out=str(out)))
@@ -93,8 +93,8 @@ def test_unknown_data_set_writes_nothing(tmp_path):
 def test_holdout_classes_are_never_trained_on(tmp_path, monkeypatch):
     import sdrlib.train as T
     seen = []
-    real = T._batch
-    monkeypatch.setattr(T, "_batch", lambda x, cfg, gen: seen.append(x.shape[0]) or real(x, cfg, gen))
+    real = T.draw_batch
+    monkeypatch.setattr(T, "draw_batch", lambda x, *a: seen.append(x.shape[0]) or real(x, *a))
     out = train(TrainConfig(**{**FAST, "max_train": 0}, holdout_every=5, steps=1, out=str(tmp_path / "r")))
     cfg = checkpoints.read_config(out)
     assert sorted(cfg["held_out_classes"]) == ["Ankle boot", "Coat"]   # labels 4 and 9
@@ -109,12 +109,12 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
     out = tmp_path / "r"
     code = "\n".join([
         "import sdrlib.train as T",
-        "real, n = T._batch, [0]",
+        "real, n = T.draw_batch, [0]",
         "def batch(*a):",
         "    n[0] += 1",
         "    if n[0] == 3: print('training', flush=True)",
         "    return real(*a)",
-        "T._batch = batch",
+        "T.draw_batch = batch",
         "T.train(T.TrainConfig(preset='tiny', steps=10**6, batch=8, max_train=200, n_eval=8, eval_every=10**6,",
         f"        ckpt_every=10**6, progress=False, out={str(out)!r}))"])
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
