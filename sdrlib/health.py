@@ -15,9 +15,8 @@ def middle_health(model: UNet, base: torch.Tensor, base_labels: torch.Tensor, qu
                   rel: float = 0.01, seed: int = 0) -> dict[str, float]:
     """Dead middle channels (exactly zero; maximum below ``rel`` of the largest channel's maximum, both
     over the query images) and the 10-NN label agreement of standardised phi, queries against ``base``."""
-    g = torch.Generator().manual_seed(seed)
-    pq = phi(model, query, sigma, n_noise, generator=g)
-    pb = phi(model, base, sigma, n_noise, generator=g)
+    pq = phi(model, query, sigma, n_noise, seed=seed)
+    pb = phi(model, base, sigma, n_noise, seed=seed + 1)
     tr, te = analysis.standardize(pb.double(), pq.double())
     knn = analysis.knn_scores(tr, base_labels, k, query=te, query_labels=query_labels)
     return {"channels": pq.shape[1], "dead_zero": int(sparsity.dead_channels(pq).sum()),

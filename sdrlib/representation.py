@@ -31,29 +31,37 @@ def block_means(model: UNet, y: torch.Tensor, blocks: Sequence[str]) -> dict[str
     return {b: a.mean(dim=(2, 3)) for b, a in model.features(y, blocks).items()}
 
 
+def noise_for(index: torch.Tensor, shape: Sequence[int], n_noise: int, seed: int = 0) -> torch.Tensor:
+    """The noise draws z of images by their index in the set analysed, (n_noise, N, *shape): image i's draws
+    depend only on (seed, i), so any subset of a result can be recomputed, and every sigma reuses them."""
+    return torch.stack([torch.randn((n_noise, *shape), generator=torch.Generator().manual_seed(
+        seed * 1_000_003 + int(i))) for i in index.tolist()], dim=1)
+
+
 @torch.no_grad()
 def phi_blocks(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20,
-               blocks: Sequence[str] = ("mid",), generator: torch.Generator | None = None,
-               batch: int = 256, progress: bool = False) -> dict[str, torch.Tensor]:
-    """phi_sigma of several blocks at once: {block: (N, C_block)}, averaged over n_noise draws (SPEC 2)."""
+               blocks: Sequence[str] = ("mid",), seed: int = 0, batch: int = 256, progress: bool = False,
+               index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """phi_sigma of several blocks at once: {block: (N, C_block)}, the spatial means of each block averaged
+    over n_noise draws of y = x + sigma z (SPEC 2); one clean pass when sigma = 0. ``index`` names the images
+    (default 0..N-1) for their noise draws (``noise_for``)."""
     check_sigma(sigma)
     if n_noise < 1:
         raise ValueError(f"n_noise must be >= 1, got {n_noise}")
     draws = 1 if sigma == 0 else n_noise
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    index = torch.arange(images.shape[0]) if index is None else torch.as_tensor(index)
     dev = _device(model)
     was_training = model.training
     model.eval()
-    sums = {b: [] for b in blocks}
-    it = range(0, images.shape[0], batch)
-    for i in tqdm(it, disable=not progress, desc=f"phi sigma={sigma:.3g}", leave=False):
+    sums: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
+    for i in tqdm(range(0, images.shape[0], batch), disable=not progress, desc=f"phi sigma={sigma:.3g}", leave=False):
         x = images[i:i + batch]
-        acc = None
-        for _ in range(draws):
-            z = torch.randn(x.shape, generator=gen) if sigma > 0 else None
-            y = (x + sigma * z if z is not None else x).to(dev).contiguous(memory_format=torch.channels_last)
-            m = block_means(model, y, blocks)
-            acc = m if acc is None else {b: acc[b] + m[b] for b in blocks}
+        z = noise_for(index[i:i + batch], x.shape[1:], draws, seed) if sigma > 0 else None
+        acc: dict[str, torch.Tensor] = {}
+        for d in range(draws):
+            y = (x + sigma * z[d] if z is not None else x).to(dev).contiguous(memory_format=torch.channels_last)
+            for b, m in block_means(model, y, blocks).items():
+                acc[b] = acc[b] + m if b in acc else m
         for b in blocks:
             sums[b].append((acc[b] / draws).cpu())
     model.train(was_training)
@@ -61,19 +69,18 @@ def phi_blocks(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: i
 
 
 def phi(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, block: str = "mid",
-        generator: torch.Generator | None = None, batch: int = 256, progress: bool = False) -> torch.Tensor:
+        seed: int = 0, batch: int = 256, progress: bool = False) -> torch.Tensor:
     """phi_sigma(x) of one block (default the middle block): an (N, C) non-negative tensor (SPEC 2)."""
-    return phi_blocks(model, images, sigma, n_noise, (block,), generator, batch, progress)[block]
+    return phi_blocks(model, images, sigma, n_noise, (block,), seed, batch, progress)[block]
 
 
 def phi_grid(model: UNet, images: torch.Tensor, sigmas: Sequence[float], n_noise: int = 20,
              blocks: Sequence[str] = ("mid",), seed: int = 0, batch: int = 256,
              progress: bool = False) -> dict[str, torch.Tensor]:
-    """phi on a grid of noise levels: {block: (S, N, C)}; each sigma gets its own seeded generator."""
+    """phi on a grid of noise levels: {block: (S, N, C)}; the same noise draws, scaled, at every sigma."""
     out: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
-    for k, s in enumerate(tqdm(list(sigmas), disable=not progress, desc="sigma grid")):
-        g = torch.Generator().manual_seed(seed * 1000 + k)
-        res = phi_blocks(model, images, float(s), n_noise, blocks, g, batch)
+    for s in tqdm(list(sigmas), disable=not progress, desc="sigma grid"):
+        res = phi_blocks(model, images, float(s), n_noise, blocks, seed, batch)
         for b in blocks:
             out[b].append(res[b])
     return {b: torch.stack(v) for b, v in out.items()}
@@ -131,12 +138,10 @@ def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int
     control network (same noise draws), and the baselines "pixels" and "colour stats".
     """
     blocks = list(blocks or model.block_names)
-    out = {f"phi {b}": v for b, v in
-           phi_blocks(model, images, sigma, n_noise, blocks, torch.Generator().manual_seed(seed), batch).items()}
+    out = {f"phi {b}": v for b, v in phi_blocks(model, images, sigma, n_noise, blocks, seed, batch).items()}
     if control is not None:
         out.update({f"untrained phi {b}": v for b, v in
-                    phi_blocks(control, images, sigma, n_noise, blocks, torch.Generator().manual_seed(seed),
-                               batch).items()})
+                    phi_blocks(control, images, sigma, n_noise, blocks, seed, batch).items()})
     out["pixels"] = pixels(images)
     out["colour stats"] = colour_stats(images)
     return out

@@ -149,9 +149,8 @@ def _grid(fixed_sigma: float | None, grid: Sequence[float] | None) -> list[float
 
 def _phi_table(model: UNet, images: torch.Tensor, sig: list[float], n_noise: int, seed: int,
                block: str) -> torch.Tensor:
-    """phi_sigma of each image at each grid sigma, (S, N, C), each sigma with its own seeded draws."""
-    return torch.stack([phi_sigma(model, images, s, n_noise, block, generator=torch.Generator().manual_seed(
-        seed * 1000 + k)) for k, s in enumerate(sig)])
+    """phi_sigma of each image at each grid sigma, (S, N, C) (the same seeded draws, scaled, at every sigma)."""
+    return torch.stack([phi_sigma(model, images, s, n_noise, block, seed=seed) for s in sig])
 
 
 def image_target(model: UNet, images: torch.Tensor, n_per: int = 1, n_noise: int = 10,

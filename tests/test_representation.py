@@ -25,13 +25,20 @@ def test_phi_clean_is_the_spatial_mean_of_the_block(model):
 
 def test_phi_noisy_is_the_average_over_draws(model):
     x = torch.rand(3, 1, 16, 16)
-    g = torch.Generator().manual_seed(5)
-    p = representation.phi(model, x, sigma=0.3, n_noise=4, generator=g, batch=8)
-    g = torch.Generator().manual_seed(5)
-    ref = torch.stack([model.encode(x + 0.3 * torch.randn(x.shape, generator=g)).mean(dim=(2, 3))
-                       for _ in range(4)]).mean(0)
+    p = representation.phi(model, x, sigma=0.3, n_noise=4, seed=5, batch=2)
+    z = representation.noise_for(torch.arange(3), x.shape[1:], 4, seed=5)        # (draws, N, C, H, W)
+    ref = torch.stack([model.encode(x + 0.3 * z[d]).mean(dim=(2, 3)) for d in range(4)]).mean(0)
     torch.testing.assert_close(p, ref)
     assert (p >= 0).all()
+
+
+def test_any_subset_of_phi_can_be_recomputed(model):
+    """An image's noise draws depend only on its index: a subset, recomputed alone, gives the same rows."""
+    x = torch.rand(10, 1, 16, 16)
+    full = representation.phi(model, x, 0.4, 3, seed=2, batch=4)
+    rows = torch.tensor([7, 2, 9])
+    part = representation.phi_blocks(model, x[rows], 0.4, 3, ("mid",), seed=2, index=rows)["mid"]
+    torch.testing.assert_close(part, full[rows])
 
 
 def test_phi_average_converges_as_n_grows(model):
@@ -39,8 +46,7 @@ def test_phi_average_converges_as_n_grows(model):
     x = torch.rand(4, 1, 16, 16)
 
     def spread(n):
-        est = torch.stack([representation.phi(model, x, 0.5, n, generator=torch.Generator().manual_seed(s))
-                           for s in range(12)])
+        est = torch.stack([representation.phi(model, x, 0.5, n, seed=s) for s in range(12)])
         return est.std(0).mean().item()
 
     s1, s16 = spread(1), spread(16)
@@ -143,7 +149,7 @@ def test_features_include_controls_and_baselines(model):
     control = representation.untrained_like(model, seed=1)
     f = representation.features(model, x, 0.2, 2, blocks=("mid",), control=control)
     assert list(f) == ["phi mid", "untrained phi mid", "pixels", "colour stats"]
-    torch.testing.assert_close(f["phi mid"], representation.phi(model, x, 0.2, 2, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(f["phi mid"], representation.phi(model, x, 0.2, 2, seed=0))
     assert not torch.equal(f["phi mid"], f["untrained phi mid"])
     assert control.cfg == model.cfg
 
