@@ -106,17 +106,50 @@ def cache_key(checkpoint_sha: str, dataset: str, **params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def cached(key: str, compute, cache_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """Load a dict of tensors saved under ``key``, or compute, save (atomically) and return it."""
+FEATURES = "features"   # a reference's committed cache: checkpoints/<name>/features/<key>.safetensors
+
+
+def cached(key: str, compute, cache_dir: str | Path | None = None, meta: dict | None = None,
+           half: bool = False) -> dict[str, torch.Tensor]:
+    """Load a dict of tensors saved under ``key``, or compute, save (atomically) and return it. ``meta`` (the
+    parameters that made it) is stored in the file's header; ``half`` stores float16 (returned as float32)."""
     from safetensors.torch import load_file, save_file
     root = Path(cache_dir) if cache_dir else utils.cache_dir("phi")
     f = root / f"{key}.safetensors"
     if f.is_file():
-        return load_file(str(f))
+        return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(f)).items()}
     res = compute()
     root.mkdir(parents=True, exist_ok=True)
-    utils.atomic_write(f, lambda p: save_file({k: v.contiguous() for k, v in res.items()}, str(p)))
-    return res
+    store = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in res.items()}
+    header = {"meta": json.dumps(meta, default=str)} if meta else None
+    utils.atomic_write(f, lambda p: save_file(store, str(p), metadata=header))
+    return {k: v.float() if v.is_floating_point() else v for k, v in store.items()} if half else res
+
+
+def cache_meta(path: str | Path) -> dict:
+    """The parameters stored in a cached result's header (see ``cached``)."""
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return json.loads((f.metadata() or {}).get("meta", "{}"))
+
+
+def rows(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """The sorted indices of ``n`` images drawn from a set of ``n_total`` by ``seed`` (all when n >= n_total)."""
+    if n >= n_total:
+        return torch.arange(n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+def stratified_rows(labels: torch.Tensor, n_classes: int, per_class: int, seed: int) -> torch.Tensor:
+    """The sorted indices of ``per_class`` images of each of ``n_classes`` classes (the first classes of a
+    seeded shuffle among those with enough images): a subset on which nearest neighbours are meaningful."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.bincount(labels)
+    ok = torch.nonzero(counts >= per_class).squeeze(1)
+    chosen = ok[torch.randperm(len(ok), generator=g)[:n_classes]]
+    out = [torch.nonzero(labels == c).squeeze(1)[torch.randperm(int(counts[c]), generator=g)[:per_class]]
+           for c in chosen.tolist()]
+    return torch.cat(out).sort().values
 
 
 # ------------------------------------------------------------------ all representations of a study
@@ -147,11 +180,22 @@ def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int
     return out
 
 
+def _cache_dir(ck, where: str) -> Path | None:
+    """Where a checkpoint's features are cached: beside the reference ("reference") or in the user cache."""
+    if where == "reference":
+        return Path(ck.path) / FEATURES
+    if where == "user":
+        return None
+    raise ValueError(f"cache must be 'reference' or 'user', got {where!r}")
+
+
 def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: float = 0.2, n_noise: int = 4,
                         blocks: Sequence[str] | None = None, seed: int = 0, control: bool = True,
-                        control_seed: int = 0, cache: bool = True, data_name: str | None = None, **data_kwargs):
+                        control_seed: int = 0, cache: bool = True, where: str = "user",
+                        data_name: str | None = None, **data_kwargs):
     """(features, images) for ``n`` images of a checkpoint's data set: every block of the trained model,
-    the untrained control and the baselines; cached on disk by checkpoint hash.
+    the untrained control and the baselines; cached by checkpoint hash, data fingerprint and parameters,
+    in the user cache or beside the reference (``where="reference"``, float16, committed with it).
 
     ``seed`` picks the images and the noise draws; the control network depends on ``control_seed`` only,
     so that features of different image sets (e.g. train and test) come from the same control network.
@@ -163,16 +207,52 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
         full = checkpoints.load_data(ck, split, **data_kwargs)     # refused if this machine's data differ
     else:
         full = data.load(name, split, **{**checkpoints.data_kwargs(ck.config), **data_kwargs})
-    images = full.subset(n, seed=seed)
+    idx = rows(len(full), n, seed)
+    images = full.take(idx) if len(idx) < len(full) else full
     blocks = list(blocks or ck.model.block_names)
-    key = cache_key(ck.sha256, name, split=split, n=n, sigma=sigma, n_noise=n_noise, blocks=blocks, seed=seed,
-                    control=control_seed if control else None, data_kwargs=data_kwargs,
-                    fingerprint=full.fingerprint()["sha256"])
+    params = dict(kind="features", split=split, n=n, sigma=sigma, n_noise=n_noise, blocks=blocks, seed=seed,
+                  control=control_seed if control else None, data=name, data_kwargs=data_kwargs,
+                  fingerprint=full.fingerprint()["sha256"], weights=ck.weights, checkpoint=ck.sha256)
+    key = cache_key(ck.sha256, name, **params)
 
     def compute() -> dict[str, torch.Tensor]:
         ctrl = untrained_like(ck.model, control_seed) if control else None
-        return features(ck.model, images.images, sigma, n_noise, blocks, ctrl, seed)
+        out = {f"phi {b}": v for b, v in phi_blocks(ck.model, images.images, sigma, n_noise, blocks, seed,
+                                                       index=idx).items()}
+        if ctrl is not None:
+            out.update({f"untrained phi {b}": v for b, v in phi_blocks(ctrl, images.images, sigma, n_noise, blocks,
+                                                                        seed, index=idx).items()})
+        return {**out, "rows": idx}
 
-    feats = cached(key, compute) if cache else compute()
-    order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks] + ["pixels", "colour stats"]
-    return {k: feats[k] for k in order if k in feats}, images   # the disk cache does not keep key order
+    feats = cached(key, compute, _cache_dir(ck, where), params, half=where == "reference") if cache else compute()
+    order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks]
+    out = {k: feats[k] for k in order if k in feats}   # the disk cache does not keep key order
+    out["pixels"], out["colour stats"] = pixels(images.images), colour_stats(images.images)
+    return out, images
+
+
+def checkpoint_grid(checkpoint, sigmas: Sequence[float], split: str = "test", n_classes: int = 30,
+                    per_class: int = 10, n_noise: int = 20, seed: int = 0, control: bool = True,
+                    control_seed: int = 0, where: str = "user") -> tuple[dict[str, torch.Tensor], "object"]:
+    """phi of the middle block on a grid of noise levels, {"phi mid": (S, N, C), "untrained phi mid": ...},
+    for ``per_class`` images of ``n_classes`` classes (so that neighbours are meaningful), cached like
+    ``checkpoint_features``; also returns those images."""
+    from . import checkpoints
+    ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+    full = checkpoints.load_data(ck, split)
+    idx = stratified_rows(full.labels, n_classes, per_class, seed)
+    images = full.take(idx)
+    params = dict(kind="grid", split=split, sigmas=[float(s) for s in sigmas], n_classes=n_classes,
+                  per_class=per_class, n_noise=n_noise, seed=seed, control=control_seed if control else None,
+                  data=ck.config["train"]["data"], fingerprint=full.fingerprint()["sha256"], weights=ck.weights,
+                  checkpoint=ck.sha256)
+    key = cache_key(ck.sha256, params["data"], **params)
+
+    def compute() -> dict[str, torch.Tensor]:
+        nets = {"phi mid": ck.model, **({"untrained phi mid": untrained_like(ck.model, control_seed)} if control else {})}
+        out = {k: torch.stack([phi_blocks(m, images.images, float(s), n_noise, ("mid",), seed, index=idx)["mid"]
+                               for s in sigmas]) for k, m in nets.items()}
+        return {**out, "rows": idx}
+
+    feats = cached(key, compute, _cache_dir(ck, where), params, half=where == "reference")
+    return {k: v for k, v in feats.items() if k != "rows"}, images

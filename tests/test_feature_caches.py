@@ -1,0 +1,54 @@
+"""The feature caches committed beside each reference (checkpoints/<name>/features/) hold what they say: a
+random subset of the rows of every file, recomputed from the checkpoint and its data, matches the stored
+values (float16), and each file was made with the reference's current weights."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdrlib import checkpoints, representation
+
+FILES = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"*/{representation.FEATURES}/*.safetensors"))
+
+
+def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The stored tensors of a cache file, recomputed for some of its rows."""
+    from safetensors.torch import load_file
+    full = checkpoints.load_data(ck, meta["split"], **meta.get("data_kwargs", {}))
+    images = full.images[rows]
+    nets = {"phi": ck.model}
+    if meta["control"] is not None:
+        nets["untrained phi"] = representation.untrained_like(ck.model, meta["control"])
+    out = {}
+    for prefix, m in nets.items():
+        if meta["kind"] == "features":
+            got = representation.phi_blocks(m, images, meta["sigma"], meta["n_noise"], meta["blocks"], meta["seed"],
+                                            index=rows)
+            out.update({f"{prefix} {b}": v for b, v in got.items()})
+        else:
+            out[f"{prefix} mid"] = torch.stack([representation.phi_blocks(
+                m, images, s, meta["n_noise"], ("mid",), meta["seed"], index=rows)["mid"] for s in meta["sigmas"]])
+    return out
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.parent.name}/{p.stem[:8]}" for p in FILES])
+def test_cache_matches_a_recomputed_subset(path: Path):
+    from safetensors.torch import load_file
+    meta = representation.cache_meta(path)
+    ck = checkpoints.load(path.parent.parent, weights=meta["weights"])
+    assert ck.sha256 == meta["checkpoint"], f"{path} was made with other weights: delete it and re-run the chapters"
+    stored = load_file(str(path))
+    all_rows = stored["rows"]
+    pick = torch.randperm(len(all_rows), generator=torch.Generator().manual_seed(len(all_rows)))[:4]
+    fresh = recompute(ck, meta, all_rows[pick])
+    for key, v in fresh.items():
+        s = stored[key].float()
+        s = s[:, pick] if meta["kind"] == "grid" else s[pick]
+        torch.testing.assert_close(v, s, rtol=5e-3, atol=2e-3 * max(float(s.abs().max()), 1e-6),
+                                   msg=lambda m, k=key: f"{path.name} {k}: {m}")
+
+
+def test_every_cache_file_has_its_parameters():
+    for path in FILES:
+        meta = representation.cache_meta(path)
+        assert {"kind", "split", "seed", "n_noise", "checkpoint", "weights", "fingerprint"} <= set(meta), path
