@@ -66,34 +66,43 @@ def jaccard_matrix(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
 
 
-def overlap_within_across(mask: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+def overlap_within_across(mask: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> dict[str, float]:
     """Mean Jaccard overlap of active sets for pairs of the same class vs of different classes (claim 3),
-    and their ratio (NaN when no pair spans two classes or the across-class overlap is zero)."""
+    and their ratio (NaN when no pair spans two classes or the across-class overlap is zero). ``ids`` names
+    the images (a bootstrap resample repeats some): pairs of an image with itself are left out."""
     J = jaccard_matrix(mask)
+    ids = torch.arange(len(labels)) if ids is None else ids
     same = labels[:, None] == labels[None, :]
-    off = ~torch.eye(len(labels), dtype=torch.bool)
+    off = ids[:, None] != ids[None, :]
     within, across = J[same & off], J[~same]
     w = within.mean().item() if within.numel() else float("nan")
     a = across.mean().item() if across.numel() else float("nan")
     return {"within": w, "across": a, "ratio": w / a if a > 0 else float("nan")}
 
 
-def overlap_ratio(mask: torch.Tensor, labels: torch.Tensor) -> float:
+def overlap_ratio(mask: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> float:
     """Within-class over across-class mean Jaccard overlap of active sets (claim 3): 1 means no class structure."""
-    return overlap_within_across(mask, labels)["ratio"]
+    return overlap_within_across(mask, labels, ids)["ratio"]
 
 
-def sparsity_summary(phi: torch.Tensor, tau: float = DEFAULT_TAU) -> dict[str, float]:
-    """The numbers behind claims 1-2 for one representation: dead channels, active fraction, selectivity."""
-    dead = dead_channels(phi)
-    frac = active_fraction(phi, tau)
-    freq = channel_frequency(phi, tau)
-    split = selectivity_split(freq, dead)
+def sparsity_summary(phi: torch.Tensor, tau: float = DEFAULT_TAU, rel: float = 0.01) -> dict[str, float]:
+    """The numbers behind claims 1-2 for one representation at threshold tau: dead channels (relative rule;
+    exact zeros too), the per-image active fraction of the live channels, selective / non-selective counts."""
+    dead = relative_dead(phi, rel)
+    live = phi[:, ~dead]
+    frac = active_fraction(live, tau)
     q = torch.quantile(frac, torch.tensor([0.1, 0.5, 0.9]))
-    return {"channels": phi.shape[1], "dead": int(dead.sum()), "active_frac_p10": q[0].item(),
-            "active_frac_median": q[1].item(), "active_frac_p90": q[2].item(),
-            "selective": int(split["selective"].sum()), "non_selective": int(split["non-selective"].sum()),
-            "intermediate": int(split["intermediate"].sum())}
+    return {"channels": phi.shape[1], "dead": int(dead.sum()), "exact zeros": int(dead_channels(phi).sum()),
+            "active_frac_p10": q[0].item(), "active_frac_median": q[1].item(), "active_frac_p90": q[2].item(),
+            **selectivity_counts(phi, tau, rel=rel)}
+
+
+def selectivity_counts(phi: torch.Tensor, tau: float = DEFAULT_TAU, selective_below: float = 0.3,
+                       nonselective_above: float = 0.9, rel: float = 0.01) -> dict[str, int]:
+    """How many live channels (relative rule) are selective, intermediate and non-selective at threshold tau."""
+    dead = relative_dead(phi, rel)
+    split = selectivity_split(channel_frequency(phi, tau), dead, selective_below, nonselective_above)
+    return {k.replace("-", "_"): int(v.sum()) for k, v in split.items() if k != "dead"}
 
 
 def top_images(phi: torch.Tensor, channel: int, k: int = 8) -> torch.Tensor:
@@ -101,10 +110,13 @@ def top_images(phi: torch.Tensor, channel: int, k: int = 8) -> torch.Tensor:
     return phi[:, channel].topk(min(k, phi.shape[0])).indices
 
 
-def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_frequency: float = 0.005) -> torch.Tensor:
-    """The n live channels active on the fewest images (but on at least ``min_frequency`` of them)."""
+def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_frequency: float = 0.005,
+                   min_mass: float = 0.1) -> torch.Tensor:
+    """The n channels active on the fewest images (at least ``min_frequency`` of them) among those that carry
+    real mass: their maximum reaches ``min_mass`` of the largest channel's maximum (no nearly dead channel)."""
     freq = channel_frequency(phi, tau)
-    ok = (~dead_channels(phi)) & (freq >= min_frequency)
+    cmax = phi.max(dim=0).values
+    ok = (cmax >= min_mass * cmax.max()) & (freq >= min_frequency)
     idx = torch.nonzero(ok).squeeze(1)
     return idx[freq[idx].argsort()[:n]]
 

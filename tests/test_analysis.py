@@ -113,3 +113,13 @@ def test_spearman_interval_and_power():
     assert abs(stats.spearman_power(20, 0.0, n_sim=1000) - 0.05) < 0.03     # the test's size
     assert stats.spearman_power(20, 0.8, n_sim=500) > 0.9
     assert stats.spearman_power(6, 0.5, n_sim=500) < 0.35                 # six pairs cannot decide a moderate relation
+
+
+def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
+    """A bootstrap resample repeats images; with their ids, a copy does not count as a same-class pair."""
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1], [0, 1, 0, 1]], dtype=torch.bool)
+    labels = torch.tensor([0, 0, 1, 1])
+    idx = torch.tensor([0, 0, 1, 2, 3, 3])
+    plain = sparsity.overlap_ratio(mask, labels)
+    assert sparsity.overlap_ratio(mask[idx], labels[idx], idx) == pytest.approx(plain, rel=0.2)
+    assert sparsity.overlap_ratio(mask[idx], labels[idx]) > sparsity.overlap_ratio(mask[idx], labels[idx], idx)
