@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -96,6 +97,22 @@ def pixels(images: torch.Tensor) -> torch.Tensor:
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
     """Per-channel mean and standard deviation (N, 2C): a trivial global-statistics baseline."""
     return torch.cat([images.mean(dim=(2, 3)), images.std(dim=(2, 3))], dim=1)
+
+
+@torch.no_grad()
+def texture_stats(images: torch.Tensor, n_scales: int | None = None, batch: int = 64) -> torch.Tensor:
+    """Portilla-Simoncelli texture statistics of each colour channel (plenoptic), flattened (N, D): the classic
+    texture representation, a baseline for distances between texture patches (n_scales: 3 at 64 px, 2 at 32)."""
+    try:
+        from plenoptic.models import PortillaSimoncelli
+    except ImportError as e:
+        raise ImportError("texture statistics need plenoptic: pip install -r requirements.txt "
+                          "(it pins plenoptic==2.1.1 beside the CPU torch)") from e
+    h, w = images.shape[-2:]
+    n_scales = n_scales or max(1, int(math.log2(min(h, w))) - 3)
+    model = PortillaSimoncelli((h, w), n_scales=n_scales, spatial_corr_width=7)
+    out = [model(images[i:i + batch].float()).flatten(1) for i in range(0, images.shape[0], batch)]
+    return torch.nan_to_num(torch.cat(out))
 
 
 # ------------------------------------------------------------------ disk cache
@@ -192,10 +209,11 @@ def _cache_dir(ck, where: str) -> Path | None:
 def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: float = 0.2, n_noise: int = 4,
                         blocks: Sequence[str] | None = None, seed: int = 0, control: bool = True,
                         control_seed: int = 0, cache: bool = True, where: str = "user",
-                        data_name: str | None = None, **data_kwargs):
+                        texture: bool = False, data_name: str | None = None, **data_kwargs):
     """(features, images) for ``n`` images of a checkpoint's data set: every block of the trained model,
-    the untrained control and the baselines; cached by checkpoint hash, data fingerprint and parameters,
-    in the user cache or beside the reference (``where="reference"``, float16, committed with it).
+    the untrained control and the baselines (with ``texture``, the Portilla-Simoncelli statistics too); cached
+    by checkpoint hash, data fingerprint and parameters, in the user cache or beside the reference
+    (``where="reference"``, float16, committed with it).
 
     ``seed`` picks the images and the noise draws; the control network depends on ``control_seed`` only,
     so that features of different image sets (e.g. train and test) come from the same control network.
@@ -211,6 +229,7 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
     images = full.take(idx) if len(idx) < len(full) else full
     blocks = list(blocks or ck.model.block_names)
     params = dict(kind="features", split=split, n=n, sigma=sigma, n_noise=n_noise, blocks=blocks, seed=seed,
+                  texture=texture,
                   control=control_seed if control else None, data=name, data_kwargs=data_kwargs,
                   fingerprint=full.fingerprint()["sha256"], weights=ck.weights, checkpoint=ck.sha256)
     key = cache_key(ck.sha256, name, **params)
@@ -222,10 +241,12 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
         if ctrl is not None:
             out.update({f"untrained phi {b}": v for b, v in phi_blocks(ctrl, images.images, sigma, n_noise, blocks,
                                                                         seed, index=idx).items()})
+        if texture:
+            out["texture stats"] = texture_stats(images.images)
         return {**out, "rows": idx}
 
     feats = cached(key, compute, _cache_dir(ck, where), params, half=where == "reference") if cache else compute()
-    order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks]
+    order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks] + ["texture stats"]
     out = {k: feats[k] for k in order if k in feats}   # the disk cache does not keep key order
     out["pixels"], out["colour stats"] = pixels(images.images), colour_stats(images.images)
     return out, images

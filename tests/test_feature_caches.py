@@ -28,6 +28,8 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
         else:
             out[f"{prefix} mid"] = torch.stack([representation.phi_blocks(
                 m, images, s, meta["n_noise"], ("mid",), meta["seed"], index=rows)["mid"] for s in meta["sigmas"]])
+    if meta.get("texture"):
+        out["texture stats"] = representation.texture_stats(images)
     return out
 
 
