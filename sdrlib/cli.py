@@ -132,9 +132,19 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 def _cmd_book(a: argparse.Namespace) -> int:
     from . import book
-    overrides = book.parse_overrides(a.param or [])
     try:
-        book.run(a.profile, a.chapters, overrides, a.output_dir, build=not a.no_build)
+        if a.sync is not None:
+            for p in book.sync(a.sync or a.chapters):
+                print(f"sdr book: wrote {p}")
+        elif a.fold:
+            for f in a.fold:
+                changed = book.fold_file(f)
+                print(f"sdr book: {f}: " + ("no injected-parameters cell" if changed is None else
+                                            f"injected-parameters cell folded (changed: {sorted(changed)})"))
+        elif a.html:
+            book.build_html(book.find_root())
+        else:
+            book.run(a.profile, a.chapters, book.parse_overrides(a.param or []), a.output_dir, build=not a.no_build)
     except (book.ChapterFailed, book.BuildFailed) as e:
         print(f"sdr book: {e}", file=sys.stderr)
         return 1
@@ -184,15 +194,20 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=_cmd_data)
 
     b = sub.add_parser("book", help="execute the chapter notebooks with papermill, then build the HTML book")
-    from .book import PROFILE_NAMES
-    b.add_argument("--profile", default="cpu", choices=PROFILE_NAMES,
-                   help="parameter set: cpu (minutes per chapter on 2 cores), colab, paper (GPU scale)")
+    b.add_argument("--profile", default="cpu",
+                   help="parameter files book/profiles/PROFILE/NN_*.yaml: colab, paper (GPU scale); "
+                        "cpu (the default) is the notebooks' own parameters")
     b.add_argument("--chapters", nargs="+", default=None, metavar="NN", help="chapters to run (default: all)")
     b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a chapter parameter (VALUE parsed as JSON when possible); repeatable")
     b.add_argument("--output-dir", default=None,
                    help="write executed notebooks here (for sweeps) instead of updating the book in place")
     b.add_argument("--no-build", action="store_true", help="execute only; skip the jupyter-book build")
+    b.add_argument("--sync", nargs="*", default=None, metavar="NN",
+                   help="only write book/NN_*.ipynb from book/src/NN_*.py (jupytext; default: all chapters)")
+    b.add_argument("--html", action="store_true", help="only build the HTML (no execution)")
+    b.add_argument("--fold", nargs="+", default=None, metavar="NOTEBOOK",
+                   help="only fold papermill's injected-parameters cell into the parameters cell of these files")
     b.set_defaults(fn=_cmd_book)
     return p
 

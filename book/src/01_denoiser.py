@@ -1,25 +1,45 @@
-# Chapter 1 of the book, in percent format. `python -m sdrlib.book sync 01`
-# turns it into book/01_denoiser.ipynb; `sdr book --chapters 01` executes
-# that notebook with papermill. Code lines stay under 80 characters so that
-# they fit the book's page.
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
 
 # %% tags=["remove-cell"]
-# In Colab: fetch the repository (code and reference checkpoints), install
-# it, and get Fashion-MNIST. Anywhere else this cell does nothing.
+# In Colab: install the book's library, and the Debian packages that hold the
+# data its reference checkpoints were trained on. Elsewhere: check that sdrlib
+# is installed. (Written by `sdr book --sync` from _config.yml's repository.)
 import os
 import subprocess
 import sys
 
+REPO = "https://github.com/sdrlib/sdr-book"
 if "google.colab" in sys.modules:
-    REPO, HERE = "{{repository_url}}", "/content/sdr-book"
+    HERE = "/content/sdr-book"
+    DEBS = ["dataset-fashion-mnist", "ufoai-textures", "opencv-doc",
+            "mate-backgrounds", "plasma-workspace-wallpapers"]
+    apt = f"apt-get install -y -qq {' '.join(DEBS)} >/dev/null"
+    subprocess.run(f"{apt} || (apt-get update -qq && {apt})", shell=True,
+                   check=True)
     if not os.path.isdir(HERE):
-        subprocess.run(["git", "clone", "--depth", "1", REPO, HERE],
-                       check=True)
+        subprocess.run(["git", "clone", "--depth", "1", REPO, HERE], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e",
-                    f"{HERE}[baselines]"], check=True)
+                    f"{HERE}[baselines,digits]"], check=True)
     sys.path.insert(0, HERE)
-    subprocess.run([sys.executable, "-m", "sdrlib.cli", "data",
-                    "fashion-mnist", "--download"], check=True)
+else:
+    try:
+        import sdrlib  # noqa: F401
+    except ImportError:
+        print(f"sdrlib is not installed for this kernel: in a clone of {REPO}"
+              " run `make setup` and pick its .venv kernel (or pip install -e)")
 
 # %% [markdown]
 # # The blind denoiser
@@ -59,6 +79,13 @@ n_eval = 32                  # held-out images in the PSNR comparison
 sigmas = [0.05, 0.1, 0.2, 0.4, 0.8]   # noise levels of the comparison
 n_examples = 2               # images in the denoising figure
 workers = 2                  # CPU threads for the classical denoisers
+
+# %% tags=["remove-cell"]
+# `papermill -p NAME VALUE` passes text: give each parameter the type of its default
+# above (a ValueError names a value that does not fit).
+from sdrlib.book import chapter_defaults, coerce
+
+coerce(globals(), chapter_defaults("01"))
 
 # %%
 import shutil
