@@ -123,3 +123,13 @@ def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
     plain = sparsity.overlap_ratio(mask, labels)
     assert sparsity.overlap_ratio(mask[idx], labels[idx], idx) == pytest.approx(plain, rel=0.2)
     assert sparsity.overlap_ratio(mask[idx], labels[idx]) > sparsity.overlap_ratio(mask[idx], labels[idx], idx)
+
+
+def test_half_sample_interval_matches_the_spread_of_a_mean():
+    from sdrlib import stats
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(1000, generator=g, dtype=torch.float64)
+    hs = stats.half_sample(lambda idx: v[idx].mean().item(), len(v), n_rep=400)
+    boot = stats.mean_ci(v)
+    assert hs.value == pytest.approx(v.mean().item())
+    assert abs((hs.hi - hs.lo) - (boot.hi - boot.lo)) < 0.2 * (boot.hi - boot.lo)
