@@ -299,6 +299,17 @@ def references(profile: str | None = None, path: str | Path | None = None) -> di
             if profile is None or profile in i.get("profiles", [])}
 
 
+def reference_names(profile: str) -> list[str]:
+    """The names of the references a profile analyses; a clear error when references.yaml lists none (the
+    paper profile expects a paper-preset checkpoint you trained: pass it with -p references)."""
+    names = list(references(profile))
+    if not names:
+        raise ValueError(f"checkpoints/references.yaml lists no reference checkpoint for profile {profile!r}: "
+                         "train one (README, 'Scale up') and pass it with -p references '[\"runs/NAME\"]', "
+                         "or add it to checkpoints/references.yaml")
+    return names
+
+
 def expected_verdict(name: str, claim: str) -> str | None:
     """The verdict ``references.yaml`` expects of ``claim`` on reference ``name`` (None: report only)."""
     return references().get(name, {}).get("expect", {}).get(claim)

@@ -196,7 +196,7 @@ fig = plots.training_curves(
 # steps, the PSNR on held-out images at fixed noise levels.
 
 # %%
-refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.references(profile)}
+refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.reference_names(profile)}
 for name, ck in refs.items():
     print(summary(ck.path))
     print("produced by:", ck.config.get("command", "?"), "\n")

@@ -103,7 +103,7 @@ from sdrlib import checkpoints, plots, representation, sparsity, stats, verdicts
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
-names = references or list(checkpoints.references(profile))
+names = references or checkpoints.reference_names(profile)
 refs = {name: checkpoints.load(name, device=dev) for name in names}
 feats, images = {}, {}
 for name, ck in refs.items():

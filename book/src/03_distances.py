@@ -108,7 +108,7 @@ from sdrlib import analysis, checkpoints, plots, representation, stats, verdicts
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
-names = references or list(checkpoints.references(profile))
+names = references or checkpoints.reference_names(profile)
 refs = {name: checkpoints.load(name, device=dev) for name in names}
 train_f, train_i, test_f, test_i = {}, {}, {}, {}
 for name, ck in refs.items():

@@ -101,7 +101,7 @@ from sdrlib import analysis, checkpoints, data, plots, representation, sampling,
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
-refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.references(profile)}
+refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.reference_names(profile)}
 asc = sampling.AscentConfig(**ascent)
 sets, means, knn_base = {}, {}, {}
 for name, ck in refs.items():
