@@ -89,6 +89,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     root = Path(a.root)
     k, n = (int(v) for v in a.worker.split("/"))
     arms = list(STAGES[a.stage]["arms"])[k::n]
+    if a.arms:
+        arms = [list(STAGES[a.stage]["arms"])[i] for i in a.arms]
     torch.set_num_threads(1)
     for arm in arms:
         steps = steps_for(a.stage, arm, root)
@@ -154,6 +156,7 @@ def main() -> None:
     t = sub.add_parser("train", help="train this worker's share of a stage's arms (resumable)")
     t.add_argument("--stage", choices=list(STAGES), required=True)
     t.add_argument("--worker", default="0/1", help="K/N: train arms K, K+N, K+2N, ...")
+    t.add_argument("--arms", type=int, nargs="*", default=None, help="train only these arms (indices; overrides --worker)")
     t.add_argument("--root", default="runs/health")
     t.set_defaults(fn=cmd_train)
     r = sub.add_parser("report", help="measure every snapshot of a stage and write the JSON the book reads")
