@@ -1,0 +1,44 @@
+"""Chapter 4's sample sets: drawn once, cached with their parameters, re-read identically; the no-copy floor."""
+import pytest
+import torch
+
+from sdrlib import checkpoints, samples
+from sdrlib.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_ck(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ck") / "run"
+    train(TrainConfig(preset="tiny", data="fashion-mnist", batch=8, steps=3, max_train=200, n_eval=8, eval_every=3,
+                      progress=False, out=str(out)))
+    return checkpoints.load(out)
+
+
+def test_guided_samples_are_cached_and_reread(tiny_ck, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    rows = torch.tensor([3, 11])
+    a = samples.guided(tiny_ck, rows, 2, [1.0, 0.3, 0.05], max_iter=3, n_noise_target=1)
+    assert a["samples"].shape == (4, 1, 32, 32) and a["loss_before"].shape == (3, 4) and a["sigma"].shape == (3, 4)
+    assert (a["loss_after"] <= a["loss_before"]).all() and a["seconds_per_sample"].item() > 0
+    b = samples.guided(tiny_ck, rows, 2, [1.0, 0.3, 0.05], max_iter=3, n_noise_target=1)
+    assert torch.equal(a["samples"], b["samples"]) and torch.equal(a["seconds_per_sample"], b["seconds_per_sample"])
+    c = samples.guided(tiny_ck, torch.tensor([3, 12]), 2, [1.0, 0.3, 0.05], max_iter=3, n_noise_target=1)
+    assert not torch.equal(a["samples"], c["samples"])          # other targets: another entry of the cache
+
+
+def test_unconditional_and_adaptive_shapes(tiny_ck, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    asc = {"h0": 0.2, "beta": 0.5, "sigma0": 1.0, "sigma_L": 0.3, "max_iter": 5}
+    u = samples.unconditional(tiny_ck, 3, asc)
+    assert u["samples"].shape == (3, 1, 32, 32) and u["iterations"].max() <= 5
+    ad = samples.adaptive(tiny_ck, torch.tensor([0]), 2, {**asc, "match_iter": 2}, n_noise_target=1)
+    assert ad["samples"].shape == (2, 1, 32, 32)
+
+
+def test_no_copy_floor_known_values():
+    train = torch.zeros(3, 1, 4, 4)
+    train[1] += 1.0
+    s = torch.stack([train[1], torch.full((1, 4, 4), 0.5)])
+    r = samples.no_copy(s, train, torch.full((2, 1, 4, 4), 0.25))
+    assert r["samples"].tolist() == [0.0, 0.5] and r["nearest"].tolist()[0] == 1
+    assert r["held_out"].tolist() == [0.25, 0.25]
