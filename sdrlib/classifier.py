@@ -70,30 +70,32 @@ def predict(model: SmallCNN, images: torch.Tensor, batch: int = 512) -> torch.Te
     return torch.cat([model(images[i:i + batch].float()).argmax(1) for i in range(0, len(images), batch)])
 
 
-def for_reference(ck, epochs: int = 10, seed: int = 0, where: str = "reference",
-                  progress: bool = False) -> tuple[SmallCNN, dict]:
+def for_reference(ck, epochs: int = 8, seed: int = 0, where: str = "reference", max_train: int = 20_000,
+                  width: int = 16, progress: bool = False) -> tuple[SmallCNN, dict]:
     """The judge of a reference's data set: loaded from beside the reference when it matches the data
     fingerprint and settings, else trained on its training split and saved there. Returns (model, info)
-    where info holds its held-out accuracy and per-image correctness."""
+    where info holds its held-out accuracy and per-image correctness. At most ``max_train`` training images
+    (a seeded subset) and a narrow network keep it to minutes on a CPU."""
     from safetensors.torch import load_file, save_file
 
     from . import checkpoints
-    train = checkpoints.load_data(ck, "train")
+    full = checkpoints.load_data(ck, "train")
+    train = full.subset(max_train, seed=seed)
     test = checkpoints.load_data(ck, "test")
-    spec = {"data": ck.config["train"]["data"], "fingerprint": train.fingerprint()["sha256"],
-            "test_fingerprint": test.fingerprint()["sha256"], "epochs": epochs, "seed": seed,
-            "n_classes": len(train.classes), "in_channels": train.images.shape[1]}
+    spec = {"data": ck.config["train"]["data"], "fingerprint": full.fingerprint()["sha256"],
+            "test_fingerprint": test.fingerprint()["sha256"], "epochs": epochs, "seed": seed, "max_train": max_train,
+            "width": width, "n_classes": len(full.classes), "in_channels": full.images.shape[1]}
     folder = Path(ck.path) / FOLDER if where == "reference" else utils.cache_dir(
-        "classifier", f"{spec['data']}-{spec['fingerprint']}-{epochs}-{seed}")
+        "classifier", f"{spec['data']}-{spec['fingerprint']}-{epochs}-{seed}-{max_train}-{width}")
     cfg = folder / "config.json"
     loaded = cfg.is_file() and json.loads(cfg.read_text()).get("spec") == spec
     if loaded:
-        model = SmallCNN(spec["in_channels"], spec["n_classes"])
+        model = SmallCNN(spec["in_channels"], spec["n_classes"], width)
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         info = json.loads(cfg.read_text())
     else:
         t0 = time.perf_counter()
-        model = fit(train.images, train.labels, spec["n_classes"], epochs, seed=seed, progress=progress)
+        model = fit(train.images, train.labels, spec["n_classes"], epochs, width=width, seed=seed, progress=progress)
         info = {"spec": spec, "train_seconds": round(time.perf_counter() - t0, 1)}
         folder.mkdir(parents=True, exist_ok=True)
         utils.atomic_write(folder / "model.safetensors",
