@@ -32,6 +32,9 @@ COMMON = dict(preset="small", data="textures", holdout_every=5, hflip=True, batc
               threads=1, progress=False, eval_sigmas=(0.05, 0.1, 0.2, 0.4))
 # The recipe of the references shipped before this study: Adam at 1e-3 from step 0, halved every 3000 steps.
 V1 = dict(lr=1e-3, lr_halve_every=3000)
+# The recipe the screen chose (see the appendix): unit scale-norm gains, a linear warm-up over the first 10 %
+# of the steps, a cosine decay to lr/10 over the last 30 %, and an EMA of the weights.
+HEALTHY = dict(lr=1e-3, gain_init="ones", warmup_frac=0.1, decay="cosine", decay_frac=0.3, ema=0.999)
 STAGES: dict[str, dict] = {
     "screen": {  # which lever keeps the middle block alive? 800 steps, small, 32 px
         "steps": 800,
@@ -46,6 +49,16 @@ STAGES: dict[str, dict] = {
             "lr 1e-3, gains 1": dict(V1, gain_init="ones"),
         },
     },
+    "budget": {  # equal compute: 45 minutes of one CPU thread per arm (steps from a timed pilot)
+        "minutes": 45,
+        "arms": {
+            "v1, small, 32 px": V1,
+            "healthy, small, 32 px": HEALTHY,
+            "healthy, small, 64 px": dict(HEALTHY, size=64, crop=64),
+            "healthy, paper-small, 64 px": dict(HEALTHY, preset="paper-small", size=64, crop=64),
+            "healthy, paper-small, 80 px": dict(HEALTHY, preset="paper-small", size=80, crop=80),
+        },
+    },
 }
 
 
@@ -57,18 +70,23 @@ def slug(arm: str) -> str:
 def arm_config(stage: str, arm: str, root: Path, steps: int) -> TrainConfig:
     """The TrainConfig of one arm: the common settings, the arm's overrides, snapshots at 1/8 .. 8/8."""
     over = dict(STAGES[stage]["arms"][arm])
+    if "warmup_frac" in over:
+        over["warmup"] = min(1000, int(over.pop("warmup_frac") * steps))
+    if "decay_frac" in over:
+        over["decay_steps"] = max(1, int(over.pop("decay_frac") * steps))
     every = max(steps // 8, 1)
     return TrainConfig(**{**COMMON, **over}, steps=steps, snapshot_every=every, eval_every=every,
                        ckpt_every=every, out=str(root / stage / slug(arm)))
 
 
-def pilot_seconds_per_step(cfg: TrainConfig, root: Path, n: int = 12) -> float:
+def pilot_seconds_per_step(cfg: TrainConfig, root: Path, n: int = 30) -> float:
     """CPU seconds per training step of an arm, timed on a throw-away run (one thread)."""
     tmp = root / "pilot" / Path(cfg.out).name
     if (tmp / checkpoints.CONFIG).exists():
         return json.loads((tmp / "pilot.json").read_text())["s_per_step"]
-    c = TrainConfig(**{**cfg.to_dict(), "steps": n + 3, "snapshot_every": 0, "eval_every": 10 ** 6,
-                       "ckpt_every": 10 ** 6, "decay": "none", "decay_steps": 0, "out": str(tmp)})
+    c = TrainConfig(**{**cfg.to_dict(), "steps": n, "snapshot_every": 0, "eval_every": 10 ** 6, "n_eval": 8,
+                       "eval_sigmas": (0.1,), "ckpt_every": 10 ** 6, "decay": "none", "decay_steps": 0,
+                       "out": str(tmp)})
     train(c, command="health_study pilot")
     log = [r for r in checkpoints.read_log(tmp) if "cpu_s" in r]
     s = log[-1]["cpu_s"] / log[-1]["step"]
@@ -81,7 +99,7 @@ def steps_for(stage: str, arm: str, root: Path) -> int:
     st = STAGES[stage]
     if "steps" in st:
         return st["steps"]
-    spp = pilot_seconds_per_step(arm_config(stage, arm, root, 100), root)
+    spp = pilot_seconds_per_step(arm_config(stage, arm, root, 1000), root)
     return int(st["minutes"] * 60 / spp)
 
 
