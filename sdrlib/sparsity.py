@@ -166,8 +166,8 @@ def tau_sweep(phi: torch.Tensor, taus) -> torch.Tensor:
 def matched_tau(phi: torch.Tensor, median_fraction: float, iters: int = 40) -> float:
     """The threshold tau at which phi's median active fraction (live channels) equals ``median_fraction``:
     a density-matched control is read at this tau, so that it is exactly as dense as the trained network."""
-    if not 0 < median_fraction < 1:
-        raise ValueError(f"median_fraction must be in (0, 1), got {median_fraction}")
+    if not 0 <= median_fraction <= 1:
+        raise ValueError(f"median_fraction must be in [0, 1], got {median_fraction}")
     live = phi[:, ~relative_dead(phi)]
     lo, hi = 0.0, 1.0 - 1e-9
     for _ in range(iters):            # the active fraction falls as tau grows: bisect

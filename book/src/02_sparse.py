@@ -351,14 +351,14 @@ for name, ck in refs.items():
                                                       n_noise_sweep, blocks=["mid"], seed=seed, control=False)
             p = f["phi mid"]
         summ = sparsity.sparsity_summary(p, tau, rel_dead)
-        rows.append({"step": step, "dead": summ["dead"], "exact zeros": summ["exact zeros"],
+        rows.append({"step": step, "channels": summ["channels"], "dead": summ["dead"], "exact zeros": summ["exact zeros"],
                      "Hoyer": sparsity.hoyer(p, ~sparsity.relative_dead(p, rel_dead)).mean().item(),
                      "median active": summ["active_frac_median"], "selective": summ["selective"],
                      "overlap ratio": sparsity.overlap_ratio(sparsity.active_mask(p, tau), images[name].labels)})
     along[name] = rows
     display(Markdown(f"**{name}** along training\n\n" + plots.markdown_table(rows, floatfmt=".3f")))
     fig = plots.lines([r["step"] for r in rows], {"Hoyer sparsity": [r["Hoyer"] for r in rows],
-                                                  "dead / channels": [r["dead"] / 256 for r in rows],
+                                                  "dead / channels": [r["dead"] / r["channels"] for r in rows],
                                                   "median active fraction": [r["median active"] for r in rows]},
                       "training step", "value", title=f"{name}: middle block along training")
 
