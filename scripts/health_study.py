@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from sdrlib import checkpoints, data, health
-from sdrlib.train import TrainConfig, train
+from sdrlib.train import TrainConfig, make_model, train
 from sdrlib.utils import write_json
 
 COMMON = dict(preset="small", data="textures", holdout_every=5, hflip=True, batch=64, n_eval=256,
@@ -127,7 +127,7 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
     """Health measures at every snapshot of a run (cached in each snapshot's folder)."""
     log = checkpoints.read_log(run)
     evals = {r["step"]: r for r in log if "eval" in r}
-    rows = []
+    rows = [untrained_row(run, sets, n_noise, evals)]
     for step, path in checkpoints.training_snapshots(run):
         cache = path / "health.json"
         if cache.is_file():
@@ -144,6 +144,35 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
     return rows
 
 
+def untrained_row(run: Path, sets: dict, n_noise: int, evals: dict) -> dict:
+    """The same measures for the run's network at step 0 (its seeded initialisation)."""
+    cache = run / "health-step0.json"
+    if cache.is_file():
+        h = json.loads(cache.read_text())
+    else:
+        tc = TrainConfig.from_dict(checkpoints.read_config(run)["train"])
+        model = make_model(tc, sets["base"][0].shape[1]).eval()
+        h = health.middle_health(model, *sets["base"], *sets["query"], n_noise=n_noise)
+        write_json(cache, h)
+    ev = evals.get(0, {})
+    return {"step": 0, **h, **{f"psnr {e['sigma']:g}": e["psnr_denoised"] for e in ev.get("eval", [])}, "cpu_min": 0.0}
+
+
+def report_run(run: Path, a: argparse.Namespace) -> dict:
+    """Config and measured rows of one run folder (its own data set, size and crop)."""
+    cfg = checkpoints.read_config(run)
+    tc = cfg["train"]
+    kw = cfg.get("data_kwargs") or {"size": tc["size"], **({"crop": tc["crop"]} if tc.get("crop") else {})}
+    sets = {s: (lambda d: (d.images, d.labels))(data.load(tc["data"], s, **kw).subset(n, seed=0))
+            for s, n in (("train", a.n_base), ("test", a.n_query))}
+    rows = measure(run, {"base": sets["train"], "query": sets["test"]}, a.n_noise)
+    last = rows[-1]
+    print(f"{run.name:40s} step {last['step']:6d} dead {last['dead_relative']:3d} rel / {last['dead_zero']:3d} zero "
+          f"of {last['channels']}, 10-NN {last['knn_agreement']:.3f}, PSNR 0.1 {last.get('psnr 0.1', float('nan')):.2f}")
+    return {"config": tc, "rows": rows, "elapsed_min": round(cfg.get("elapsed_s", 0) / 60, 1),
+            "n_params": cfg.get("n_params")}
+
+
 def cmd_report(a: argparse.Namespace) -> None:
     root = Path(a.root)
     torch.set_num_threads(a.threads)
@@ -153,15 +182,8 @@ def cmd_report(a: argparse.Namespace) -> None:
         if not (run / checkpoints.CONFIG).is_file():
             print(f"{arm}: not trained yet")
             continue
-        tc = checkpoints.read_config(run)["train"]
-        kw = {"size": tc["size"], **({"crop": tc["crop"]} if tc.get("crop") else {})}
-        sets = {s: (lambda d: (d.images, d.labels))(data.load(tc["data"], s, **kw).subset(n, seed=0))
-                for s, n in (("train", a.n_base), ("test", a.n_query))}
-        rows = measure(run, {"base": sets["train"], "query": sets["test"]}, a.n_noise)
-        out["arms"][arm] = {"config": tc, "rows": rows}
-        last = rows[-1]
-        print(f"{arm:40s} step {last['step']:6d} dead {last['dead_relative']:3d} rel / {last['dead_zero']:3d} zero "
-              f"of {last['channels']}, 10-NN {last['knn_agreement']:.3f}, PSNR 0.1 {last.get('psnr 0.1', float('nan')):.2f}")
+        out["arms"][arm] = report_run(run, a)
+    out["references"] = {Path(r).name: report_run(Path(r), a) for r in a.runs}
     out["protocol"] = {"base": f"{a.n_base} train crops", "query": f"{a.n_query} held-out crops", "sigma": 0.2,
                        "n_noise": a.n_noise, "k": 10, "dead_relative": "channel max < 1% of the largest channel max"}
     Path(a.save).parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +206,7 @@ def main() -> None:
     r.add_argument("--n-query", type=int, default=1000)
     r.add_argument("--n-noise", type=int, default=1)
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--runs", nargs="*", default=[], help="other run folders to measure alike (e.g. the references)")
     r.add_argument("--save", default="book/health/{stage}.json")
     r.set_defaults(fn=cmd_report)
     a = p.parse_args()
