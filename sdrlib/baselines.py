@@ -127,7 +127,7 @@ def _as_sigma_denoiser(name: str, d: torch.nn.Module | str | Denoiser, workers: 
 
 def psnr_versus_sigma(denoisers: Mapping[str, torch.nn.Module | str | Denoiser], images: torch.Tensor,
                       sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int = 1234,
-                      workers: int = 1) -> dict[str, list[dict]]:
+                      workers: int = 1, per_image: bool = False) -> dict[str, list[dict]]:
     """PSNR-versus-sigma table of several denoisers on the same noisy images (chapter 1's comparison).
 
     A ``torch.nn.Module`` is blind (it sees only y); a string names a baseline of METHODS; any other
@@ -139,11 +139,11 @@ def psnr_versus_sigma(denoisers: Mapping[str, torch.nn.Module | str | Denoiser],
     out: dict[str, list[dict]] = {}
     for name, d in denoisers.items():
         if isinstance(d, torch.nn.Module):
-            out[name] = psnr_table(d, images, sigmas, seed=seed)
+            out[name] = psnr_table(d, images, sigmas, seed=seed, per_image=per_image)
             continue
         fn = _as_sigma_denoiser(name, d, workers)
         # psnr_table seeds the k-th sigma with seed + k: one call per sigma with seed + k draws the same noise.
-        out[name] = [psnr_table(lambda y, s=float(s): fn(y, s), images, [s], seed=seed + k)[0]
+        out[name] = [psnr_table(lambda y, s=float(s): fn(y, s), images, [s], seed=seed + k, per_image=per_image)[0]
                      for k, s in enumerate(sigmas)]
     return out
 
@@ -190,6 +190,12 @@ def best_method(tables: Mapping[str, list[dict]], sigma: float, exclude: Sequenc
     if best is None:
         raise ValueError(f"no method left after excluding {list(exclude)}")
     return best
+
+
+def per_image_table(per: Mapping[str, torch.Tensor], sigmas: Sequence[float]) -> dict[str, list[dict]]:
+    """psnr_versus_sigma's mean table from per-image PSNRs {method: (S, N)} (e.g. read back from a cache)."""
+    return {m: [{"sigma": float(s), "psnr_denoised": v[k].mean().item(), "per_image": v[k]}
+                for k, s in enumerate(sigmas)] for m, v in per.items()}
 
 
 def margins(tables: Mapping[str, list[dict]], method: str, against: Sequence[str],

@@ -363,12 +363,20 @@ def execute_chapter(chapter: str, source: Path, output: Path, parameters: Mappin
 
 
 def _check_overrides(overrides: Mapping[str, Any], declared: Mapping[str, Mapping[str, Any]]) -> None:
-    """Raise ValueError when a -p name is a parameter of none of the chapters run."""
+    """Raise ValueError when a -p name is a parameter of none of the chapters run, or its value cannot take the
+    type of that parameter's default (checked before anything is synced or executed)."""
     unused = [k for k in overrides if not any(k in d for d in declared.values())]
     if unused:
         known = sorted({k for d in declared.values() for k in d})
         raise ValueError(f"-p {', '.join(unused)}: not a parameter of chapter(s) {', '.join(declared)}; "
                          f"known: {known}")
+    for d in declared.values():           # a value of the wrong type: refused before anything runs
+        for k, v in overrides.items():
+            if k in d:
+                try:
+                    typed_value(k, v, d[k])
+                except ValueError as e:
+                    raise ValueError(f"-p {k}: {e}") from None
 
 
 def _run_one(root: Path, ch: str, nb: Path, params: Mapping[str, Any], output_dir: Path | None,
@@ -496,11 +504,18 @@ def build_html(root: Path, log: Callable = print) -> float:
     Raises BuildFailed on a non-zero exit."""
     t0 = time.perf_counter()
     vendor_mathjax(root, log=log)
+    write_verdicts(root)
     proc = subprocess.run([jupyter_book_executable(), "build", str(root), *BUILD_ARGS], cwd=root, check=False)
     if proc.returncode != 0:
         raise BuildFailed(f"jupyter-book build {' '.join(BUILD_ARGS)} failed with exit status {proc.returncode} "
                           "(its warnings are printed above)")
     return time.perf_counter() - t0
+
+
+def write_verdicts(root: Path) -> Path:
+    """``book/verdicts.md`` for the references of the cpu profile (checkpoints/references.yaml)."""
+    from . import checkpoints, verdicts
+    return verdicts.write_page(root, checkpoints.reference_names(DEFAULT_PROFILE))
 
 
 # ----------------------------------------------------------------------------- notebook sources (jupytext)

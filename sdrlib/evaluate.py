@@ -21,16 +21,19 @@ def denoise(model: torch.nn.Module, y: torch.Tensor, batch: int = 256) -> torch.
 
 @torch.no_grad()
 def psnr_table(denoiser: Callable[[torch.Tensor], torch.Tensor] | torch.nn.Module, images: torch.Tensor,
-               sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int = 1234, batch: int = 256) -> list[dict]:
-    """Mean per-image PSNR (dB) of the noisy input and of the denoised output at each sigma."""
+               sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int = 1234, batch: int = 256,
+               per_image: bool = False) -> list[dict]:
+    """Mean per-image PSNR (dB) of the noisy input and of the denoised output at each sigma (with
+    ``per_image``, also each image's denoised PSNR, for paired intervals)."""
     rows = []
     for k, s in enumerate(sigmas):
         check_sigma(s)
         g = torch.Generator().manual_seed(seed + k)
         y = add_noise(images, float(s), g)
         x_hat = denoise(denoiser, y, batch) if isinstance(denoiser, torch.nn.Module) else denoiser(y)
-        rows.append({"sigma": float(s), "psnr_noisy": psnr(y, images).mean().item(),
-                     "psnr_denoised": psnr(x_hat.clamp(0, 1), images).mean().item()})
+        p = psnr(x_hat.clamp(0, 1), images)
+        rows.append({"sigma": float(s), "psnr_noisy": psnr(y, images).mean().item(), "psnr_denoised": p.mean().item(),
+                     **({"per_image": p} if per_image else {})})
     return rows
 
 

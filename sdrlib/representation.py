@@ -197,7 +197,7 @@ def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int
     return out
 
 
-def _cache_dir(ck, where: str) -> Path | None:
+def cache_folder(ck, where: str) -> Path | None:
     """Where a checkpoint's features are cached: beside the reference ("reference") or in the user cache."""
     if where == "reference":
         return Path(ck.path) / FEATURES
@@ -245,7 +245,7 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
             out["texture stats"] = texture_stats(images.images)
         return {**out, "rows": idx}
 
-    feats = cached(key, compute, _cache_dir(ck, where), params, half=where == "reference") if cache else compute()
+    feats = cached(key, compute, cache_folder(ck, where), params, half=where == "reference") if cache else compute()
     order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks] + ["texture stats"]
     out = {k: feats[k] for k in order if k in feats}   # the disk cache does not keep key order
     out["pixels"], out["colour stats"] = pixels(images.images), colour_stats(images.images)
@@ -275,5 +275,5 @@ def checkpoint_grid(checkpoint, sigmas: Sequence[float], split: str = "test", n_
                                for s in sigmas]) for k, m in nets.items()}
         return {**out, "rows": idx}
 
-    feats = cached(key, compute, _cache_dir(ck, where), params, half=where == "reference")
+    feats = cached(key, compute, cache_folder(ck, where), params, half=where == "reference")
     return {k: v for k, v in feats.items() if k != "rows"}, images

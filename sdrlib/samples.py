@@ -22,7 +22,7 @@ def _run(ck, params: dict, draw, where: str) -> dict[str, torch.Tensor]:
         out["seconds_per_sample"] = torch.tensor([(time.perf_counter() - t0) / len(out["samples"])])
         return out
 
-    return representation.cached(key, compute, representation._cache_dir(ck, where), params, half=where == "reference")
+    return representation.cached(key, compute, representation.cache_folder(ck, where), params, half=where == "reference")
 
 
 def _params(ck, kind: str, **kw) -> dict:

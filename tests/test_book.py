@@ -400,3 +400,13 @@ def test_vendored_mathjax_files_and_integrity():
                                       "EI2Q86A4qmslPpUyknw==")
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert cfg["html_static_path"] == [str(book.VENDOR_STATIC)] and cfg["mathjax_path"] == "mathjax/tex-chtml.js"
+
+
+def test_the_verdict_page_is_generated_from_the_references_file():
+    """book/verdicts.md pastes every claim for every reference of checkpoints/references.yaml; none is typed."""
+    from sdrlib import checkpoints, verdicts
+    page = (ROOT / "book" / "verdicts.md").read_text()
+    assert page == verdicts.page(checkpoints.reference_names("cpu")), "run sdr book --html to regenerate it"
+    for claim in verdicts.CLAIMS:
+        for ref in checkpoints.reference_names("cpu"):
+            assert verdicts.glue_key(claim.key, ref, "verdict") in page
