@@ -1,9 +1,17 @@
-"""Benchmark: one self-guided reconstruction with phi matching through the encoder and middle
-block only (sdrlib.sampling) against a straightforward version that runs the whole network
-(decoder included) at every matching step. Both run side by side in one process, on the same
-model, target and seeds, and the script prints the ratio.
+"""Benchmark: self-guided reconstruction with phi matching through the encoder and middle block only (the
+library's ``sampling.phi1``) against the same sampler running the whole network (decoder included) at every
+matching step. Both run side by side in one process on the same model, targets and seeds, on the `small`
+and `paper` presets, with the authors' schedule shape (linspace(1, 0.03, 100) noise levels, up to 100 Adam
+iterations each, stopping at 1 % of the first loss); ``--levels`` times the first few levels of it.
 
-    .venv/bin/python bench/bench_self_guided.py --checkpoint small-fashion-mnist --steps 20
+It prints, per preset: seconds per matching iteration of each path, the speed-up, the final relative phi
+error of both (the two paths compute the same phi, so the comparison is at equal error), and the limit: the
+ratio of the two paths' FLOPs per matching iteration (forward and backward, counted by
+torch.utils.flop_counter), with the speed-up as a fraction of it. With ``--profile``, the top operators of
+each path (torch.profiler), to see where time goes beyond the FLOPs.
+
+    .venv/bin/python bench/bench_self_guided.py                     # ~3 minutes on 2 CPU cores
+    .venv/bin/python bench/bench_self_guided.py --presets small --levels 5 --profile
 """
 from __future__ import annotations
 
@@ -11,50 +19,92 @@ import argparse
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from sdrlib import checkpoints, data, sampling
+from sdrlib import sampling
 from sdrlib.unet import build
 
+SIZES = {"small": 32, "paper": 64, "paper-small": 64, "tiny": 16}
 
-def full_network_phi1(model, y, block="mid"):
+
+def whole_network_phi1(model, y, block="mid"):
     """The straightforward phi1: a full forward pass (decoder included), then the block's spatial mean."""
     return model.blocks(y)[1][block].mean(dim=(2, 3))
 
 
+def flops_per_iteration(model, y: torch.Tensor, phi_fn) -> float:
+    """FLOPs of one matching iteration as phi_match runs it: phi of y and its loss forward, and the gradient
+    with respect to the pixels y only (the weights are frozen, so no weight gradients)."""
+    req = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = y.clone().requires_grad_(True)
+    try:
+        with FlopCounterMode(display=False) as fc:
+            phi_fn(model, x, "mid").pow(2).mean().backward()
+    finally:
+        for p, r in zip(model.parameters(), req):
+            p.requires_grad_(r)
+    return float(fc.get_total_flops())
+
+
+def run(model, mean, target, n, sched, max_iter, phi_fn) -> tuple[float, torch.Tensor, int]:
+    """Seconds, samples and total matching iterations of one fixed-schedule run."""
+    t0 = time.perf_counter()
+    x, d = sampling.fixed_schedule(model, mean, target, n, sched, max_iter=max_iter, rel_tol=0.01, phi_fn=phi_fn,
+                                   generator=torch.Generator().manual_seed(0))
+    return time.perf_counter() - t0, x, int(d.match_iterations.sum().item())
+
+
+def bench(preset: str, a: argparse.Namespace) -> None:
+    """Time both paths on one preset and print the comparison."""
+    size = SIZES[preset]
+    torch.manual_seed(0)
+    model = build(preset, in_channels=3, gain_init="ones").eval()
+    cond = torch.rand(a.n, 3, size, size, generator=torch.Generator().manual_seed(1))
+    target = sampling.image_target(model, cond, n_per=1, n_noise=2, grid=[0.03, 0.3, 1.0])
+    mean = torch.full((1, 3, size, size), 0.5)
+    sched = torch.linspace(1.0, 0.03, 100).tolist()[:a.levels]
+    paths = {"encoder + middle": sampling.phi1, "whole network": whole_network_phi1}
+    fl = {k: flops_per_iteration(model, cond, f) for k, f in paths.items()}
+    res = {}
+    for rep in range(a.repeats + 1):               # repetition 0 warms up; then alternate, keep the best
+        for k in (list(paths) if rep % 2 else list(paths)[::-1]):
+            secs, x, iters = run(model, mean, target, a.n, sched if rep else sched[:1], a.max_iter, paths[k])
+            if rep and (k not in res or secs < res[k][0]):
+                res[k] = (secs, x, iters)
+    err = {k: sampling.relative_phi_error(model, v[1], target(torch.zeros(a.n))).mean().item() for k, v in res.items()}
+    per = {k: res[k][0] / res[k][2] for k in res}
+    speed, limit = per["whole network"] / per["encoder + middle"], fl["whole network"] / fl["encoder + middle"]
+    print(f"{preset} at {size}x{size}, {a.n} samples, {len(sched)} levels, <= {a.max_iter} iterations, "
+          f"{torch.get_num_threads()} threads")
+    for k in paths:
+        print(f"  {k:17s}: {per[k] * 1e3:8.1f} ms per matching iteration ({res[k][2]} iterations, "
+              f"{fl[k] / a.n / 1e9:.3f} GFLOP per sample-iteration), final relative phi error {err[k]:.4f}")
+    print(f"  speed-up {speed:.2f}x; FLOP ratio (the limit) {limit:.2f}x; speed-up / limit {speed / limit:.0%}")
+    if a.profile:
+        from torch.profiler import ProfilerActivity, profile
+        for k, f in paths.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                run(model, mean, target, a.n, sched[:2], min(a.max_iter, 10), f)
+            print(f"  top operators, {k}:")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="checkpoint (default: an untrained 'small' model)")
-    p.add_argument("--data", default="fashion-mnist")
-    p.add_argument("--n", type=int, default=4, help="samples drawn at once")
-    p.add_argument("--steps", type=int, default=20, help="schedule length (the paper uses 100)")
-    p.add_argument("--max-iter", type=int, default=20, help="Adam iterations per matching (fixed count)")
-    p.add_argument("--repeats", type=int, default=2, help="timed repetitions of each (best is kept)")
+    p.add_argument("--presets", nargs="+", default=["small", "paper"])
+    p.add_argument("--n", type=int, default=16, help="samples drawn at once")
+    p.add_argument("--levels", type=int, default=3, help="how many of the schedule's 100 levels to time")
+    p.add_argument("--max-iter", type=int, default=100, help="Adam iterations per matching, at most")
+    p.add_argument("--repeats", type=int, default=1, help="timed repetitions of each (best is kept)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="print the top operators of each path")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    test = data.load(a.data, "test").subset(1, seed=0)
-    model = checkpoints.load_model(a.checkpoint) if a.checkpoint else build("small", in_channels=test.images.shape[1]).eval()
-    target = sampling.image_target(model, test.images, n_per=a.n, n_noise=4)
-    mean = test.images.mean(dim=(0, 2, 3), keepdim=True).expand(1, -1, *test.images.shape[-2:])
-    sched = torch.linspace(1.0, 0.03, a.steps).tolist()
-    # rel_tol=0 forces exactly max_iter Adam steps in both versions, so the work is identical
-    timings: dict[str, tuple[float, torch.Tensor]] = {}
-    variants = (("encoder+middle only", sampling.phi1), ("whole network", full_network_phi1))
-    for rep in range(a.repeats + 1):                  # repetition 0 warms up both, then alternate; keep the best
-        for name, fn in variants if rep % 2 else variants[::-1]:
-            t0 = time.perf_counter()
-            x, _ = sampling.fixed_schedule(model, mean, target, a.n, sched if rep else sched[:1],
-                                           max_iter=a.max_iter, rel_tol=0.0, phi_fn=fn,
-                                           generator=torch.Generator().manual_seed(0))
-            dt = time.perf_counter() - t0
-            if rep and (name not in timings or dt < timings[name][0]):
-                timings[name] = (dt, x)
-    (tf, xf), (ts, xs) = timings["encoder+middle only"], timings["whole network"]
-    print(f"model: {a.checkpoint or 'untrained small'}, {a.n} samples x {len(sched)} steps x {a.max_iter} Adam iterations")
-    print(f"encoder+middle only : {tf:8.2f} s  ({tf / a.n:.2f} s per sample)")
-    print(f"whole network       : {ts:8.2f} s  ({ts / a.n:.2f} s per sample)")
-    print(f"speed-up            : {ts / tf:8.2f}x   (same samples: max |diff| = {(xf - xs).abs().max().item():.2e})")
+    for preset in a.presets:
+        bench(preset, a)
 
 
 if __name__ == "__main__":
