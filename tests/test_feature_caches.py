@@ -8,7 +8,7 @@ import torch
 
 from sdrlib import checkpoints, representation
 
-FILES = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"*/{representation.FEATURES}/*.safetensors"))
+FILES = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"**/{representation.FEATURES}/*.safetensors"))
 
 
 def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -33,7 +33,7 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
     return out
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.parent.name}/{p.stem[:8]}" for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.parent.relative_to(checkpoints.REPO_CHECKPOINTS)}/{p.stem[:8]}" for p in FILES])
 def test_cache_matches_a_recomputed_subset(path: Path):
     from safetensors.torch import load_file
     meta = representation.cache_meta(path)

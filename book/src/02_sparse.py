@@ -348,7 +348,7 @@ for name, ck in refs.items():
             p = feats[name]["untrained phi mid"]
         else:
             f, _ = representation.checkpoint_features(checkpoints.load(path, device=dev), "test", n_images, sigma,
-                                                      n_noise_sweep, blocks=["mid"], seed=seed, control=False)
+                                                      n_noise_sweep, blocks=["mid"], seed=seed, control=False, where=cache)
             p = f["phi mid"]
         summ = sparsity.sparsity_summary(p, tau, rel_dead)
         rows.append({"step": step, "channels": summ["channels"], "dead": summ["dead"], "exact zeros": summ["exact zeros"],
