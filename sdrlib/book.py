@@ -373,10 +373,7 @@ def _check_overrides(overrides: Mapping[str, Any], declared: Mapping[str, Mappin
     for d in declared.values():           # a value of the wrong type: refused before anything runs
         for k, v in overrides.items():
             if k in d:
-                try:
-                    typed_value(k, v, d[k])
-                except ValueError as e:
-                    raise ValueError(f"-p {k}: {e}") from None
+                typed_value(k, v, d[k])
 
 
 def _run_one(root: Path, ch: str, nb: Path, params: Mapping[str, Any], output_dir: Path | None,

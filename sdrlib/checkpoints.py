@@ -84,11 +84,24 @@ def save(path: str | Path, model: UNet, extra: dict | None = None, log: list[dic
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"checkpoint folder {path} is a file")
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     finish_pending(path)
     nxt = path / PENDING
     shutil.rmtree(nxt, ignore_errors=True)
-    nxt.mkdir()
+    try:
+        nxt.mkdir()
+        _write_version(nxt, model, extra, log, state, ema)
+    except BaseException:       # a full disk, no permission, Ctrl-C: drop the unsealed version, keep the old one
+        shutil.rmtree(path if created else nxt, ignore_errors=True)
+        raise
+    finish_pending(path)
+    return path
+
+
+def _write_version(nxt: Path, model: UNet, extra: dict | None, log: list[dict] | None,
+                   state: dict[str, torch.Tensor] | None, ema: dict[str, torch.Tensor] | None) -> None:
+    """Write one whole version of a checkpoint into ``nxt`` and seal it with ``COMMIT`` (see ``save``)."""
     atomic_write(nxt / WEIGHTS, lambda p: save_file(_tensors(model.state_dict()), str(p), metadata={"format": FORMAT}))
     written = [WEIGHTS]
     for fname, tensors in ((EMA, ema), (STATE, state)):
@@ -104,8 +117,6 @@ def save(path: str | Path, model: UNet, extra: dict | None = None, log: list[dic
     write_json(nxt / CONFIG, config)
     written.append(CONFIG)
     write_json(nxt / COMMIT, {"files": written, "remove": [f for f in (EMA, STATE) if f not in written]})
-    finish_pending(path)
-    return path
 
 
 def finish_pending(path: Path) -> None:
@@ -239,6 +250,18 @@ def _load_tensors(f: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{f} could not be read as safetensors ({e})") from e
 
 
+def _mismatch(want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> str:
+    """How the tensors of a file differ from those of an architecture, in one line (counts and a first example)."""
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    shape = [k for k in want if k in got and got[k].shape != want[k].shape]
+    parts = [f"{len(missing)} tensor(s) missing (e.g. {missing[0]!r})" if missing else "",
+             f"{len(extra)} unexpected (e.g. {extra[0]!r})" if extra else "",
+             f"{len(shape)} of another shape (e.g. {shape[0]!r}: {list(got[shape[0]].shape)} in the file, "
+             f"{list(want[shape[0]].shape)} expected)" if shape else ""]
+    return "the file has " + ", ".join(p for p in parts if p) if any(parts) else "tensor types differ"
+
+
 def default_weights(config: dict) -> str:
     """Which weights ``load`` uses by default: the EMA when the run kept one, else the raw weights."""
     return "ema" if EMA in config.get("sha256", {}) else "raw"
@@ -266,11 +289,12 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_stat
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path / CONFIG}: bad model config ({e})") from e
     model = UNet(cfg)
+    tensors = _load_tensors(f)
     try:
-        model.load_state_dict(_load_tensors(f), strict=True)
+        model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise CheckpointError(f"weights in {path / fname} do not match the architecture in {CONFIG}: {first}") from e
+        raise CheckpointError(f"weights in {path / fname} do not match the architecture in {CONFIG} (another "
+                              f"architecture's config?): {_mismatch(model.state_dict(), tensors)}") from e
     state = ema = None
     if with_state:
         state = _load_tensors(_verify(path, STATE, config))

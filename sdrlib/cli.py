@@ -17,11 +17,20 @@ import json
 import shlex
 import sys
 import typing
-from pathlib import Path
 
 from . import __version__
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+# User mistakes and environment problems: bad values (ValueError, CheckpointError), missing or unwritable files,
+# a full disk (OSError: ENOENT, EEXIST, EACCES, EROFS, ENOTDIR, ENOSPC, ...). Anything else is a bug: traceback.
+USER_ERRORS = (ValueError, OSError)
+
+
+def one_line(e: BaseException) -> str:
+    """An error as one line: its message (a bare OSError: its reason and file), newlines folded."""
+    msg = str(e)
+    if isinstance(e, OSError) and isinstance(e.args[0] if e.args else None, int) and e.strerror:
+        msg = e.strerror + (f": {e.filename}" if e.filename else "")
+    return " ".join(part.strip() for part in msg.splitlines() if part.strip()) or type(e).__name__
 
 
 def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset()) -> None:
@@ -55,7 +64,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if a.resume:
         if not checkpoints.exists(a.out):
             raise FileNotFoundError(f"cannot resume: no checkpoint in {a.out}")
-        old = checkpoints.read_config(a.out)["train"]
+        old = checkpoints.read_config(a.out).get("train")
+        if not isinstance(old, dict):
+            raise checkpoints.CheckpointError(f"cannot resume {a.out}: its {checkpoints.CONFIG} records no training "
+                                              "config ('train'); it was not written by sdr train")
         # On resume the saved config wins, except for options given explicitly on this command line.
         tokens = a._argv if a._argv is not None else sys.argv[1:]
         explicit = {k for k in names for t in tokens
@@ -73,19 +85,29 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     import torch
     from . import checkpoints, data
     from .evaluate import format_table, psnr_table
+    from .noise import check_sigma
+    from .utils import pick_device, write_text
+    if not 1 <= a.n <= 10 ** 7 or a.threads < 0:
+        raise ValueError(f"--n must be in [1, 10,000,000] and --threads >= 0, got --n {a.n}, --threads {a.threads}")
+    check_sigma(a.sigmas)
+    device = pick_device(a.device)
     if a.threads:
         torch.set_num_threads(a.threads)
-    ck = checkpoints.load(a.checkpoint, device=a.device)
+    ck = checkpoints.load(a.checkpoint, device=device)
     tc = ck.config.get("train", {})
     name = a.data or tc.get("data")
     if not name:
         raise ValueError("this checkpoint records no data set; pass --data NAME")
+    k = 2 ** ck.model.cfg.levels
+    if a.size is not None and (a.size < max(8, k) or a.size % k):
+        raise ValueError(f"--size must be a multiple of {k} and at least {max(8, k)} (the network halves the image "
+                         f"{ck.model.cfg.levels} times), got {a.size}")
     test = data.load(name, "test", size=a.size or tc.get("size")).subset(a.n, seed=a.seed)
     rows = psnr_table(ck.model, test.images, a.sigmas, seed=a.seed)
     title = f"{ck.path}: held-out PSNR on {len(test)} '{name}' test images"
     print(json.dumps(rows, indent=1) if a.json else format_table(rows, title))
     if a.save:
-        Path(a.save).write_text(json.dumps({"data": name, "n": len(test), "seed": a.seed, "rows": rows}, indent=1) + "\n")
+        write_text(a.save, json.dumps({"data": name, "n": len(test), "seed": a.seed, "rows": rows}, indent=1) + "\n")
     return 0
 
 
@@ -219,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except USER_ERRORS as e:
-        print(f"sdr {args.cmd}: error: {e}", file=sys.stderr)
+        print(f"sdr {args.cmd}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -5,7 +5,9 @@ rate. A run folder is itself a resumable checkpoint (see ``checkpoints``), plus
 """
 from __future__ import annotations
 
+import errno
 import math
+import os
 import shlex
 import sys
 import time
@@ -72,6 +74,11 @@ class TrainConfig:
         self.eval_sigmas = tuple(float(s) for s in self.eval_sigmas)
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}")
+        levels = preset(self.preset).levels
+        k = 2 ** levels
+        if self.size is not None and (not isinstance(self.size, int) or self.size < max(8, k) or self.size % k):
+            raise ValueError(f"size must be a multiple of {k} and at least {max(8, k)} (preset {self.preset!r} halves "
+                             f"the image {levels} times), got {self.size!r}")
         if self.sigma_law not in noise.LAWS:
             raise ValueError(f"unknown sigma law {self.sigma_law!r}; expected one of {noise.LAWS}")
         noise.check_range(self.sigma_min, self.sigma_max)
@@ -90,7 +97,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.decay not in DECAYS:
             raise ValueError(f"unknown decay {self.decay!r}; expected one of {DECAYS}")
-        for name in ("warmup", "decay_steps", "snapshot_every", "crop", "lr_halve_every"):
+        for name in ("warmup", "decay_steps", "snapshot_every", "crop", "lr_halve_every", "max_train", "holdout_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.decay != "none" and not 0 < self.decay_steps <= self.steps:
@@ -184,6 +191,33 @@ def _check_resume(out: Path, cfg: TrainConfig, ck: checkpoints.Checkpoint, model
                          f"{', '.join(diff) or 'another architecture'}; start a new --out instead")
 
 
+def _check_writable(out: Path) -> None:
+    """Refuse, before any work, a run folder that cannot be created or written (a file on its path, no permission,
+    a read-only file system)."""
+    p = out
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if not p.is_dir():
+        raise NotADirectoryError(f"--out {out}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: cannot write in {p} (permission denied or a read-only file system); "
+                              "choose a writable folder")
+
+
+def _save_failed(e: OSError, out: Path, path: Path, step: int) -> OSError:
+    """The error of a checkpoint save that failed (disk full, no permission): what is kept, and how to go on."""
+    fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "make it writable" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "fix the cause"
+    try:
+        previous = checkpoints.read_config(out)["step"] if checkpoints.exists(out) else None
+    except (OSError, ValueError, KeyError):
+        previous = "?"
+    kept = (f"the previous checkpoint in {out} (step {previous}) is intact; {fix}, then continue with "
+            f"'sdr train --out {out} --resume'") if previous is not None else \
+        f"no checkpoint was written; {fix}, then start the run again"
+    return OSError(e.errno, f"could not save the checkpoint of step {step} to {path}: {e.strerror or e}; {kept}")
+
+
 def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
           command: str | None = None) -> Path:
     """Run (or resume) training; checkpoints into cfg.out; returns the run folder. Under ``torchrun`` every
@@ -194,6 +228,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    _check_writable(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dd = distributed.setup(cfg.device)
@@ -237,8 +272,11 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     def save(path: Path, with_state: bool = True) -> None:
         if dd.main:
             st = trainstate.pack(opt, gen, step, elapsed, cpu, gen_dev) if with_state else None
-            checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1),
-                                           "cpu_s": round(cpu, 1)}, log, st, ema)
+            try:
+                checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1),
+                                               "cpu_s": round(cpu, 1)}, log, st, ema)
+            except OSError as e:
+                raise _save_failed(e, out, path, step) from e
 
     def evaluate() -> None:
         if not dd.main:

@@ -171,13 +171,17 @@ class UNet(nn.Module):
         if not isinstance(y, torch.Tensor) or y.ndim != 4:
             shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise ValueError(f"expected a 4-D tensor (N, {c}, H, W), got {shape}")
+        if not y.is_floating_point():
+            raise ValueError(f"expected a floating-point tensor (images in [0, 1]), got {y.dtype}")
         if y.shape[1] != c:
             raise ValueError(f"expected {c} image channel(s), got {y.shape[1]} (input shape {tuple(y.shape)})")
         h, w = y.shape[-2:]
         if h % k or w % k or h < k or w < k:
             raise ValueError(f"image size {h}x{w} must be a positive multiple of {k} (2**{self.cfg.levels} levels)")
-        if not torch.isfinite(y).all():
-            raise ValueError("input contains NaN or infinite pixels")
+        bad = ~torch.isfinite(y)
+        if bad.any():
+            raise ValueError(f"input contains {int(bad.sum())} NaN or infinite pixel value(s) of {y.numel()}; "
+                             "expected finite values")
 
     def _trunk(self, y: torch.Tensor, keep: dict[str, torch.Tensor] | None, upto: int) -> torch.Tensor | None:
         """Run the blocks in order, storing each in ``keep``; stop after block number ``upto`` of

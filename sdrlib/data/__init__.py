@@ -232,10 +232,14 @@ def _check(ds: ImageSet) -> None:
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or tuple(y.shape) != (x.shape[0],):
         raise TypeError(f"data set {ds.name!r}: labels must be int64 of shape ({x.shape[0]},), got "
                         f"{getattr(y, 'dtype', type(y).__name__)} of shape {tuple(getattr(y, 'shape', ()))}")
-    if isinstance(x, torch.Tensor) and x.numel() and not (bool(torch.isfinite(x).all()) and float(x.min()) >= 0
-                                                          and float(x.max()) <= 1):
-        raise ValueError(f"data set {ds.name!r}: images must be finite and in [0, 1], found values in "
-                         f"[{float(x.min()):g}, {float(x.max()):g}]")
+    if isinstance(x, torch.Tensor) and x.numel():
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            raise ValueError(f"data set {ds.name!r}: images must be finite and in [0, 1], found "
+                             f"{int((~finite).sum())} NaN or infinite pixel value(s)")
+        if float(x.min()) < 0 or float(x.max()) > 1:
+            raise ValueError(f"data set {ds.name!r}: images must be finite and in [0, 1], found values in "
+                             f"[{float(x.min()):g}, {float(x.max()):g}]")
     _check_labels(ds.name, "labels", y, len(ds.classes))
     if ds.groups is not None:
         g = ds.groups

@@ -52,6 +52,7 @@ def download_fashion_mnist(dest: Path) -> Path:
                 with urllib.request.urlopen(FASHION_URL + fname, timeout=30) as r, open(tmp, "wb") as f:
                     shutil.copyfileobj(r, f)
             except OSError as e:
+                tmp.unlink(missing_ok=True)        # nothing half-downloaded is left behind
                 raise FileNotFoundError(f"could not download {FASHION_URL + fname} ({e}); are you offline? "
                                         "Install 'dataset-fashion-mnist' or set SDR_FASHION_MNIST instead") from e
             got = hashlib.md5(tmp.read_bytes()).hexdigest()
