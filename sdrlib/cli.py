@@ -102,7 +102,11 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if a.size is not None and (a.size < max(8, k) or a.size % k):
         raise ValueError(f"--size must be a multiple of {k} and at least {max(8, k)} (the network halves the image "
                          f"{ck.model.cfg.levels} times), got {a.size}")
-    test = data.load(name, "test", size=a.size or tc.get("size")).subset(a.n, seed=a.seed)
+    if a.data is None and a.size is None:      # its own data, crop and size, checked against its fingerprint
+        test = checkpoints.load_data(ck, "test").subset(a.n, seed=a.seed)
+    else:
+        test = data.load(name, "test", **{**checkpoints.data_kwargs(ck.config),
+                                          **({"size": a.size} if a.size else {})}).subset(a.n, seed=a.seed)
     rows = psnr_table(ck.model, test.images, a.sigmas, seed=a.seed)
     title = f"{ck.path}: held-out PSNR on {len(test)} '{name}' test images"
     print(json.dumps(rows, indent=1) if a.json else format_table(rows, title))
