@@ -272,9 +272,12 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     def save(path: Path, with_state: bool = True) -> None:
         if dd.main:
             st = trainstate.pack(opt, gen, step, elapsed, cpu, gen_dev) if with_state else None
+            info = {**extra, "step": step, "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1)}
+            net, keep = model, ema
+            if not with_state and ema is not None:     # a snapshot keeps one set of weights: the EMA
+                net, keep, info["snapshot_weights"] = trainstate.with_weights(model, ema), None, "ema"
             try:
-                checkpoints.save(path, model, {**extra, "step": step, "elapsed_s": round(elapsed, 1),
-                                               "cpu_s": round(cpu, 1)}, log, st, ema)
+                checkpoints.save(path, net, info, log, st, keep)
             except OSError as e:
                 raise _save_failed(e, out, path, step) from e
 

@@ -137,3 +137,29 @@ def test_history_table_has_one_row_per_evaluation():
     assert lines[0] == "| step | minutes | sigma 0.1 | sigma 0.4 |"
     assert lines[2:] == ["| 0 | 0 | 20.50 | 9.00 |", "| 1,500 | 30 | 27.25 | 22.00 |"]
     assert history_table([{"step": 5, "loss": 1.0}]) == ""
+
+
+def test_ema_schedule_and_snapshots_keep_the_ema(tmp_path):
+    """With --ema, the log scores both weights, the checkpoint keeps both, and a snapshot keeps the EMA only."""
+    from sdrlib.trainstate import ema_decay
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10 ** 6) == 0.999
+    out = train(TrainConfig(**FAST, steps=6, eval_every=3, snapshots=(3,), ema=0.9, out=str(tmp_path / "r")))
+    ck = checkpoints.load(out, with_state=True)
+    assert ck.weights == "ema" and ck.ema is not None
+    snap = checkpoints.load(tmp_path / "r" / "step-0000003")
+    assert snap.weights == "raw" and snap.config["snapshot_weights"] == "ema"
+    assert sorted(p.name for p in (tmp_path / "r" / "step-0000003").iterdir()) == [
+        "config.json", "log.jsonl", "model.safetensors"]
+    assert all("eval_ema" in r for r in checkpoints.read_log(out) if "eval" in r)
+
+
+def test_lr_warmup_and_final_decay():
+    cfg = TrainConfig(lr=1e-3, steps=100, warmup=10, decay="cosine", decay_steps=40, lr_final=0.1)
+    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 59) == pytest.approx(1e-3)                      # flat until the decay phase
+    assert lr_at(cfg, 80) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))   # halfway down the cosine
+    assert lr_at(cfg, 100) == pytest.approx(1e-4)
+    lin = TrainConfig(lr=1e-3, steps=100, decay="linear", decay_steps=50, lr_final=0.0)
+    assert lr_at(lin, 75) == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match="decay_steps"):
+        TrainConfig(steps=100, decay="cosine", decay_steps=0)
