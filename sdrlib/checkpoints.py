@@ -319,8 +319,13 @@ def references(profile: str | None = None, path: str | Path | None = None) -> di
         bad = {k: v for k, v in (info.get("expect") or {}).items() if v not in VERDICTS}
         if bad:
             raise ValueError(f"{f}: {name}: unknown verdict(s) {bad}; expected one of {VERDICTS}")
-    return {n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}} for n, i in refs.items()
-            if profile is None or profile in i.get("profiles", [])}
+    return {n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}, "seeds": i.get("seeds", [])}
+            for n, i in refs.items() if profile is None or profile in i.get("profiles", [])}
+
+
+def seeds_of(name: str) -> list[str]:
+    """The extra training seeds listed for a reference in references.yaml (same recipe, reduced budget)."""
+    return references().get(name, {}).get("seeds", [])
 
 
 def reference_names(profile: str) -> list[str]:

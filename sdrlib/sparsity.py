@@ -177,3 +177,17 @@ def matched_tau(phi: torch.Tensor, median_fraction: float, iters: int = 40) -> f
         else:
             hi = mid
     return (lo + hi) / 2
+
+
+def claim_numbers(pt: torch.Tensor, pu: torch.Tensor, labels: torch.Tensor, tau: float = DEFAULT_TAU,
+                  rel: float = 0.01, selective_below: float = 0.3, nonselective_above: float = 0.9) -> dict[str, float]:
+    """The point values of claims 1-3 (trained phi ``pt`` against its untrained twin ``pu`` on the same images):
+    mean Hoyer difference, selective-channel difference against the density-matched control, and the
+    within/across overlap difference against it; for the spread across training seeds."""
+    live_t = pt[:, ~relative_dead(pt, rel)]
+    t_u = matched_tau(pu[:, ~relative_dead(pu, rel)], active_fraction(live_t, tau).median().item())
+    sel = (selectivity_counts(pt, tau, selective_below, nonselective_above, rel)["selective"]
+           - selectivity_counts(pu, t_u, selective_below, nonselective_above, rel)["selective"])
+    return {"sparsity": (hoyer(pt, ~relative_dead(pt, rel)) - hoyer(pu, ~relative_dead(pu, rel))).mean().item(),
+            "selectivity": float(sel), "matched tau": t_u,
+            "subspaces": overlap_ratio(active_mask(pt, tau), labels) - overlap_ratio(active_mask(pu, t_u), labels)}

@@ -133,3 +133,13 @@ def test_half_sample_interval_matches_the_spread_of_a_mean():
     boot = stats.mean_ci(v)
     assert hs.value == pytest.approx(v.mean().item())
     assert abs((hs.hi - hs.lo) - (boot.hi - boot.lo)) < 0.2 * (boot.hi - boot.lo)
+
+
+def test_claim_numbers_of_a_network_against_itself_are_zero():
+    """Claims 1-3 compare trained and control; a network compared with itself gives 0 on each."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(200, 32, generator=g) ** 4
+    labels = torch.randint(0, 4, (200,), generator=g)
+    n = sparsity.claim_numbers(p, p.clone(), labels)
+    assert n["sparsity"] == pytest.approx(0, abs=1e-9) and n["subspaces"] == pytest.approx(0, abs=1e-9)
+    assert abs(n["selectivity"]) <= 1 and n["matched tau"] == pytest.approx(0.1, abs=0.02)

@@ -363,6 +363,37 @@ for name, ck in refs.items():
                       "training step", "value", title=f"{name}: middle block along training")
 
 # %% [markdown]
+# ## Across training seeds
+#
+# A reference is one training run. Where `checkpoints/references.yaml` lists more training seeds of a
+# reference's recipe (trained for a reduced budget, stated in their READMEs), the same three claim numbers
+# for each of them (point values, the control at its density-matched threshold), and their mean and
+# standard deviation across seeds: how much of a verdict is the luck of one run.
+
+# %%
+seed_rows = []
+for name in refs:
+    runs = checkpoints.seeds_of(name)
+    if not runs:
+        continue
+    nums = []
+    for run in runs:
+        sck = checkpoints.load(run, device=dev)
+        f, ims = representation.checkpoint_features(sck, "test", n_images, sigma, n_noise, blocks=["mid"], seed=seed,
+                                                    where=cache)
+        nums.append(sparsity.claim_numbers(f["phi mid"], f["untrained phi mid"], ims.labels, tau, rel_dead,
+                                           selective_below, nonselective_above))
+        seed_rows.append({"reference": name, "run": f"{run} (seed {sck.config['train']['seed']}, "
+                          f"{sck.config['step']:,} steps)", **{k: v for k, v in nums[-1].items() if k != "matched tau"}})
+    spread = {k: torch.tensor([n[k] for n in nums], dtype=torch.float64) for k in ("sparsity", "selectivity", "subspaces")}
+    seed_rows.append({"reference": name, "run": f"mean ± sd over {len(nums)} seeds",
+                      **{k: f"{v.mean():.3f} ± {v.std():.3f}" for k, v in spread.items()}})
+if seed_rows:
+    display(Markdown(plots.markdown_table(seed_rows, floatfmt=".3f")))
+else:
+    print("no reference lists extra training seeds in checkpoints/references.yaml")
+
+# %% [markdown]
 # ## What this chapter claims, checked
 #
 # Each claim is stated as "trained minus control is positive", and its verdict follows from where the 95 %

@@ -330,6 +330,42 @@ for name in refs:
         fig = plots.scatter_2d(xy, labels, lnames, title=f"{name}: φ mid, {method.upper()}")
 
 # %% [markdown]
+# ## Across training seeds
+#
+# Where `checkpoints/references.yaml` lists more training seeds of a reference's recipe (a reduced budget,
+# stated in their READMEs): the middle block's `k`-NN agreement for each, and its margin over the better of
+# pixels and the untrained middle block, with the mean and standard deviation across seeds.
+
+# %%
+seed_rows = []
+for name in refs:
+    runs = checkpoints.seeds_of(name)
+    if not runs:
+        continue
+    vals = []
+    for run in runs:
+        sck = checkpoints.load(run, device=dev)
+        a, ia = representation.checkpoint_features(sck, "train", n_train, sigma, n_noise, blocks=["mid"], seed=seed,
+                                                   where=cache)
+        b, ib = representation.checkpoint_features(sck, "test", n_test, sigma, n_noise, blocks=["mid"], seed=seed + 1,
+                                                   where=cache)
+        per = {}
+        for key in ("phi mid", "untrained phi mid", "pixels"):
+            x, y = analysis.standardize(a[key].double(), b[key].double())
+            per[key] = analysis.knn_scores(x, ia.labels, k, y, ib.labels)["agreement"]
+        vals.append((per["phi mid"], per["phi mid"] - max(per["pixels"], per["untrained phi mid"])))
+        seed_rows.append({"reference": name, "run": f"{run} ({sck.config['step']:,} steps)",
+                          "φ mid": vals[-1][0], "margin over the better control": vals[-1][1]})
+    v = torch.tensor(vals, dtype=torch.float64)
+    seed_rows.append({"reference": name, "run": f"mean ± sd over {len(vals)} seeds",
+                      "φ mid": f"{v[:, 0].mean():.3f} ± {v[:, 0].std():.3f}",
+                      "margin over the better control": f"{v[:, 1].mean():.3f} ± {v[:, 1].std():.3f}"})
+if seed_rows:
+    display(Markdown(plots.markdown_table(seed_rows, floatfmt=".3f")))
+else:
+    print("no reference lists extra training seeds in checkpoints/references.yaml")
+
+# %% [markdown]
 # ## What this chapter claims, checked
 #
 # **Claim 4**: the middle block's distances are semantic, i.e. its `k`-NN agreement beats the better of its
