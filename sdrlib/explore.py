@@ -1,0 +1,568 @@
+"""The explorers of chapter 5: one plain function per explorer that takes the model, the images or features and
+the values of the controls, and returns its numbers and a matplotlib Figure; and a small ``*_widget`` builder per
+explorer that wires ipywidgets controls to that function (ipywidgets is imported only there).
+
+- ``noise_view``: one image at one noise level: clean, noisy and denoised, their PSNR, and phi_sigma of the
+  middle block (SPEC 2).
+- ``channel_view``: one channel's top-activating images and its spatial activation maps on them (claim 2).
+- ``neighbour_view``: a query's nearest images in phi of any block (standardised) and in pixels (claim 4).
+- ``masked_view``: the fixed-schedule self-guided sampler with the matching restricted to some channels, and the
+  relative phi error on the kept and on the free channels (SPEC 4, channel-mask variant).
+
+Figures are made with ``matplotlib.figure.Figure`` (not pyplot), so that a callback run by a widget leaves no
+figure behind for the notebook to show later; the widgets show each figure as a PNG image.
+"""
+from __future__ import annotations
+
+import html
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from . import analysis, representation, sampling, sparsity
+from .noise import add_noise, check_sigma, psnr
+from .plots import show_image
+from .representation import phi as phi_sigma
+from .unet import UNet
+
+MASKS = ("all", "selective only", "non-selective only", "top-k of the target", "all but top-k")
+View = tuple[dict, Figure]
+
+
+def _dev(model: UNet) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _one(image: torch.Tensor) -> torch.Tensor:
+    """One image as a (1, C, H, W) CPU float tensor (from CHW or 1CHW)."""
+    if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[0] != 1):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"expected one image (C, H, W) or (1, C, H, W), got {shape}")
+    return (image if image.ndim == 4 else image[None]).detach().float().cpu()
+
+
+def _label(labels: torch.Tensor | None, classes: Sequence[str] | None, i: int, width: int = 14) -> str:
+    """The class name (or label number) of image i, shortened; empty without labels."""
+    if labels is None:
+        return ""
+    lab = int(labels[i])
+    return (classes[lab] if classes is not None else str(lab))[-width:]
+
+
+# ------------------------------------------------------------------ 1. noise level
+
+@torch.no_grad()
+def noise_view(model: UNet, image: torch.Tensor, sigma: float, seed: int = 0, n_noise: int = 8,
+               order: torch.Tensor | None = None) -> View:
+    """One image at noise level sigma: clean, noisy (seeded draw) and denoised, the PSNR of noisy and denoised,
+    and phi_sigma of the middle block (``n_noise`` draws) beside phi at sigma 0; bars in ``order`` if given."""
+    check_sigma(sigma)
+    x = _one(image)
+    y = add_noise(x, float(sigma), torch.Generator().manual_seed(seed))
+    x_hat = model(y.to(_dev(model))).cpu()
+    res = {"sigma": float(sigma), "clean": x[0], "noisy": y[0], "denoised": x_hat[0],
+           "psnr_noisy": psnr(y, x).item(), "psnr_denoised": psnr(x_hat, x).item(),
+           "phi": phi_sigma(model, x.to(_dev(model)), float(sigma), n_noise, seed=seed)[0].cpu(),
+           "phi_clean": phi_sigma(model, x.to(_dev(model)), 0.0)[0].cpu()}
+    return res, noise_figure(res, order)
+
+
+def noise_figure(res: Mapping[str, Any], order: torch.Tensor | None = None) -> Figure:
+    """The noise view's figure: the three images with their PSNR over the phi bars."""
+    fig = Figure(figsize=(9.5, 4.8), layout="constrained")
+    axd = fig.subplot_mosaic([["clean", "noisy", "denoised"], ["phi", "phi", "phi"]], height_ratios=[1.6, 1])
+    s = res["sigma"]
+    show_image(axd["clean"], res["clean"], "clean")
+    noisy = "noisy (σ = 0: the clean image)" if s == 0 else f"noisy, σ = {s:.3g}: {res['psnr_noisy']:.1f} dB"
+    show_image(axd["noisy"], res["noisy"], noisy)
+    show_image(axd["denoised"], res["denoised"], f"denoised: {res['psnr_denoised']:.1f} dB")
+    for k in ("clean", "noisy", "denoised"):
+        axd[k].title.set_fontsize(10)
+    p, p0 = res["phi"], res["phi_clean"]
+    idx = order if order is not None else torch.arange(len(p))
+    ax = axd["phi"]
+    x = np.arange(len(p))
+    ax.bar(x, p[idx].numpy(), width=1.0, color="tab:blue", label=f"φ at σ = {s:.3g}")
+    ax.step(x, p0[idx].numpy(), where="mid", color="k", lw=0.7, label="φ at σ = 0 (clean)")
+    ax.set_xlim(-0.5, len(p) - 0.5)
+    ax.set_xlabel("middle-block channel" + (" (ordered by activation frequency, most frequent first)"
+                                            if order is not None else ""))
+    ax.set_ylabel("φ")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+# ------------------------------------------------------------------ 2. channel
+
+def channel_order(phi: torch.Tensor, tau: float = sparsity.DEFAULT_TAU, rel: float = 0.01) -> list[tuple[str, int]]:
+    """(label, channel) for every channel: live ones by activation frequency, most selective first, then dead."""
+    freq = sparsity.channel_frequency(phi, tau)
+    dead = sparsity.relative_dead(phi, rel)
+    live = torch.nonzero(~dead).squeeze(1)
+    out = [(f"channel {c}: active on {freq[c]:.1%} of the images", int(c))
+           for c in live[freq[live].argsort(stable=True)].tolist()]
+    return out + [(f"channel {c}: dead", int(c)) for c in torch.nonzero(dead).squeeze(1).tolist()]
+
+
+def pair_agreement(labels: torch.Tensor) -> float:
+    """Fraction of the pairs of distinct items that share a label (NaN for fewer than 2 items)."""
+    n = len(labels)
+    if n < 2:
+        return float("nan")
+    same = (labels[:, None] == labels[None, :]).sum().item() - n
+    return same / (n * (n - 1))
+
+
+def pair_chance(labels: torch.Tensor) -> float:
+    """Probability that two images drawn at random (with replacement) from a labelled set share a label."""
+    p = torch.bincount(labels).double() / len(labels)
+    return float((p ** 2).sum())
+
+
+def top_label_agreement(phi: torch.Tensor, labels: torch.Tensor, channels: torch.Tensor | Sequence[int],
+                        k: int = 8) -> torch.Tensor:
+    """Per channel, the fraction of pairs of its k top-activating images that share a label (``channel_view``'s
+    ``pair_agreement`` for many channels, without the figures)."""
+    return torch.tensor([pair_agreement(labels[sparsity.top_images(phi, int(c), k)]) for c in channels],
+                        dtype=torch.float64)
+
+
+@torch.no_grad()
+def channel_maps(model: UNet, images: torch.Tensor, channel: int, block: str = "mid", sigma: float = 0.0,
+                 n_noise: int = 1, seed: int = 0, index: torch.Tensor | None = None) -> torch.Tensor:
+    """A block's map of one channel (N, h, w), averaged over the noise draws of ``representation.phi_blocks``
+    (the same draws for the same ``seed`` and image ``index``): its spatial mean is that channel's phi_sigma."""
+    check_sigma(sigma)
+    dev = _dev(model)
+    x = images.float()
+    if sigma == 0:
+        return model.features(x.to(dev), [block])[block][:, int(channel)].float().cpu()
+    index = torch.arange(len(x)) if index is None else torch.as_tensor(index)
+    z = representation.noise_for(index, x.shape[1:], n_noise, seed)
+    acc = sum(model.features((x + sigma * z[d]).to(dev), [block])[block][:, int(channel)].float().cpu()
+              for d in range(n_noise))
+    return acc / n_noise
+
+
+@torch.no_grad()
+def channel_view(model: UNet, images: torch.Tensor, phi: torch.Tensor, channel: int, k: int = 8,
+                 labels: torch.Tensor | None = None, classes: Sequence[str] | None = None, block: str = "mid",
+                 tau: float = sparsity.DEFAULT_TAU, sigma: float = 0.0, n_noise: int = 1, seed: int = 0,
+                 index: torch.Tensor | None = None) -> View:
+    """A channel's k top-activating images (largest phi[:, channel], in that order) and its activation maps on
+    them (``channel_maps`` at phi's noise level: pass phi's sigma, n_noise, seed and the images' ``index`` in
+    the set phi was computed on), upsampled over the image, one colour scale for all."""
+    if phi.ndim != 2 or phi.shape[0] != images.shape[0]:
+        raise ValueError(f"phi must be (N, C) with N = {images.shape[0]} images, got {tuple(phi.shape)}")
+    if not 0 <= int(channel) < phi.shape[1]:
+        raise ValueError(f"channel must be in [0, {phi.shape[1] - 1}], got {channel}")
+    if not 1 <= k <= phi.shape[0]:
+        raise ValueError(f"k must be in [1, {phi.shape[0]}], got {k}")
+    c = int(channel)
+    top = sparsity.top_images(phi, c, k)
+    x = images[top].float()
+    ids = torch.arange(len(images)) if index is None else torch.as_tensor(index)
+    maps = channel_maps(model, x, c, block, sigma, n_noise, seed, ids[top])
+    up = F.interpolate(maps[:, None], size=tuple(x.shape[-2:]), mode="nearest")[:, 0]
+    res = {"channel": c, "block": block, "top": top, "phi": phi[top, c], "maps": maps, "upsampled": up,
+           "sigma": float(sigma), "n_noise": n_noise if sigma > 0 else 1,
+           "images": x, "frequency": sparsity.channel_frequency(phi, tau)[c].item(),
+           "relative_max": (phi[:, c].max() / phi.max(0).values.max().clamp(min=1e-12)).item()}
+    if labels is not None:
+        res["labels"] = labels[top]
+        res["pair_agreement"] = pair_agreement(labels[top])
+        res["pair_chance"] = pair_chance(labels)
+    return res, channel_figure(res, classes)
+
+
+def channel_figure(res: Mapping[str, Any], classes: Sequence[str] | None = None) -> Figure:
+    """The channel view's figure: top images (with labels and phi) over their activation maps."""
+    k = len(res["top"])
+    fig = Figure(figsize=(max(0.95 * k + 0.4, 5.0), 3.1), layout="constrained")
+    axes = fig.subplots(2, k, squeeze=False)
+    vmax = max(float(res["upsampled"].max()), 1e-12)
+    labels = res.get("labels")
+    for j in range(k):
+        lab = _label(labels, classes, j) if labels is not None else f"image {int(res['top'][j])}"
+        show_image(axes[0, j], res["images"][j], f"{lab}\nφ = {float(res['phi'][j]):.3g}")
+        show_image(axes[1, j], res["images"][j].mean(0))
+        silent = np.ma.masked_less_equal(res["upsampled"][j].numpy(), 0)    # where the map is 0: the image
+        axes[1, j].imshow(silent, cmap="magma", alpha=0.7, vmin=0, vmax=vmax, interpolation="nearest")
+    s, n = res.get("sigma", 0.0), res.get("n_noise", 1)
+    axes[1, 0].set_ylabel("map, clean image" if s == 0 else f"map, σ = {s:.3g}\n({n} draws)", fontsize=8)
+    agree = (f"\ntop images sharing a label: {res['pair_agreement']:.0%} of pairs (chance {res['pair_chance']:.0%})"
+             if "pair_agreement" in res else "")
+    fig.suptitle(f"{res['block']} channel {res['channel']}: active on {res['frequency']:.1%} of the images, maximum "
+                 f"{res['relative_max']:.0%} of the largest channel's{agree}", fontsize=9)
+    return fig
+
+
+# ------------------------------------------------------------------ 3. neighbours
+
+def ranking(features: torch.Tensor, query: int, standardized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images ranked by Euclidean distance to image ``query`` of the same set (features z-scored over the
+    set when ``standardized``): (order, distances in that order); the query comes first (distance 0)."""
+    if not 0 <= int(query) < features.shape[0]:
+        raise ValueError(f"query must be in [0, {features.shape[0] - 1}], got {query}")
+    f = features.double()
+    if standardized:
+        f = analysis.standardize(f)[0]
+    d = (f - f[int(query)]).pow(2).sum(1).sqrt()
+    order = torch.from_numpy(np.lexsort((np.arange(len(d)) != int(query), d.numpy())).copy())
+    return order, d[order]
+
+
+def feature_key(block: str) -> str:
+    """The key of a block's phi in the features of ``representation.checkpoint_features`` ("pixels" stays)."""
+    return block if block in ("pixels", "colour stats") or block.startswith("phi ") else f"phi {block}"
+
+
+def neighbour_view(features: Mapping[str, torch.Tensor], images: torch.Tensor, query: int, block: str = "mid",
+                   k: int = 8, labels: torch.Tensor | None = None, classes: Sequence[str] | None = None,
+                   standardized: bool = True) -> View:
+    """Image ``query``'s k nearest images in phi of ``block`` and in pixels (Euclidean distance of standardised
+    features, as in chapter 3); each ranking starts with the query itself (distance 0)."""
+    spaces = {f"φ {block}": feature_key(block), "pixels": "pixels"}
+    for key in spaces.values():
+        if key not in features:
+            raise ValueError(f"no features {key!r}; available: {sorted(features)}")
+    if not 1 <= k < images.shape[0]:
+        raise ValueError(f"k must be in [1, {images.shape[0] - 1}], got {k}")
+    res: dict[str, Any] = {"query": int(query), "block": block, "spaces": list(spaces)}
+    for name, key in spaces.items():
+        order, dist = ranking(features[key], query, standardized)
+        res[name] = order[:k + 1]
+        res[f"{name} distance"] = dist[:k + 1]
+        if labels is not None:
+            res[f"{name} same label"] = (labels[order[1:k + 1]] == labels[int(query)]).double().mean().item()
+    return res, neighbour_figure(res, images, labels, classes)
+
+
+def neighbour_figure(res: Mapping[str, Any], images: torch.Tensor, labels: torch.Tensor | None = None,
+                     classes: Sequence[str] | None = None) -> Figure:
+    """The neighbour view's figure: per space, the query then its neighbours (green title: same label)."""
+    spaces = res["spaces"]
+    k = len(res[spaces[0]]) - 1
+    fig = Figure(figsize=(max(0.9 * (k + 1) + 0.3, 5.0), 1.4 * len(spaces) + 0.5), layout="constrained")
+    axes = fig.subplots(len(spaces), k + 1, squeeze=False)
+    q = res["query"]
+    for r, space in enumerate(spaces):
+        idx, dist = res[space], res[f"{space} distance"]
+        show_image(axes[r, 0], images[q], f"query {q}\n{_label(labels, classes, q)}")
+        axes[r, 0].set_ylabel(space, fontsize=9)
+        for j in range(1, k + 1):
+            i = int(idx[j])
+            show_image(axes[r, j], images[i], f"{_label(labels, classes, i)}\nd = {float(dist[j]):.3g}")
+            if labels is not None:
+                axes[r, j].title.set_color("tab:green" if labels[i] == labels[q] else "tab:red")
+    same = [f"{s}: {res[s + ' same label']:.0%}" for s in spaces if f"{s} same label" in res]
+    fig.suptitle(f"image {q} and its {k} nearest images (standardised Euclidean distance d)"
+                 + (f"\nsame label as the query: {', '.join(same)}" if same else ""), fontsize=9)
+    return fig
+
+
+def neighbour_agreement(features: Mapping[str, torch.Tensor], labels: torch.Tensor, key: str,
+                        k: int = 1) -> torch.Tensor:
+    """Per image, the fraction of its k nearest other images (standardised features) that share its label."""
+    f = analysis.standardize(features[feature_key(key)].double())[0]
+    return analysis.knn_per_query(f, labels, k)["agreement"]
+
+
+# ------------------------------------------------------------------ 4. masked reconstruction
+
+def mask_for(choice: str, target_phi: torch.Tensor, base_phi: torch.Tensor | None = None, k: int = 16,
+             tau: float = sparsity.DEFAULT_TAU, selective_below: float = 0.3, nonselective_above: float = 0.9,
+             rel: float = 0.01) -> torch.Tensor:
+    """The (C,) boolean mask of the channels a choice of ``MASKS`` keeps: all; the selective or non-selective
+    live channels of ``base_phi`` (chapter 2's split); the target's k largest channels, or all but those."""
+    c = target_phi.shape[-1]
+    if choice == "all":
+        return torch.ones(c, dtype=torch.bool)
+    if choice in ("top-k of the target", "all but top-k"):
+        if not 1 <= k <= c:
+            raise ValueError(f"k must be in [1, {c}], got {k}")
+        m = torch.zeros(c, dtype=torch.bool)
+        m[target_phi.reshape(-1, c)[0].topk(k).indices] = True
+        return m if choice == "top-k of the target" else ~m
+    if choice in ("selective only", "non-selective only"):
+        if base_phi is None:
+            raise ValueError(f"mask {choice!r} needs the phi of a set of images (base_phi) to split the channels")
+        split = sparsity.selectivity_split(sparsity.channel_frequency(base_phi, tau),
+                                           sparsity.relative_dead(base_phi, rel), selective_below, nonselective_above)
+        return split["selective" if choice == "selective only" else "non-selective"].clone()
+    raise ValueError(f"unknown mask {choice!r}; expected one of {MASKS}")
+
+
+def masked_phi_error(p: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per sample, ||(phi - target) on the masked channels|| / ||target on them|| (NaN when none is masked)."""
+    m = mask.bool()
+    if not m.any():
+        return torch.full((p.shape[0],), float("nan"))
+    t = target.reshape(-1, p.shape[1]).expand_as(p)
+    return (p - t)[:, m].norm(dim=1) / t[:, m].norm(dim=1).clamp(min=1e-12)
+
+
+def schedule(steps: int) -> list[float]:
+    """The fixed schedule of ``steps`` noise levels from 1 to 0.03 (the paper: 100)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return torch.linspace(1.0, 0.03, steps).tolist()
+
+
+def target_for(model: UNet, image: torch.Tensor, n_samples: int = 2, steps: int = 10, n_noise: int = 4,
+               seed: int = 0) -> sampling.Target:
+    """The target phi of one image for ``n_samples`` samples, tabulated at the noise levels of the schedule."""
+    return sampling.image_target(model, _one(image).to(_dev(model)), n_per=n_samples, n_noise=n_noise,
+                                 grid=sorted(schedule(steps)), seed=seed)
+
+
+def masked_sample(model: UNet, target: sampling.Target, mean: torch.Tensor, mask: torch.Tensor, steps: int = 10,
+                  match_iter: int = 10, lr: float = 0.01, seed: int = 0) -> tuple[torch.Tensor, sampling.Diagnostics]:
+    """The fixed-schedule sampler guided by ``target`` on the channels of ``mask`` only (all channels: the
+    target as it is); ``match_iter`` 0 gives the unguided run with the same noise draws."""
+    t = target if bool(mask.bool().all()) else target.masked(mask.bool())
+    return sampling.fixed_schedule(model, mean.to(_dev(model)), t, len(target), schedule(steps), lr=lr,
+                                   max_iter=match_iter, generator=torch.Generator().manual_seed(seed))
+
+
+def masked_view(model: UNet, image: torch.Tensor, mean: torch.Tensor, mask: torch.Tensor, n_samples: int = 2,
+                steps: int = 10, match_iter: int = 10, lr: float = 0.01, n_noise: int = 4, seed: int = 0,
+                target: sampling.Target | None = None, title: str = "") -> View:
+    """Self-guided samples of one target image guided on the channels of ``mask`` only, beside unguided samples
+    (same noise draws); the relative phi error (sigma 0) of each on the kept and on the free channels."""
+    x = _one(image)
+    dev = _dev(model)
+    mask = torch.as_tensor(mask).bool().cpu()
+    if target is None:
+        target = target_for(model, x, n_samples, steps, n_noise, seed)
+    if len(target) != n_samples:
+        raise ValueError(f"the target holds phi for {len(target)} samples, but n_samples = {n_samples}")
+    if mask.shape != (target.table.shape[-1],):
+        raise ValueError(f"mask must have {target.table.shape[-1]} entries, got shape {tuple(mask.shape)}")
+    guided, diag = masked_sample(model, target, mean, mask, steps, match_iter, lr, seed)
+    free, _ = masked_sample(model, target, mean, mask, steps, 0, lr, seed)
+    tp = phi_sigma(model, x.to(dev), 0.0)[0].cpu()
+    pg, pf = phi_sigma(model, guided, 0.0).cpu(), phi_sigma(model, free, 0.0).cpu()
+    res = {"mask": mask, "kept": int(mask.sum()), "target": x[0], "target_phi": tp,
+           "samples": guided.cpu(), "unguided": free.cpu(), "phi_samples": pg, "phi_unguided": pf,
+           "kept_error": masked_phi_error(pg, tp, mask), "free_error": masked_phi_error(pg, tp, ~mask),
+           "kept_error_unguided": masked_phi_error(pf, tp, mask),
+           "free_error_unguided": masked_phi_error(pf, tp, ~mask), "diagnostics": diag}
+    return res, masked_figure(res, title)
+
+
+def _mean(v: torch.Tensor) -> str:
+    m = float(v.mean()) if v.numel() else float("nan")
+    return "-" if math.isnan(m) else f"{m:.2f}"
+
+
+def masked_figure(res: Mapping[str, Any], title: str = "") -> Figure:
+    """The masked view's figure: target, guided and unguided samples, and phi of each on kept / free channels."""
+    g, u = res["samples"], res["unguided"]
+    n = g.shape[0]
+    fig = Figure(figsize=(max(1.3 * (1 + 2 * n), 7.5), 4.6), layout="constrained")
+    top = [["target"] + [f"g{i}" for i in range(n)] + [f"u{i}" for i in range(n)]]
+    axd = fig.subplot_mosaic(top + [["phi"] * (1 + 2 * n)], height_ratios=[1, 1.25])
+    show_image(axd["target"], res["target"], "target")
+    for i in range(n):
+        show_image(axd[f"g{i}"], g[i], f"guided {i + 1}")
+        show_image(axd[f"u{i}"], u[i], f"unguided {i + 1}")
+    mask, tp = res["mask"], res["target_phi"]
+    order = tp.argsort(descending=True, stable=True)
+    x = np.arange(len(tp))
+    ax = axd["phi"]
+    kept = mask[order].numpy()
+    ax.bar(x[kept], tp[order][kept].numpy(), width=1.0, color="tab:orange", label=f"target, kept ({res['kept']})")
+    ax.bar(x[~kept], tp[order][~kept].numpy(), width=1.0, color="0.75", label=f"target, free ({len(tp) - res['kept']})")
+    ax.plot(x, res["phi_samples"].mean(0)[order].numpy(), ".", ms=3, color="tab:blue", label="guided samples (mean)")
+    ax.plot(x, res["phi_unguided"].mean(0)[order].numpy(), ".", ms=2, color="k", alpha=0.5,
+            label="unguided samples (mean)")
+    ax.set_xlim(-0.5, len(tp) - 0.5)
+    ax.set_xlabel("middle-block channel, by the target's φ (largest first)")
+    ax.set_ylabel("φ (σ = 0)")
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.grid(alpha=0.3, axis="y")
+    fig.suptitle((f"guided on {title}\n" if title else "") + f"relative φ error on kept channels "
+                 f"{_mean(res['kept_error'])} (unguided {_mean(res['kept_error_unguided'])}), on free channels "
+                 f"{_mean(res['free_error'])} "
+                 f"(unguided {_mean(res['free_error_unguided'])})", fontsize=9)
+    return fig
+
+
+# ------------------------------------------------------------------ widgets
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """A figure as PNG bytes (what the widgets show)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def numbers_html(res: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """The scalar results named by ``keys`` as one line of HTML."""
+    parts = []
+    for k in keys:
+        v = res.get(k)
+        if isinstance(v, torch.Tensor):
+            v = float(v.float().mean()) if v.numel() else float("nan")
+        if v is not None:
+            parts.append(f"{html.escape(k.replace('_', ' '))}: <b>{v:.3g}</b>" if isinstance(v, float)
+                         else f"{html.escape(k.replace('_', ' '))}: <b>{html.escape(str(v))}</b>")
+    return "<span style='font-size: 90%'>" + " &nbsp;·&nbsp; ".join(parts) + "</span>"
+
+
+@dataclass
+class Explorer:
+    """A live explorer: its controls, the figure (a PNG image widget), a line of numbers, and the latest result
+    of its callback. Displaying an Explorer displays its widget."""
+
+    widget: Any
+    controls: dict[str, Any]
+    image: Any
+    text: Any
+    compute: Callable[[], View]
+    keys: Sequence[str] = ()
+    result: dict | None = None
+    calls: int = 0
+    status: Any = None
+    error: str | None = field(default=None)
+
+    def update(self, *_: Any) -> None:
+        """Run the callback with the controls' current values and show its figure and numbers."""
+        if self.status is not None:
+            self.status.value = "<i>computing ...</i>"
+        try:
+            res, fig = self.compute()
+        except ValueError as e:       # a control value the callback refuses: say so in place of the figure
+            self.error = str(e)
+            self.text.value = f"<span style='color: #b00'>{html.escape(str(e))}</span>"
+            return
+        finally:
+            if self.status is not None:
+                self.status.value = ""
+        self.calls += 1
+        self.show(res, fig)
+
+    def show(self, res: dict, fig: Figure) -> None:
+        """Show a result of the callback (computed here or passed in) and its figure."""
+        self.error = None
+        self.result = res
+        self.image.value = figure_png(fig)
+        self.text.value = numbers_html(res, self.keys)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _explorer(controls: dict[str, Any], compute: Callable[[], View], keys: Sequence[str],
+              button: str | None = None, initial: View | None = None) -> Explorer:
+    """Lay out controls over a numbers line and the figure; recompute on every change, or on a button (then
+    the explorer starts from ``initial``, a result computed beforehand, if given)."""
+    import ipywidgets as w
+    image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+    text = w.HTML()
+    status = w.HTML() if button else None
+    if button:
+        controls = {**controls, "run": w.Button(description=button, button_style="primary")}
+    rows = w.HBox(list(controls.values()) + ([status] if status is not None else []),
+                  layout=w.Layout(flex_flow="row wrap"))
+    ex = Explorer(w.VBox([rows, text, image]), controls, image, text, compute, keys, status=status)
+    if button:
+        controls["run"].on_click(ex.update)
+        if initial is not None:
+            ex.show(*initial)
+        else:
+            text.value = f"<i>choose, then press {html.escape(button)}</i>"
+    else:
+        for c in controls.values():
+            c.observe(ex.update, names="value")
+        ex.update()
+    return ex
+
+
+def _image_picker(n: int, value: int = 0, description: str = "image") -> Any:
+    import ipywidgets as w
+    return w.BoundedIntText(value=value, min=0, max=n - 1, description=description,
+                            layout=w.Layout(width="170px"))
+
+
+def noise_widget(model: UNet, images: torch.Tensor, sigma: float = 0.2, index: int = 0, seed: int = 0,
+                 n_noise: int = 8, order: torch.Tensor | None = None, max_sigma: float = 1.0) -> Explorer:
+    """The noise-level explorer: an image picker and a sigma slider over ``noise_view``."""
+    import ipywidgets as w
+    c = {"image": _image_picker(len(images), index),
+         "sigma": w.FloatSlider(value=sigma, min=0.0, max=max_sigma, step=0.01, description="σ",
+                                continuous_update=False, readout_format=".2f"),
+         "seed": w.IntText(value=seed, description="noise seed", layout=w.Layout(width="170px"))}
+    return _explorer(c, lambda: noise_view(model, images[c["image"].value], c["sigma"].value, c["seed"].value,
+                                           n_noise, order), ("sigma", "psnr_noisy", "psnr_denoised"))
+
+
+def channel_widget(model: UNet, images: torch.Tensor, phi: torch.Tensor, labels: torch.Tensor | None = None,
+                   classes: Sequence[str] | None = None, channel: int | None = None, k: int = 8,
+                   tau: float = sparsity.DEFAULT_TAU, block: str = "mid", sigma: float = 0.0, n_noise: int = 1,
+                   seed: int = 0, index: torch.Tensor | None = None) -> Explorer:
+    """The channel explorer: a dropdown of the channels (most selective first) over ``channel_view`` (maps at
+    phi's noise level: see there)."""
+    import ipywidgets as w
+    options = channel_order(phi, tau)
+    c = {"channel": w.Dropdown(options=options, value=options[0][1] if channel is None else int(channel),
+                               description="channel", layout=w.Layout(width="420px")),
+         "k": w.IntSlider(value=k, min=1, max=min(16, len(images)), description="images", continuous_update=False)}
+    return _explorer(c, lambda: channel_view(model, images, phi, c["channel"].value, c["k"].value, labels,
+                                             classes, block, tau, sigma, n_noise, seed, index),
+                     ("channel", "frequency", "pair_agreement", "pair_chance"))
+
+
+def neighbour_widget(features: Mapping[str, torch.Tensor], images: torch.Tensor, blocks: Sequence[str],
+                     labels: torch.Tensor | None = None, classes: Sequence[str] | None = None, query: int = 0,
+                     block: str = "mid", k: int = 8) -> Explorer:
+    """The neighbour explorer: a query picker and a block selector over ``neighbour_view``."""
+    import ipywidgets as w
+    c = {"query": _image_picker(len(images), query, "query"),
+         "block": w.Dropdown(options=list(blocks), value=block, description="block", layout=w.Layout(width="200px")),
+         "k": w.IntSlider(value=k, min=1, max=min(16, len(images) - 1), description="neighbours",
+                          continuous_update=False)}
+
+    def compute() -> View:
+        return neighbour_view(features, images, c["query"].value, c["block"].value, c["k"].value, labels, classes)
+    keys = ("query", "block") + tuple(f"{s} same label" for s in (f"φ {block}", "pixels"))
+    ex = _explorer(c, compute, keys)
+    c["block"].observe(lambda ch: setattr(ex, "keys", ("query", "block", f"φ {ch['new']} same label",
+                                                       "pixels same label")), names="value")
+    return ex
+
+
+def masked_widget(model: UNet, images: torch.Tensor, mean: torch.Tensor, base_phi: torch.Tensor,
+                  index: int = 0, choice: str = "top-k of the target", k: int = 16, n_samples: int = 2,
+                  steps: int = 10, match_iter: int = 10, lr: float = 0.01, n_noise: int = 4, seed: int = 0,
+                  tau: float = sparsity.DEFAULT_TAU, initial: View | None = None) -> Explorer:
+    """The masked-reconstruction explorer: target picker, mask choice and k, run on a button (it is slow); it
+    starts from ``initial`` (e.g. the chapter's ``masked_view`` of the same target) when given."""
+    import ipywidgets as w
+    c = {"image": _image_picker(len(images), index, "target"),
+         "mask": w.Dropdown(options=list(MASKS), value=choice, description="guide on", layout=w.Layout(width="280px")),
+         "k": w.BoundedIntText(value=k, min=1, max=base_phi.shape[1], description="k", layout=w.Layout(width="150px")),
+         "steps": w.BoundedIntText(value=steps, min=1, max=1000, description="steps", layout=w.Layout(width="150px"))}
+    cache: dict[tuple[int, int], sampling.Target] = {}
+
+    def compute() -> View:
+        i, steps_ = c["image"].value, c["steps"].value
+        key = (i, steps_)
+        if key not in cache:
+            cache.clear()
+            cache[key] = target_for(model, images[i], n_samples, steps_, n_noise, seed)
+        tp = phi_sigma(model, images[i:i + 1].to(_dev(model)), 0.0)[0].cpu()
+        mask = mask_for(c["mask"].value, tp, base_phi, c["k"].value, tau)
+        return masked_view(model, images[i], mean, mask, n_samples, steps_, match_iter, lr, n_noise, seed,
+                           cache[key], title=c["mask"].value)
+    return _explorer(c, compute, ("kept", "kept_error", "kept_error_unguided", "free_error", "free_error_unguided"),
+                     button="Run", initial=initial)
