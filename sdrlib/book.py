@@ -309,7 +309,9 @@ def fold_parameters(nb) -> dict[str, Any] | None:
 
     The parameters cell then holds the values the notebook ran with, so that a reader who edits it in
     Jupyter or Colab changes what runs. Returns the injected values that differed from the cell's (None: the
-    notebook had no injected cell)."""
+    notebook had no injected cell). The widgets' saved state is dropped too: the published page shows each
+    explorer's static figure and should load nothing from a CDN."""
+    nb.metadata.pop("widgets", None)
     injected = [i for i, c in enumerate(nb.cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     if not injected:
         return None
