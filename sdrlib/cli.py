@@ -57,7 +57,7 @@ def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset(
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from .train import TrainConfig, summary, train
+    from .train import TrainConfig, train
     from . import checkpoints
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(a).items() if k in names}
@@ -77,7 +77,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         cfg = TrainConfig(**given)
     command = "sdr " + " ".join(shlex.quote(t) for t in (a._argv or sys.argv[1:]))
     out = train(cfg, resume=a.resume, command=command)
-    print(summary(out))
+    print(checkpoints.run_summary(out))
     return 0
 
 
@@ -117,7 +117,6 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 def _cmd_info(a: argparse.Namespace) -> int:
     from . import checkpoints
-    from .train import summary
     from .unet import UNet, UNetConfig, n_params, receptive_field
     path = checkpoints.resolve(a.checkpoint)
     cfg = checkpoints.read_config(path)
@@ -131,7 +130,7 @@ def _cmd_info(a: argparse.Namespace) -> int:
         return 0
     checkpoints.load(path)   # verifies hashes and shapes
     mc = UNetConfig.from_dict(cfg["model"])
-    print(summary(path) if "train" in cfg else str(path))
+    print(checkpoints.run_summary(path) if "train" in cfg else str(path))
     print(f"architecture: widths {list(mc.widths)}, mid {mc.mid_width}, norm {mc.norm}, "
           f"{n_params(UNet(mc)):,} parameters, middle receptive field {receptive_field(mc)} px")
     print(f"produced by: {cfg.get('command', '?')}")

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoints, data, distributed, noise, trainstate, utils
-from .evaluate import DEFAULT_SIGMAS, format_table, psnr_table
+from .evaluate import DEFAULT_SIGMAS, psnr_table
 from .unet import PRESETS, UNet, n_params, preset
 
 
@@ -351,16 +351,3 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     save(out)
     dd.barrier()
     return out
-
-
-def summary(run: str | Path) -> str:
-    """A text summary of a run folder: steps, time, last loss, and the last PSNR table."""
-    cfg = checkpoints.read_config(run)
-    log = checkpoints.read_log(run)
-    evals = [r for r in log if "eval" in r]
-    losses = [r for r in log if "loss" in r]
-    head = (f"{Path(run)}: preset {cfg['train']['preset']} on {cfg['train']['data']}, {cfg['n_params']:,} params, "
-            f"step {cfg['step']}, {cfg['elapsed_s'] / 60:.1f} min on {cfg['device']}")
-    if losses:
-        head += f", loss {losses[-1]['loss']:.3e}, {losses[-1]['img_per_s']} img/s"
-    return head + ("\n" + format_table(evals[-1]["eval"], f"held-out PSNR at step {evals[-1]['step']}") if evals else "")

@@ -6,7 +6,7 @@ import torch
 
 from sdrlib import checkpoints
 from sdrlib.checkpoints import history_table
-from sdrlib.train import TrainConfig, lr_at, summary, train
+from sdrlib.train import TrainConfig, lr_at, train
 
 FAST = dict(preset="tiny", data="fashion-mnist", batch=32, n_eval=64, log_every=10, progress=False, max_train=2000)
 
@@ -23,7 +23,7 @@ def test_short_run_beats_noisy_input_by_3db(tmp_path):
     assert last["psnr_denoised"] > first["psnr_denoised"] + 3.0
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses[-1] < 0.5 * losses[0]
-    assert "held-out PSNR" in summary(out)
+    assert "held-out PSNR" in checkpoints.run_summary(out)
 
 
 def test_resume_is_bit_exact(tmp_path):

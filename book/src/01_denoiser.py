@@ -98,7 +98,7 @@ import torch
 from IPython.display import Markdown, display
 
 from sdrlib import architecture, baselines, checkpoints, data, plots, representation, stats, verdicts
-from sdrlib.train import TrainConfig, summary, train
+from sdrlib.train import TrainConfig, train
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
@@ -183,7 +183,7 @@ demo_cfg = TrainConfig(
     log_every=10, eval_every=1_000_000, ckpt_every=1_000_000,
     n_eval=n_eval, progress=False, out=str(demo_dir))
 train(demo_cfg, command="chapter 01 live run")
-print(summary(demo_dir))
+print(checkpoints.run_summary(demo_dir))
 demo = checkpoints.load(demo_dir, device=dev)   # weights and log, in memory
 shutil.rmtree(demo_dir.parent)                   # the run folder is not kept
 fig = plots.training_curves(
@@ -200,7 +200,7 @@ fig = plots.training_curves(
 # %%
 refs = {name: checkpoints.load(name, device=dev) for name in references or checkpoints.reference_names(profile)}
 for name, ck in refs.items():
-    print(summary(ck.path))
+    print(checkpoints.run_summary(ck.path))
     print("produced by:", ck.config.get("command", "?"), "\n")
     fig = plots.training_curves(ck.log, title=f"reference {name}")
 

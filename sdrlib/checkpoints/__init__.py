@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -20,10 +19,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .evaluate import format_table
-from .unet import UNet, UNetConfig
-from .utils import atomic_write, write_json, write_text  # noqa: F401  (write_text re-exported)
+from .. import __version__
+from ..unet import UNet, UNetConfig
+from ..utils import atomic_write, write_json, write_text  # noqa: F401  (write_text re-exported)
 
 FORMAT = "sdrlib-checkpoint/1"
 WEIGHTS, EMA, STATE = "model.safetensors", "ema.safetensors", "state.safetensors"
@@ -31,9 +29,7 @@ CONFIG, LOG = "config.json", "log.jsonl"
 PENDING, COMMIT = ".next", "COMMIT"        # a new version is written here whole, then moved in (see save)
 FILES = (WEIGHTS, EMA, STATE, LOG, CONFIG)   # the order of the move; config.json, holding the hashes, last
 WEIGHT_CHOICES = ("default", "raw", "ema")
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-REFERENCES = REPO_CHECKPOINTS / "references.yaml"   # the one list of reference checkpoints and their verdicts
-VERDICTS = ("holds", "holds weakly", "fails", "undecided")
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"   # the shipped references
 
 
 class CheckpointError(ValueError):
@@ -309,74 +305,6 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", wei
     return load(name_or_path, device, weights=weights).model
 
 
-def references(profile: str | None = None, path: str | Path | None = None) -> dict[str, dict]:
-    """The reference checkpoints of ``checkpoints/references.yaml`` ({name: {"profiles", "expect"}}), those
-    of one profile when given (e.g. "cpu"), in file order."""
-    import yaml
-    f = Path(path or REFERENCES)
-    refs = yaml.safe_load(f.read_text()) or {}
-    for name, info in refs.items():
-        bad = {k: v for k, v in (info.get("expect") or {}).items() if v not in VERDICTS}
-        if bad:
-            raise ValueError(f"{f}: {name}: unknown verdict(s) {bad}; expected one of {VERDICTS}")
-    return {n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}, "seeds": i.get("seeds", [])}
-            for n, i in refs.items() if profile is None or profile in i.get("profiles", [])}
-
-
-def seeds_of(name: str) -> list[str]:
-    """The extra training seeds listed for a reference in references.yaml (same recipe, reduced budget)."""
-    return references().get(name, {}).get("seeds", [])
-
-
-def reference_names(profile: str) -> list[str]:
-    """The names of the references a profile analyses; a clear error when references.yaml lists none (the
-    paper profile expects a paper-preset checkpoint you trained: pass it with -p references)."""
-    names = list(references(profile))
-    if not names:
-        raise ValueError(f"checkpoints/references.yaml lists no reference checkpoint for profile {profile!r}: "
-                         "train one (README, 'Scale up') and pass it with -p references '[\"runs/NAME\"]', "
-                         "or add it to checkpoints/references.yaml")
-    return names
-
-
-def expected_verdict(name: str, claim: str) -> str | None:
-    """The verdict ``references.yaml`` expects of ``claim`` on reference ``name`` (None: report only)."""
-    return references().get(name, {}).get("expect", {}).get(claim)
-
-
-class DataMismatch(ValueError):
-    """The data set built on this machine is not the one a checkpoint was trained on."""
-
-
-def data_kwargs(config: dict) -> dict:
-    """The ``data.load`` arguments (size, crop) of a checkpoint's training data."""
-    tc = config.get("train", {})
-    return config.get("data_kwargs") or {"size": tc.get("size")}
-
-
-def load_data(checkpoint: "Checkpoint | str | Path", split: str = "test", check: bool = True, **kwargs):
-    """The checkpoint's own data set (same name, size and crop), refused with one message saying how to get
-    the right data when the sources found here differ from those it was trained on (fingerprint)."""
-    from . import data
-    config = checkpoint.config if isinstance(checkpoint, Checkpoint) else read_config(checkpoint)
-    name = config["train"]["data"]
-    ds = data.load(name, split, **{**data_kwargs(config), **kwargs})
-    want = (config.get("data_fingerprint") or {}).get(split)
-    if check and want and not kwargs:
-        got = ds.fingerprint()
-        if got["sha256"] != want["sha256"]:
-            where = getattr(checkpoint, "path", None) or checkpoint
-            raise DataMismatch(
-                f"{where} was trained on {name!r} built from {_sources(want)} ({want['classes']} classes), but this "
-                f"machine builds it from {_sources(got)} ({got['classes']} classes); {data.how_to_get(name)}")
-    return ds
-
-
-def _sources(fp: dict) -> str:
-    return ", ".join(f"{k}={v['images'] if isinstance(v, dict) else v}" for k, v in fp.get("sources", {}).items()) \
-        or "unknown sources"
-
-
 def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of a run's intermediate snapshots (``step-NNNNNNN/``) and its final checkpoint, by step."""
     path = resolve(name_or_path)
@@ -385,57 +313,7 @@ def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
     return sorted([(s, d) for s, d in out if s != final] + [(final, path)])
 
 
-# ------------------------------------------------------------------ the checkpoint's README
-
-def history_table(log: list[dict]) -> str:
-    """Held-out denoised PSNR at every evaluation of a training log, one row per evaluation (Markdown)."""
-    evals = [r for r in log if "eval" in r]
-    if not evals:
-        return ""
-    sigmas = [row["sigma"] for row in evals[0]["eval"]]
-    lines = ["| step | minutes | " + " | ".join(f"sigma {sg:g}" for sg in sigmas) + " |",
-             "|---:|---:|" + "---:|" * len(sigmas)]
-    for r in evals:
-        by = {row["sigma"]: row["psnr_denoised"] for row in r["eval"]}
-        lines.append(f"| {r['step']:,} | {r['elapsed_s'] / 60:.0f} | "
-                     + " | ".join(f"{by[sg]:.2f}" if sg in by else "" for sg in sigmas) + " |")
-    return "\n".join(lines)
-
-
-def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[str, str] | None = None) -> str:
-    """A checkpoint's README: what it is, the exact commands, wall time, machine, PSNR table, snapshots."""
-    cfg = read_config(run)
-    log = read_log(run)
-    tc = cfg["train"]
-    evals = [r for r in log if "eval" in r]
-    machine = machine or f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {cfg.get('torch', '?')}, device {cfg['device']}"
-    snaps = training_snapshots(run)[:-1]
-    lines = [f"# {Path(run).name}", "",
-             f"Blind UNet denoiser, preset `{tc['preset']}` ({cfg['n_params']:,} parameters), trained on `{tc['data']}` "
-             f"({cfg['n_train']:,} training images" + (f"; classes never trained on: {len(cfg['held_out_classes'])}"
-                                                        if cfg.get("held_out_classes") else "") + ").", "",
-             "## How it was made", "", "```bash", *cfg.get("commands", [cfg.get("command", "?")]), "```", "",
-             f"- steps: {cfg['step']:,} of batch {tc['batch']} ({cfg['step'] * tc['batch']:,} images seen)",
-             f"- wall time: {cfg['elapsed_s'] / 60:.0f} min on {machine}",
-             f"- sigma law `{tc['sigma_law']}` on [{tc['sigma_min']}, {tc['sigma_max']}], lr {tc['lr']} halved every "
-             f"{tc['lr_halve_every']} steps, seed {tc['seed']}", ""]
-    if evals:
-        lines += ["## Held-out PSNR at the end of training (from the log)", "", "```",
-                  format_table(evals[-1]["eval"], f"step {evals[-1]['step']}, {tc['n_eval']} held-out images"), "```", ""]
-    ev = Path(run) / "eval.json"
-    if ev.is_file():
-        e = json.loads(ev.read_text())
-        lines += [f"## Final weights, `sdr eval` ({e['n']} held-out `{e['data']}` images, seed {e['seed']})", "", "```",
-                  format_table(e["rows"]), "```", ""]
-    if len(evals) > 1:
-        lines += [f"## Held-out denoised PSNR (dB) along training ({tc['n_eval']} images)", "",
-                  history_table(log), ""]
-    for title, table in (extra_tables or {}).items():
-        lines += [f"## {title}", "", table, ""]
-    if snaps:
-        lines += ["## Intermediate snapshots (for the training-length studies)", "",
-                  *[f"- `{p.name}`: step {s:,}" for s, p in snaps], ""]
-    lines += ["Files: `model.safetensors` (weights), `config.json` (architecture, training config, sha256), "
-              "`log.jsonl` (loss and held-out PSNR over training), `state.safetensors` (optimizer and RNG state: "
-              "`sdr train --out <this folder> --resume` continues the run).", ""]
-    return "\n".join(lines)
+# The reference list (references.yaml), a checkpoint's own data, and its README live in their own modules.
+from .readme import history_table, readme_text, run_summary  # noqa: E402,F401
+from .references import (DataMismatch, data_kwargs, expected_verdict, load_data, reference_names,  # noqa: E402,F401
+                         references, seeds_of, REFERENCES)
