@@ -391,12 +391,12 @@ def test_profile_run_is_plain_papermill_with_the_profile_file(tmp_path):
 
 
 def test_vendored_mathjax_files_and_integrity():
-    assert book._kept("package/es5/tex-chtml.js") == "tex-chtml.js"
-    assert book._kept("package/es5/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff") is not None
-    assert book._kept("package/es5/input/tex/extensions/ams.js") == "input/tex/extensions/ams.js"
-    assert book._kept("package/LICENSE") == "LICENSE"
-    assert book._kept("package/es5/tex-svg.js") is None and book._kept("package/ts/core.ts") is None
-    assert book._integrity_ok(b"abc", "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1"
+    assert book.html._kept("package/es5/tex-chtml.js") == "tex-chtml.js"
+    assert book.html._kept("package/es5/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff") is not None
+    assert book.html._kept("package/es5/input/tex/extensions/ams.js") == "input/tex/extensions/ams.js"
+    assert book.html._kept("package/LICENSE") == "LICENSE"
+    assert book.html._kept("package/es5/tex-svg.js") is None and book.html._kept("package/ts/core.ts") is None
+    assert book.html._integrity_ok(b"abc", "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1"
                                       "EI2Q86A4qmslPpUyknw==")
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert cfg["html_static_path"] == [str(book.VENDOR_STATIC)] and cfg["mathjax_path"] == "mathjax/tex-chtml.js"
