@@ -5,6 +5,7 @@ resumable checkpoints add ``state.safetensors`` (optimizer moments, RNG state, c
 Nothing is ever unpickled: a tampered, truncated or mismatched file is refused with a
 message that says which, and a save killed at any moment leaves one whole version.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,10 +27,10 @@ from ..utils import atomic_write, write_json, write_text  # noqa: F401  (write_t
 FORMAT = "sdrlib-checkpoint/1"
 WEIGHTS, EMA, STATE = "model.safetensors", "ema.safetensors", "state.safetensors"
 CONFIG, LOG = "config.json", "log.jsonl"
-PENDING, COMMIT = ".next", "COMMIT"        # a new version is written here whole, then moved in (see save)
-FILES = (WEIGHTS, EMA, STATE, LOG, CONFIG)   # the order of the move; config.json, holding the hashes, last
+PENDING, COMMIT = ".next", "COMMIT"  # a new version is written here whole, then moved in (see save)
+FILES = (WEIGHTS, EMA, STATE, LOG, CONFIG)  # the order of the move; config.json, holding the hashes, last
 WEIGHT_CHOICES = ("default", "raw", "ema")
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"   # the shipped references
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "checkpoints"  # the shipped references
 
 
 class CheckpointError(ValueError):
@@ -67,8 +68,14 @@ def _tensors(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
 
 
-def save(path: str | Path, model: UNet, extra: dict | None = None, log: list[dict] | None = None,
-         state: dict[str, torch.Tensor] | None = None, ema: dict[str, torch.Tensor] | None = None) -> Path:
+def save(
+    path: str | Path,
+    model: UNet,
+    extra: dict | None = None,
+    log: list[dict] | None = None,
+    state: dict[str, torch.Tensor] | None = None,
+    ema: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Save a checkpoint folder so that a kill at any moment leaves one whole, readable version.
 
     The new version (weights, EMA weights, optimiser state, log, config with the sha256 of every
@@ -88,15 +95,21 @@ def save(path: str | Path, model: UNet, extra: dict | None = None, log: list[dic
     try:
         nxt.mkdir()
         _write_version(nxt, model, extra, log, state, ema)
-    except BaseException:       # a full disk, no permission, Ctrl-C: drop the unsealed version, keep the old one
+    except BaseException:  # a full disk, no permission, Ctrl-C: drop the unsealed version, keep the old one
         shutil.rmtree(path if created else nxt, ignore_errors=True)
         raise
     finish_pending(path)
     return path
 
 
-def _write_version(nxt: Path, model: UNet, extra: dict | None, log: list[dict] | None,
-                   state: dict[str, torch.Tensor] | None, ema: dict[str, torch.Tensor] | None) -> None:
+def _write_version(
+    nxt: Path,
+    model: UNet,
+    extra: dict | None,
+    log: list[dict] | None,
+    state: dict[str, torch.Tensor] | None,
+    ema: dict[str, torch.Tensor] | None,
+) -> None:
     """Write one whole version of a checkpoint into ``nxt`` and seal it with ``COMMIT`` (see ``save``)."""
     atomic_write(nxt / WEIGHTS, lambda p: save_file(_tensors(model.state_dict()), str(p), metadata={"format": FORMAT}))
     written = [WEIGHTS]
@@ -108,8 +121,13 @@ def _write_version(nxt: Path, model: UNet, extra: dict | None, log: list[dict] |
     if log is not None:
         atomic_write(nxt / LOG, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in log)))
         written.append(LOG)
-    config = {"format": FORMAT, "sdrlib_version": __version__, "model": model.cfg.to_dict(),
-              **(extra or {}), "sha256": hashes}
+    config = {
+        "format": FORMAT,
+        "sdrlib_version": __version__,
+        "model": model.cfg.to_dict(),
+        **(extra or {}),
+        "sha256": hashes,
+    }
     write_json(nxt / CONFIG, config)
     written.append(CONFIG)
     write_json(nxt / COMMIT, {"files": written, "remove": [f for f in (EMA, STATE) if f not in written]})
@@ -123,7 +141,7 @@ def finish_pending(path: Path) -> None:
     try:
         plan = json.loads((nxt / COMMIT).read_text())
     except (OSError, json.JSONDecodeError):
-        shutil.rmtree(nxt, ignore_errors=True)      # never sealed: the old version is whole
+        shutil.rmtree(nxt, ignore_errors=True)  # never sealed: the old version is whole
         return
     for f in plan["remove"]:
         if (path / f).exists():
@@ -137,18 +155,19 @@ def finish_pending(path: Path) -> None:
 def _file(path: Path, fname: str) -> Path:
     """Where the current version of ``fname`` lies: in a sealed ``.next/`` not yet moved in, or in place."""
     nxt = path / PENDING
-    if (nxt / COMMIT).is_file():
-        if (nxt / fname).exists():
-            return nxt / fname
-        if fname in json.loads((nxt / COMMIT).read_text())["remove"]:
-            return nxt / fname            # removed in the new version: a path that does not exist
+    try:
+        plan = json.loads((nxt / COMMIT).read_text())
+    except (OSError, json.JSONDecodeError):  # no sealed version (or it was just moved in and removed)
+        return path / fname
+    if (nxt / fname).exists() or fname in plan["remove"]:
+        return nxt / fname  # still waiting to move in, or removed in the new version (a path that does not exist)
     return path / fname
 
 
 def exists(path: str | Path) -> bool:
     """Whether ``path`` is a checkpoint folder (a whole version is there, possibly still being moved in)."""
     p = Path(path)
-    return p.is_dir() and _file(p, CONFIG).is_file()
+    return p.is_dir() and (_file(p, CONFIG).is_file() or (p / CONFIG).is_file())  # either side of a move
 
 
 _is_checkpoint = exists
@@ -168,8 +187,9 @@ def resolve(name_or_path: str | Path) -> Path:
         if _is_checkpoint(r / str(name_or_path)):
             return r / str(name_or_path)
     shipped = sorted(d.name for r in roots if r.is_dir() for d in r.iterdir() if _is_checkpoint(d))
-    raise FileNotFoundError(f"no checkpoint at {str(name_or_path)!r} (no {CONFIG} there); "
-                            f"shipped checkpoints: {shipped or 'none'}")
+    raise FileNotFoundError(
+        f"no checkpoint at {str(name_or_path)!r} (no {CONFIG} there); shipped checkpoints: {shipped or 'none'}"
+    )
 
 
 def _verify(path: Path, fname: str, config: dict) -> Path:
@@ -182,8 +202,10 @@ def _verify(path: Path, fname: str, config: dict) -> Path:
         raise CheckpointError(f"{path / CONFIG} records no sha256 for {fname}")
     got = sha256_file(f)
     if got != want:
-        raise CheckpointError(f"{path / fname} does not match the sha256 in {CONFIG} (expected {want[:12]}..., "
-                              f"got {got[:12]}...): the file was modified, truncated or half-written; refusing it")
+        raise CheckpointError(
+            f"{path / fname} does not match the sha256 in {CONFIG} (expected {want[:12]}..., "
+            f"got {got[:12]}...): the file was modified, truncated or half-written; refusing it"
+        )
     return f
 
 
@@ -195,14 +217,16 @@ def _while_writing(fn):
 
     @functools.wraps(fn)
     def wrapper(path, *a, **kw):
+        p = Path(path)
         for attempt in range(20):
+            pending = (p / PENDING).exists()  # a save under way when this try started
             try:
                 return fn(path, *a, **kw)
             except (FileNotFoundError, CheckpointError):
-                p = Path(path)
-                if attempt == 19 or not (p.is_dir() and (p / PENDING).exists()):
+                if attempt == 19 or not (pending or (p / PENDING).exists()):
                     raise
                 time.sleep(0.05)
+
     return wrapper
 
 
@@ -251,10 +275,14 @@ def _mismatch(want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> st
     missing = [k for k in want if k not in got]
     extra = [k for k in got if k not in want]
     shape = [k for k in want if k in got and got[k].shape != want[k].shape]
-    parts = [f"{len(missing)} tensor(s) missing (e.g. {missing[0]!r})" if missing else "",
-             f"{len(extra)} unexpected (e.g. {extra[0]!r})" if extra else "",
-             f"{len(shape)} of another shape (e.g. {shape[0]!r}: {list(got[shape[0]].shape)} in the file, "
-             f"{list(want[shape[0]].shape)} expected)" if shape else ""]
+    parts = [
+        f"{len(missing)} tensor(s) missing (e.g. {missing[0]!r})" if missing else "",
+        f"{len(extra)} unexpected (e.g. {extra[0]!r})" if extra else "",
+        f"{len(shape)} of another shape (e.g. {shape[0]!r}: {list(got[shape[0]].shape)} in the file, "
+        f"{list(want[shape[0]].shape)} expected)"
+        if shape
+        else "",
+    ]
     return "the file has " + ", ".join(p for p in parts if p) if any(parts) else "tensor types differ"
 
 
@@ -264,8 +292,9 @@ def default_weights(config: dict) -> str:
 
 
 @_while_writing
-def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_state: bool = False,
-         weights: str = "default") -> Checkpoint:
+def load(
+    name_or_path: str | Path, device: str | torch.device = "cpu", with_state: bool = False, weights: str = "default"
+) -> Checkpoint:
     """Load and verify a checkpoint: hashes, then config, then a strict weight load.
 
     ``weights``: "raw" (the optimiser's), "ema" (the moving average, when the run kept one) or
@@ -289,8 +318,10 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu", with_stat
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"weights in {path / fname} do not match the architecture in {CONFIG} (another "
-                              f"architecture's config?): {_mismatch(model.state_dict(), tensors)}") from e
+        raise CheckpointError(
+            f"weights in {path / fname} do not match the architecture in {CONFIG} (another "
+            f"architecture's config?): {_mismatch(model.state_dict(), tensors)}"
+        ) from e
     state = ema = None
     if with_state:
         state = _load_tensors(_verify(path, STATE, config))
@@ -315,5 +346,13 @@ def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
 
 # The reference list (references.yaml), a checkpoint's own data, and its README live in their own modules.
 from .readme import history_table, readme_text, run_summary  # noqa: E402,F401
-from .references import (DataMismatch, data_kwargs, expected_verdict, load_data, reference_names,  # noqa: E402,F401
-                         references, seeds_of, REFERENCES)
+from .references import (
+    REFERENCES,
+    DataMismatch,
+    data_kwargs,
+    expected_verdict,
+    load_data,
+    reference_names,  # noqa: E402,F401
+    references,
+    seeds_of,
+)
