@@ -61,10 +61,12 @@ book: setup system-data
 html: setup
 	$(BIN)/sdr book --html
 
-# Unit tests (the book runner's included); every chapter under nbval (its defaults are the cpu profile); the -W
+# Lint and format check (ruff, configured in pyproject.toml); unit tests (the book runner's included); every chapter under nbval (its defaults are the cpu profile); the -W
 # HTML build of the notebooks as committed (papermill's outputs); then each built page rendered in headless
 # Chromium with the network off (formulas must render from the shipped MathJax).
 test: setup system-data
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	OMP_NUM_THREADS=2 $(BIN)/pytest -q tests --ignore=tests/test_book_pages.py
 	OMP_NUM_THREADS=2 $(BIN)/pytest -q --nbval-lax --nbval-current-env book/
 	$(BIN)/sdr book --html

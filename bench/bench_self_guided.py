@@ -13,6 +13,7 @@ each path (torch.profiler), to see where time goes beyond the FLOPs.
     .venv/bin/python bench/bench_self_guided.py                     # ~3 minutes on 2 CPU cores
     .venv/bin/python bench/bench_self_guided.py --presets small --levels 5 --profile
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,17 @@ def flops_per_iteration(model, y: torch.Tensor, phi_fn) -> float:
 def run(model, mean, target, n, sched, max_iter, phi_fn) -> tuple[float, torch.Tensor, int]:
     """Seconds, samples and total matching iterations of one fixed-schedule run."""
     t0 = time.perf_counter()
-    x, d = sampling.fixed_schedule(model, mean, target, n, sched, max_iter=max_iter, rel_tol=0.01, phi_fn=phi_fn,
-                                   generator=torch.Generator().manual_seed(0))
+    x, d = sampling.fixed_schedule(
+        model,
+        mean,
+        target,
+        n,
+        sched,
+        max_iter=max_iter,
+        rel_tol=0.01,
+        phi_fn=phi_fn,
+        generator=torch.Generator().manual_seed(0),
+    )
     return time.perf_counter() - t0, x, int(d.match_iterations.sum().item())
 
 
@@ -64,26 +74,31 @@ def bench(preset: str, a: argparse.Namespace) -> None:
     cond = torch.rand(a.n, 3, size, size, generator=torch.Generator().manual_seed(1))
     target = sampling.image_target(model, cond, n_per=1, n_noise=2, grid=[0.03, 0.3, 1.0])
     mean = torch.full((1, 3, size, size), 0.5)
-    sched = torch.linspace(1.0, 0.03, 100).tolist()[:a.levels]
+    sched = torch.linspace(1.0, 0.03, 100).tolist()[: a.levels]
     paths = {"encoder + middle": sampling.phi1, "whole network": whole_network_phi1}
     fl = {k: flops_per_iteration(model, cond, f) for k, f in paths.items()}
     res = {}
-    for rep in range(a.repeats + 1):               # repetition 0 warms up; then alternate, keep the best
-        for k in (list(paths) if rep % 2 else list(paths)[::-1]):
+    for rep in range(a.repeats + 1):  # repetition 0 warms up; then alternate, keep the best
+        for k in list(paths) if rep % 2 else list(paths)[::-1]:
             secs, x, iters = run(model, mean, target, a.n, sched if rep else sched[:1], a.max_iter, paths[k])
             if rep and (k not in res or secs < res[k][0]):
                 res[k] = (secs, x, iters)
     err = {k: sampling.relative_phi_error(model, v[1], target(torch.zeros(a.n))).mean().item() for k, v in res.items()}
     per = {k: res[k][0] / res[k][2] for k in res}
     speed, limit = per["whole network"] / per["encoder + middle"], fl["whole network"] / fl["encoder + middle"]
-    print(f"{preset} at {size}x{size}, {a.n} samples, {len(sched)} levels, <= {a.max_iter} iterations, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{preset} at {size}x{size}, {a.n} samples, {len(sched)} levels, <= {a.max_iter} iterations, "
+        f"{torch.get_num_threads()} threads"
+    )
     for k in paths:
-        print(f"  {k:17s}: {per[k] * 1e3:8.1f} ms per matching iteration ({res[k][2]} iterations, "
-              f"{fl[k] / a.n / 1e9:.3f} GFLOP per sample-iteration), final relative phi error {err[k]:.4f}")
+        print(
+            f"  {k:17s}: {per[k] * 1e3:8.1f} ms per matching iteration ({res[k][2]} iterations, "
+            f"{fl[k] / a.n / 1e9:.3f} GFLOP per sample-iteration), final relative phi error {err[k]:.4f}"
+        )
     print(f"  speed-up {speed:.2f}x; FLOP ratio (the limit) {limit:.2f}x; speed-up / limit {speed / limit:.0%}")
     if a.profile:
         from torch.profiler import ProfilerActivity, profile
+
         for k, f in paths.items():
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 run(model, mean, target, a.n, sched[:2], min(a.max_iter, 10), f)

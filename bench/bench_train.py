@@ -13,6 +13,7 @@ preset at 64x64, against the device's bf16 dense peak (``--peak-tflops``, defaul
 FLOPs are counted by torch.utils.flop_counter on one real training step (convolutions and matmuls,
 forward and backward), so the figure is the network's arithmetic, not an estimate from parameters.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def flops_per_step(model: torch.nn.Module, x: torch.Tensor) -> float:
     return float(fc.get_total_flops())
 
 
-def time_training(preset: str, size: int, batch: int, channels: int, device: str, steps: int, bf16: bool,
-                  compile_: bool) -> dict:
+def time_training(
+    preset: str, size: int, batch: int, channels: int, device: str, steps: int, bf16: bool, compile_: bool
+) -> dict:
     """Images/s and achieved FLOP/s of `steps` timed Adam steps (after warm-up) at the given size."""
     torch.manual_seed(0)
     model = build(preset, in_channels=channels).to(device).to(memory_format=torch.channels_last)
@@ -79,7 +81,7 @@ def sgemm_rate(threads: int, n: int = 2048, reps: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - t0)
     torch.set_num_threads(old)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def cpu_report(a: argparse.Namespace) -> None:
@@ -91,8 +93,10 @@ def cpu_report(a: argparse.Namespace) -> None:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             r = time_training(a.preset or "small", size, a.batch, a.channels, "cpu", a.steps, False, False)
-            print(f"{a.preset or 'small':8s} {size:4d} {threads:7d} {r['img_per_s']:8.1f} {r['flop_per_s'] / 1e9:8.1f} "
-                  f"{r['flops_per_image'] / 1e9:9.3f} {r['flop_per_s'] / gemm[threads]:8.1%}")
+            print(
+                f"{a.preset or 'small':8s} {size:4d} {threads:7d} {r['img_per_s']:8.1f} {r['flop_per_s'] / 1e9:8.1f} "
+                f"{r['flops_per_image'] / 1e9:9.3f} {r['flop_per_s'] / gemm[threads]:8.1%}"
+            )
 
 
 def cuda_report(a: argparse.Namespace) -> None:
@@ -102,9 +106,11 @@ def cuda_report(a: argparse.Namespace) -> None:
     for size in a.sizes:
         r = time_training(a.preset or "paper", size, a.batch, a.channels, "cuda", a.steps, True, a.compile)
         mfu = f"{r['flop_per_s'] / (peak * 1e12):.1%}" if peak else "unknown peak"
-        print(f"{name}: {a.preset or 'paper'} at {size}x{size}, batch {a.batch}, bf16"
-              f"{' compiled' if a.compile else ''}: {r['img_per_s']:.0f} img/s, "
-              f"{r['flop_per_s'] / 1e12:.1f} TFLOP/s, MFU {mfu} of {peak} TFLOP/s")
+        print(
+            f"{name}: {a.preset or 'paper'} at {size}x{size}, batch {a.batch}, bf16"
+            f"{' compiled' if a.compile else ''}: {r['img_per_s']:.0f} img/s, "
+            f"{r['flop_per_s'] / 1e12:.1f} TFLOP/s, MFU {mfu} of {peak} TFLOP/s"
+        )
 
 
 def main() -> None:

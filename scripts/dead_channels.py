@@ -6,6 +6,7 @@ under several scale-norm gain initialisations and learning rates, and count dead
 
 Each variant is an ordinary `sdr train` run (resumable, logged), so any of them can be continued.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,23 @@ def main() -> None:
     for gain, lr in VARIANTS:
         out = Path(a.out) / f"{gain}-lr{lr:g}"
         if not (out / checkpoints.CONFIG).is_file():
-            train(TrainConfig(preset="small", data=a.data, holdout_every=5, hflip=True, steps=a.steps, lr=lr,
-                              gain_init=gain, snapshots=snaps, eval_every=a.steps, ckpt_every=a.steps, n_eval=128,
-                              out=str(out)), command=f"scripts/dead_channels.py ({gain}, lr {lr:g})")
+            train(
+                TrainConfig(
+                    preset="small",
+                    data=a.data,
+                    holdout_every=5,
+                    hflip=True,
+                    steps=a.steps,
+                    lr=lr,
+                    gain_init=gain,
+                    snapshots=snaps,
+                    eval_every=a.steps,
+                    ckpt_every=a.steps,
+                    n_eval=128,
+                    out=str(out),
+                ),
+                command=f"scripts/dead_channels.py ({gain}, lr {lr:g})",
+            )
         row = {"gain init": gain, "lr": lr}
         for step, path in checkpoints.training_snapshots(out):
             f, _ = representation.checkpoint_features(path, "test", a.n, 0.2, 1, blocks=["mid"], control=False)

@@ -15,6 +15,7 @@ middle block's 10-NN agreement on held-out crops.
 Every arm is an ordinary resumable run under runs/health/<stage>/<arm>; rerunning `train` continues
 unfinished arms. `report` caches each snapshot's measures beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,17 @@ from sdrlib import checkpoints, data, health
 from sdrlib.train import TrainConfig, make_model, train
 from sdrlib.utils import write_json
 
-COMMON = dict(preset="small", data="textures", holdout_every=5, hflip=True, batch=64, n_eval=256,
-              threads=1, progress=False, eval_sigmas=(0.05, 0.1, 0.2, 0.4))
+COMMON = dict(
+    preset="small",
+    data="textures",
+    holdout_every=5,
+    hflip=True,
+    batch=64,
+    n_eval=256,
+    threads=1,
+    progress=False,
+    eval_sigmas=(0.05, 0.1, 0.2, 0.4),
+)
 # The recipe of the references shipped before this study: Adam at 1e-3 from step 0, halved every 3000 steps.
 V1 = dict(lr=1e-3, lr_halve_every=3000)
 # The recipe the screen chose (see the appendix): unit scale-norm gains and a linear warm-up (together, and only
@@ -75,8 +85,14 @@ def arm_config(stage: str, arm: str, root: Path, steps: int) -> TrainConfig:
     if "decay_frac" in over:
         over["decay_steps"] = max(1, int(over.pop("decay_frac") * steps))
     every = max(steps // 8, 1)
-    return TrainConfig(**{**COMMON, **over}, steps=steps, snapshot_every=every, eval_every=every,
-                       ckpt_every=every, out=str(root / stage / slug(arm)))
+    return TrainConfig(
+        **{**COMMON, **over},
+        steps=steps,
+        snapshot_every=every,
+        eval_every=every,
+        ckpt_every=every,
+        out=str(root / stage / slug(arm)),
+    )
 
 
 def pilot_seconds_per_step(cfg: TrainConfig, root: Path, n: int = 30) -> float:
@@ -84,9 +100,20 @@ def pilot_seconds_per_step(cfg: TrainConfig, root: Path, n: int = 30) -> float:
     tmp = root / "pilot" / Path(cfg.out).name
     if (tmp / checkpoints.CONFIG).exists():
         return json.loads((tmp / "pilot.json").read_text())["s_per_step"]
-    c = TrainConfig(**{**cfg.to_dict(), "steps": n, "snapshot_every": 0, "eval_every": 10 ** 6, "n_eval": 8,
-                       "eval_sigmas": (0.1,), "ckpt_every": 10 ** 6, "decay": "none", "decay_steps": 0,
-                       "out": str(tmp)})
+    c = TrainConfig(
+        **{
+            **cfg.to_dict(),
+            "steps": n,
+            "snapshot_every": 0,
+            "eval_every": 10**6,
+            "n_eval": 8,
+            "eval_sigmas": (0.1,),
+            "ckpt_every": 10**6,
+            "decay": "none",
+            "decay_steps": 0,
+            "out": str(tmp),
+        }
+    )
     train(c, command="health_study pilot")
     log = [r for r in checkpoints.read_log(tmp) if "cpu_s" in r]
     s = log[-1]["cpu_s"] / log[-1]["step"]
@@ -118,8 +145,7 @@ def cmd_train(a: argparse.Namespace) -> None:
         if done:
             continue
         resume = (out / checkpoints.CONFIG).is_file()
-        print(f"{time.strftime('%H:%M:%S')} {a.stage}: {arm} ({steps} steps){' resumed' if resume else ''}",
-              flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {a.stage}: {arm} ({steps} steps){' resumed' if resume else ''}", flush=True)
         train(cfg, resume=resume, command=f"scripts/health_study.py train --stage {a.stage}  # arm {arm!r}")
 
 
@@ -139,8 +165,9 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
             write_json(cache, h)
         ev = evals.get(step, {})
         psnr = {f"psnr {e['sigma']:g}": e["psnr_denoised"] for e in ev.get("eval_ema", ev.get("eval", []))}
-        rows.append({"step": step, **h, **psnr,
-                     "cpu_min": round(checkpoints.read_config(path).get("cpu_s", 0) / 60, 1)})
+        rows.append(
+            {"step": step, **h, **psnr, "cpu_min": round(checkpoints.read_config(path).get("cpu_s", 0) / 60, 1)}
+        )
     return rows
 
 
@@ -163,14 +190,22 @@ def report_run(run: Path, a: argparse.Namespace) -> dict:
     cfg = checkpoints.read_config(run)
     tc = cfg["train"]
     kw = cfg.get("data_kwargs") or {"size": tc["size"], **({"crop": tc["crop"]} if tc.get("crop") else {})}
-    sets = {s: (lambda d: (d.images, d.labels))(data.load(tc["data"], s, **kw).subset(n, seed=0))
-            for s, n in (("train", a.n_base), ("test", a.n_query))}
+    sets = {
+        s: (lambda d: (d.images, d.labels))(data.load(tc["data"], s, **kw).subset(n, seed=0))
+        for s, n in (("train", a.n_base), ("test", a.n_query))
+    }
     rows = measure(run, {"base": sets["train"], "query": sets["test"]}, a.n_noise)
     last = rows[-1]
-    print(f"{run.name:40s} step {last['step']:6d} dead {last['dead_relative']:3d} rel / {last['dead_zero']:3d} zero "
-          f"of {last['channels']}, 10-NN {last['knn_agreement']:.3f}, PSNR 0.1 {last.get('psnr 0.1', float('nan')):.2f}")
-    return {"config": tc, "rows": rows, "elapsed_min": round(cfg.get("elapsed_s", 0) / 60, 1),
-            "n_params": cfg.get("n_params")}
+    print(
+        f"{run.name:40s} step {last['step']:6d} dead {last['dead_relative']:3d} rel / {last['dead_zero']:3d} zero "
+        f"of {last['channels']}, 10-NN {last['knn_agreement']:.3f}, PSNR 0.1 {last.get('psnr 0.1', float('nan')):.2f}"
+    )
+    return {
+        "config": tc,
+        "rows": rows,
+        "elapsed_min": round(cfg.get("elapsed_s", 0) / 60, 1),
+        "n_params": cfg.get("n_params"),
+    }
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -184,8 +219,14 @@ def cmd_report(a: argparse.Namespace) -> None:
             continue
         out["arms"][arm] = report_run(run, a)
     out["references"] = {Path(r).name: report_run(Path(r), a) for r in a.runs}
-    out["protocol"] = {"base": f"{a.n_base} train crops", "query": f"{a.n_query} held-out crops", "sigma": 0.2,
-                       "n_noise": a.n_noise, "k": 10, "dead_relative": "channel max < 1% of the largest channel max"}
+    out["protocol"] = {
+        "base": f"{a.n_base} train crops",
+        "query": f"{a.n_query} held-out crops",
+        "sigma": 0.2,
+        "n_noise": a.n_noise,
+        "k": 10,
+        "dead_relative": "channel max < 1% of the largest channel max",
+    }
     Path(a.save).parent.mkdir(parents=True, exist_ok=True)
     write_json(Path(a.save.format(stage=a.stage)), out)
 
@@ -196,7 +237,9 @@ def main() -> None:
     t = sub.add_parser("train", help="train this worker's share of a stage's arms (resumable)")
     t.add_argument("--stage", choices=list(STAGES), required=True)
     t.add_argument("--worker", default="0/1", help="K/N: train arms K, K+N, K+2N, ...")
-    t.add_argument("--arms", type=int, nargs="*", default=None, help="train only these arms (indices; overrides --worker)")
+    t.add_argument(
+        "--arms", type=int, nargs="*", default=None, help="train only these arms (indices; overrides --worker)"
+    )
     t.add_argument("--root", default="runs/health")
     t.set_defaults(fn=cmd_train)
     r = sub.add_parser("report", help="measure every snapshot of a stage and write the JSON the book reads")

@@ -1,29 +1,13 @@
 """Distances in a representation (SPEC section 3, claim 4): nearest neighbours, clustering, a linear
 probe, 2-D maps; and the pixel distances that score samples (claims 5-6). Sparsity (claims 1-3) lives
 in ``sparsity``."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import torch
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
@@ -38,7 +22,7 @@ def _neighbours(query: torch.Tensor, base: torch.Tensor, k: int, exclude_self: b
     q, b = query.double(), base.double()
     out = []
     for i in range(0, q.shape[0], chunk):
-        d = torch.cdist(q[i:i + chunk], b)
+        d = torch.cdist(q[i : i + chunk], b)
         if exclude_self:
             rows = torch.arange(i, min(i + chunk, q.shape[0]))
             d[rows - i, rows] = float("inf")
@@ -64,8 +48,13 @@ def knn_predict(base: torch.Tensor, base_labels: torch.Tensor, query: torch.Tens
     return vote(base_labels[nn_idx], int(base_labels.max()) + 1)
 
 
-def knn_scores(features: torch.Tensor, labels: torch.Tensor, k: int = 10,
-               query: torch.Tensor | None = None, query_labels: torch.Tensor | None = None) -> dict[str, float]:
+def knn_scores(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = 10,
+    query: torch.Tensor | None = None,
+    query_labels: torch.Tensor | None = None,
+) -> dict[str, float]:
     """k-NN label agreement (mean fraction of same-label neighbours = precision@k) and majority-vote accuracy.
 
     Leave-one-out within ``features`` unless a separate query set is given (claim 4).
@@ -76,8 +65,13 @@ def knn_scores(features: torch.Tensor, labels: torch.Tensor, k: int = 10,
     return {"agreement": per["agreement"].mean().item(), "accuracy": per["correct"].mean().item()}
 
 
-def knn_per_query(features: torch.Tensor, labels: torch.Tensor, k: int = 10, query: torch.Tensor | None = None,
-                  query_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def knn_per_query(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = 10,
+    query: torch.Tensor | None = None,
+    query_labels: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """Per query: the fraction of its k neighbours that share its label, and whether the vote is right
     (the per-image scores that the bootstrap intervals resample)."""
     loo = query is None
@@ -103,29 +97,47 @@ def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
 def kmeans(features: torch.Tensor, n_clusters: int, restarts: int = 10, seed: int = 0) -> np.ndarray:
     """k-means++ cluster assignments with ``restarts`` restarts (the authors: k-means++, 10 restarts)."""
     from sklearn.cluster import KMeans
+
     if not 2 <= n_clusters <= features.shape[0]:
         raise ValueError(f"n_clusters must be in [2, {features.shape[0]}], got {n_clusters}")
-    return KMeans(n_clusters=n_clusters, init="k-means++", n_init=restarts,
-                  random_state=seed).fit(features.double().numpy()).labels_
+    return (
+        KMeans(n_clusters=n_clusters, init="k-means++", n_init=restarts, random_state=seed)
+        .fit(features.double().numpy())
+        .labels_
+    )
 
 
 def cluster_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
     """NMI, ARI and purity of a clustering against labels."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-    return {"nmi": float(normalized_mutual_info_score(labels, clusters)),
-            "ari": float(adjusted_rand_score(labels, clusters)), "purity": float(purity(labels, clusters))}
+
+    return {
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+        "purity": float(purity(labels, clusters)),
+    }
 
 
-def kmeans_scores(features: torch.Tensor, labels: torch.Tensor, n_clusters: int | None = None,
-                  restarts: int = 10, seed: int = 0) -> dict[str, float]:
+def kmeans_scores(
+    features: torch.Tensor, labels: torch.Tensor, n_clusters: int | None = None, restarts: int = 10, seed: int = 0
+) -> dict[str, float]:
     """k-means++ with restarts, scored against labels by NMI, ARI and purity (claim 4)."""
     y = labels.numpy()
     return cluster_scores(y, kmeans(features, n_clusters or len(np.unique(y)), restarts, seed))
 
 
-def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 epochs: int = 300, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
-                 standardized: bool = True, tol: float | None = None) -> dict:
+def linear_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    epochs: int = 300,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    standardized: bool = True,
+    tol: float | None = None,
+) -> dict:
     """One linear layer trained full-batch with Adam (claim 4); held-out accuracy and per-query correctness.
 
     Ours: standardised features, lr 1e-2, a fixed number of epochs. The authors': raw phi, lr 1e-3, no weight
@@ -152,14 +164,26 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     with torch.no_grad():
         correct = (layer(te).argmax(1) == test_y).double()
         acc_tr = (layer(tr).argmax(1) == train_y).float().mean().item()
-    return {"train_accuracy": acc_tr, "test_accuracy": correct.mean().item(), "correct": correct,
-            "epochs": done, "final_loss": loss.item()}
+    return {
+        "train_accuracy": acc_tr,
+        "test_accuracy": correct.mean().item(),
+        "correct": correct,
+        "epochs": done,
+        "final_loss": loss.item(),
+    }
 
 
-def compare(train_feats: dict[str, torch.Tensor], train_labels: torch.Tensor,
-            test_feats: dict[str, torch.Tensor], test_labels: torch.Tensor, k: int = 10,
-            standardized: bool = True, kmeans_restarts: int = 10, probe_epochs: int = 300,
-            seed: int = 0) -> list[dict]:
+def compare(
+    train_feats: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_feats: dict[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    k: int = 10,
+    standardized: bool = True,
+    kmeans_restarts: int = 10,
+    probe_epochs: int = 300,
+    seed: int = 0,
+) -> list[dict]:
     """One row per representation: k-NN agreement and accuracy (test queries against the train set),
     k-means NMI / ARI / purity on the test set, and linear-probe test accuracy (claim 4).
 
@@ -174,13 +198,17 @@ def compare(train_feats: dict[str, torch.Tensor], train_labels: torch.Tensor,
         kn = knn_scores(tr, train_labels, k, query=te, query_labels=test_labels)
         km = kmeans_scores(te, test_labels, restarts=kmeans_restarts, seed=seed)
         pr = linear_probe(tr, train_labels, te, test_labels, epochs=probe_epochs, seed=seed)
-        rows.append({"representation": name, "dim": tr.shape[1], "knn_agreement": kn["agreement"],
-                     "knn_accuracy": kn["accuracy"], **km, "probe_accuracy": pr["test_accuracy"]})
+        rows.append(
+            {
+                "representation": name,
+                "dim": tr.shape[1],
+                "knn_agreement": kn["agreement"],
+                "knn_accuracy": kn["accuracy"],
+                **km,
+                "probe_accuracy": pr["test_accuracy"],
+            }
+        )
     return rows
-
-
-
-
 
 
 def embed_2d(features: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -188,10 +216,14 @@ def embed_2d(features: torch.Tensor, method: str = "pca", seed: int = 0) -> np.n
     x = standardize(features.double())[0].numpy()
     if method == "pca":
         from sklearn.decomposition import PCA
+
         return PCA(n_components=2, random_state=seed).fit_transform(x)
     if method == "tsne":
         from sklearn.manifold import TSNE
-        return TSNE(n_components=2, init="pca", perplexity=min(30.0, (len(x) - 1) / 3), random_state=seed).fit_transform(x)
+
+        return TSNE(
+            n_components=2, init="pca", perplexity=min(30.0, (len(x) - 1) / 3), random_state=seed
+        ).fit_transform(x)
     raise ValueError(f"unknown embedding method {method!r}; expected 'pca' or 'tsne'")
 
 
@@ -205,6 +237,7 @@ def restrict(features: dict[str, torch.Tensor], labels: torch.Tensor, keep: torc
 
 # ------------------------------------------------------------------ samples (chapter 4)
 
+
 def rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise root-mean-square pixel distance between two image sets: (Na, Nb)."""
     return torch.cdist(a.flatten(1).double(), b.flatten(1).double()) / math.sqrt(a[0].numel())
@@ -216,7 +249,7 @@ def nearest_image(samples: torch.Tensor, base: torch.Tensor, chunk: int = 2048) 
     best_d = torch.full((samples.shape[0],), float("inf"), dtype=torch.float64)
     best_i = torch.zeros(samples.shape[0], dtype=torch.long)
     for s in range(0, base.shape[0], chunk):
-        d = rms_distance(samples, base[s:s + chunk])
+        d = rms_distance(samples, base[s : s + chunk])
         m, i = d.min(1)
         better = m < best_d
         best_d[better], best_i[better] = m[better], i[better] + s

@@ -1,5 +1,6 @@
 """A readable description of the blind UNet (SPEC section 1): one row per block with its layers,
 channels, resolution, parameter count and receptive field, measured on the built network."""
+
 from __future__ import annotations
 
 import torch
@@ -10,7 +11,7 @@ from .unet import UNet, UNetConfig, n_params, preset, receptive_field
 def block_table(cfg: UNetConfig | str, size: int) -> list[dict]:
     """Rows (block, layers, channels in -> out, resolution, parameters, receptive field) of the UNet at size x size."""
     cfg = preset(cfg) if isinstance(cfg, str) else cfg
-    k = 2 ** cfg.levels
+    k = 2**cfg.levels
     if size < k or size % k:
         raise ValueError(f"size must be a positive multiple of {k} for {cfg.levels} levels, got {size}")
     model = UNet(cfg).eval()
@@ -31,17 +32,29 @@ def block_table(cfg: UNetConfig | str, size: int) -> list[dict]:
         layers = f"up + {cfg.dec_layers[j]}"
         rows.append(_row(name, layers, cin, a, n_params(up) + n_params(block), receptive_field(cfg, name)))
         cin = a.shape[1]
-    rows.append({"block": "out", "layers": 1, "channels": f"{cin} → {cfg.in_channels}",
-                 "resolution": f"{size}×{size}", "parameters": n_params(model.out),
-                 "receptive field": f"{receptive_field(cfg, 'out')}×{receptive_field(cfg, 'out')}"})
+    rows.append(
+        {
+            "block": "out",
+            "layers": 1,
+            "channels": f"{cin} → {cfg.in_channels}",
+            "resolution": f"{size}×{size}",
+            "parameters": n_params(model.out),
+            "receptive field": f"{receptive_field(cfg, 'out')}×{receptive_field(cfg, 'out')}",
+        }
+    )
     return rows
 
 
 def _row(name: str, layers, cin: int, act: torch.Tensor, params: int, rf: int | None) -> dict:
     """One row of block_table from a block's activation."""
-    return {"block": name, "layers": layers, "channels": f"{cin} → {act.shape[1]}",
-            "resolution": f"{act.shape[2]}×{act.shape[3]}", "parameters": params,
-            "receptive field": f"{rf}×{rf}" if rf is not None else "—"}
+    return {
+        "block": name,
+        "layers": layers,
+        "channels": f"{cin} → {act.shape[1]}",
+        "resolution": f"{act.shape[2]}×{act.shape[3]}",
+        "parameters": params,
+        "receptive field": f"{rf}×{rf}" if rf is not None else "—",
+    }
 
 
 def summary(cfg: UNetConfig | str, size: int) -> dict:
@@ -49,5 +62,10 @@ def summary(cfg: UNetConfig | str, size: int) -> dict:
     cfg = preset(cfg) if isinstance(cfg, str) else cfg
     rows = block_table(cfg, size)
     mid = next(r for r in rows if r["block"] == "mid")
-    return {"parameters": n_params(UNet(cfg)), "phi dimension": cfg.mid_width, "middle resolution": mid["resolution"],
-            "middle receptive field": mid["receptive field"], "image size": f"{size}×{size}"}
+    return {
+        "parameters": n_params(UNet(cfg)),
+        "phi dimension": cfg.mid_width,
+        "middle resolution": mid["resolution"],
+        "middle receptive field": mid["receptive field"],
+        "image size": f"{size}×{size}",
+    }

@@ -13,6 +13,7 @@ BM3D runs single-threaded: the library's own thread pool doubled its time per im
 carries a fixed cost (about half a second on this CPU even for a 32x32 image), so large evaluations
 should pass ``workers`` (threads over images; the compiled denoisers release the GIL).
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +39,9 @@ def _check_images(y: torch.Tensor) -> None:
         raise ValueError(f"expected an (N, 1 or 3, H, W) tensor of noisy images, got {shape}")
 
 
-def _per_image(y: torch.Tensor, sigma: float, fn: Callable[[np.ndarray, float, bool], np.ndarray],
-               workers: int = 1) -> torch.Tensor:
+def _per_image(
+    y: torch.Tensor, sigma: float, fn: Callable[[np.ndarray, float, bool], np.ndarray], workers: int = 1
+) -> torch.Tensor:
     """Apply fn(image HxW or HxWx3 float64, sigma, colour) to every image of an NCHW batch, on ``workers`` threads."""
     _check_images(y)
     check_sigma(sigma)
@@ -53,10 +55,11 @@ def _per_image(y: torch.Tensor, sigma: float, fn: Callable[[np.ndarray, float, b
         img = arr[i].transpose(1, 2, 0) if colour else arr[i, 0]
         res = np.asarray(fn(img, float(sigma), colour), dtype=np.float64)
         out[i] = res.transpose(2, 0, 1) if colour else res
+
     if workers == 1:
         for i in range(arr.shape[0]):
             one(i)
-    else:   # the compiled denoisers release the GIL, so threads run them in parallel
+    else:  # the compiled denoisers release the GIL, so threads run them in parallel
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(one, range(arr.shape[0])))
     return torch.from_numpy(out).to(device=y.device, dtype=y.dtype)
@@ -69,30 +72,43 @@ def wavelet(y: torch.Tensor, sigma: float, workers: int = 1) -> torch.Tensor:
     def one(img: np.ndarray, s: float, colour: bool) -> np.ndarray:
         if s == 0:
             return img
-        return denoise_wavelet(img, sigma=s, method="BayesShrink", mode="soft", rescale_sigma=True,
-                               channel_axis=-1 if colour else None)
+        return denoise_wavelet(
+            img, sigma=s, method="BayesShrink", mode="soft", rescale_sigma=True, channel_axis=-1 if colour else None
+        )
+
     return _per_image(y, sigma, one, workers)
 
 
 def nlm(y: torch.Tensor, sigma: float, h_factor: float = NLM_H_FACTOR, workers: int = 1) -> torch.Tensor:
     """Non-local means with patch 5, search distance 6, h = h_factor * sigma (Buades, Coll & Morel 2005)."""
     from skimage.restoration import denoise_nl_means
+
     if not h_factor > 0:
         raise ValueError(f"h_factor must be positive, got {h_factor}")
 
     def one(img: np.ndarray, s: float, colour: bool) -> np.ndarray:
         if s == 0:
             return img
-        return denoise_nl_means(img, patch_size=NLM_PATCH_SIZE, patch_distance=NLM_PATCH_DISTANCE, h=h_factor * s,
-                                sigma=s, fast_mode=True, preserve_range=True, channel_axis=-1 if colour else None)
+        return denoise_nl_means(
+            img,
+            patch_size=NLM_PATCH_SIZE,
+            patch_distance=NLM_PATCH_DISTANCE,
+            h=h_factor * s,
+            sigma=s,
+            fast_mode=True,
+            preserve_range=True,
+            channel_axis=-1 if colour else None,
+        )
+
     return _per_image(y, sigma, one, workers)
 
 
 def bm3d(y: torch.Tensor, sigma: float, workers: int = 1) -> torch.Tensor:
     """Block-matching and 3-D collaborative filtering, BM3D (Dabov et al. 2007); bm3d_rgb for colour."""
     import bm3d as _bm3d
-    profile = _bm3d.BM3DProfile()      # the default ("np") profile,
-    profile.num_threads = 1            # single-threaded: the library's own thread pool doubled the time per image here
+
+    profile = _bm3d.BM3DProfile()  # the default ("np") profile,
+    profile.num_threads = 1  # single-threaded: the library's own thread pool doubled the time per image here
 
     def one(img: np.ndarray, s: float, colour: bool) -> np.ndarray:
         if s == 0:
@@ -100,6 +116,7 @@ def bm3d(y: torch.Tensor, sigma: float, workers: int = 1) -> torch.Tensor:
         if colour:
             return _bm3d.bm3d_rgb(img, sigma_psd=s, profile=profile)
         return _bm3d.bm3d(img, sigma_psd=s, profile=profile)
+
     return _per_image(y, sigma, one, workers)
 
 
@@ -125,9 +142,14 @@ def _as_sigma_denoiser(name: str, d: torch.nn.Module | str | Denoiser, workers: 
     return d
 
 
-def psnr_versus_sigma(denoisers: Mapping[str, torch.nn.Module | str | Denoiser], images: torch.Tensor,
-                      sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int = 1234,
-                      workers: int = 1, per_image: bool = False) -> dict[str, list[dict]]:
+def psnr_versus_sigma(
+    denoisers: Mapping[str, torch.nn.Module | str | Denoiser],
+    images: torch.Tensor,
+    sigmas: Sequence[float] = DEFAULT_SIGMAS,
+    seed: int = 1234,
+    workers: int = 1,
+    per_image: bool = False,
+) -> dict[str, list[dict]]:
     """PSNR-versus-sigma table of several denoisers on the same noisy images (chapter 1's comparison).
 
     A ``torch.nn.Module`` is blind (it sees only y); a string names a baseline of METHODS; any other
@@ -143,15 +165,21 @@ def psnr_versus_sigma(denoisers: Mapping[str, torch.nn.Module | str | Denoiser],
             continue
         fn = _as_sigma_denoiser(name, d, workers)
         # psnr_table seeds the k-th sigma with seed + k: one call per sigma with seed + k draws the same noise.
-        out[name] = [psnr_table(lambda y, s=float(s): fn(y, s), images, [s], seed=seed + k, per_image=per_image)[0]
-                     for k, s in enumerate(sigmas)]
+        out[name] = [
+            psnr_table(lambda y, s=float(s): fn(y, s), images, [s], seed=seed + k, per_image=per_image)[0]
+            for k, s in enumerate(sigmas)
+        ]
     return out
 
 
 @torch.no_grad()
-def denoise_examples(denoisers: Mapping[str, torch.nn.Module | str | Denoiser], images: torch.Tensor,
-                     sigmas: Sequence[float], seed: int = 1234, workers: int = 1
-                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def denoise_examples(
+    denoisers: Mapping[str, torch.nn.Module | str | Denoiser],
+    images: torch.Tensor,
+    sigmas: Sequence[float],
+    seed: int = 1234,
+    workers: int = 1,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Noisy inputs and every denoiser's outputs, (S, N, C, H, W), with per-image PSNRs (S, N), for figures.
 
     The noise draws are those of ``psnr_versus_sigma`` / ``evaluate.psnr_table`` with the same seed.
@@ -160,7 +188,7 @@ def denoise_examples(denoisers: Mapping[str, torch.nn.Module | str | Denoiser], 
     out: dict[str, list[torch.Tensor]] = {"noisy": [], **{n: [] for n in fns}}
     for k, s in enumerate(sigmas):
         check_sigma(s)
-        y = add_noise(images, float(s), torch.Generator().manual_seed(seed + k))   # psnr_table's k-th draw
+        y = add_noise(images, float(s), torch.Generator().manual_seed(seed + k))  # psnr_table's k-th draw
         out["noisy"].append(y)
         for name, fn in fns.items():
             out[name].append(fn(y, float(s)).clamp(0, 1))
@@ -169,11 +197,16 @@ def denoise_examples(denoisers: Mapping[str, torch.nn.Module | str | Denoiser], 
     return stacks, psnrs
 
 
-def nlm_h_sweep(images: torch.Tensor, sigmas: Sequence[float], factors: Sequence[float],
-                seed: int = 1234, workers: int = 1) -> dict[float, list[dict]]:
+def nlm_h_sweep(
+    images: torch.Tensor, sigmas: Sequence[float], factors: Sequence[float], seed: int = 1234, workers: int = 1
+) -> dict[float, list[dict]]:
     """PSNR of non-local means for each h factor (h = factor * sigma), to choose NLM_H_FACTOR."""
-    return {float(f): psnr_versus_sigma({"nlm": lambda y, s, f=f: nlm(y, s, h_factor=f, workers=workers)},
-                                        images, sigmas, seed)["nlm"] for f in factors}
+    return {
+        float(f): psnr_versus_sigma(
+            {"nlm": lambda y, s, f=f: nlm(y, s, h_factor=f, workers=workers)}, images, sigmas, seed
+        )["nlm"]
+        for f in factors
+    }
 
 
 def best_method(tables: Mapping[str, list[dict]], sigma: float, exclude: Sequence[str] = ()) -> tuple[str, float]:
@@ -194,12 +227,15 @@ def best_method(tables: Mapping[str, list[dict]], sigma: float, exclude: Sequenc
 
 def per_image_table(per: Mapping[str, torch.Tensor], sigmas: Sequence[float]) -> dict[str, list[dict]]:
     """psnr_versus_sigma's mean table from per-image PSNRs {method: (S, N)} (e.g. read back from a cache)."""
-    return {m: [{"sigma": float(s), "psnr_denoised": v[k].mean().item(), "per_image": v[k]}
-                for k, s in enumerate(sigmas)] for m, v in per.items()}
+    return {
+        m: [{"sigma": float(s), "psnr_denoised": v[k].mean().item(), "per_image": v[k]} for k, s in enumerate(sigmas)]
+        for m, v in per.items()
+    }
 
 
-def margins(tables: Mapping[str, list[dict]], method: str, against: Sequence[str],
-            sigmas: Sequence[float]) -> list[dict]:
+def margins(
+    tables: Mapping[str, list[dict]], method: str, against: Sequence[str], sigmas: Sequence[float]
+) -> list[dict]:
     """Per sigma: ``method``'s PSNR, the best of ``against`` and the margin between them (chapter 1's claim)."""
     if method not in tables:
         raise ValueError(f"method {method!r} is not in the table (methods {list(tables)})")
@@ -210,6 +246,7 @@ def margins(tables: Mapping[str, list[dict]], method: str, against: Sequence[str
     for s in sigmas:
         ours = best_method({method: tables[method]}, s)[1]
         other, theirs = best_method({a: tables[a] for a in against}, s)
-        rows.append({"sigma": float(s), method: ours, "best other": other, "other dB": theirs,
-                     "margin dB": ours - theirs})
+        rows.append(
+            {"sigma": float(s), method: ours, "best other": other, "other dB": theirs, "margin dB": ours - theirs}
+        )
     return rows

@@ -2,6 +2,7 @@
 used to say what class a sample shows (chapter 4), so that the check of self-guided samples is not
 circular. It is trained once per reference and data set, and kept beside the reference
 (``checkpoints/<name>/classifier/``: safetensors weights + JSON with its held-out accuracy)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ class SmallCNN(nn.Module):
         w = (width, 2 * width, 4 * width)
         layers, c = [], in_channels
         for out in w:
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(),
-                       nn.Conv2d(out, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c, out, 3, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.Conv2d(out, out, 3, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             c = out
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c, n_classes)
@@ -37,10 +45,21 @@ class SmallCNN(nn.Module):
         return self.head(self.body(x).mean(dim=(2, 3)))
 
 
-def fit(images: torch.Tensor, labels: torch.Tensor, n_classes: int, epochs: int = 10, batch: int = 128,
-        lr: float = 2e-3, width: int = 32, hflip: bool = True, seed: int = 0, progress: bool = False) -> SmallCNN:
+def fit(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    epochs: int = 10,
+    batch: int = 128,
+    lr: float = 2e-3,
+    width: int = 32,
+    hflip: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+) -> SmallCNN:
     """Train the classifier with Adam and a cosine learning rate (random flips when ``hflip``)."""
     from tqdm.auto import tqdm
+
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -67,11 +86,18 @@ def fit(images: torch.Tensor, labels: torch.Tensor, n_classes: int, epochs: int 
 def predict(model: SmallCNN, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
     """The predicted class of each image."""
     model.eval()
-    return torch.cat([model(images[i:i + batch].float()).argmax(1) for i in range(0, len(images), batch)])
+    return torch.cat([model(images[i : i + batch].float()).argmax(1) for i in range(0, len(images), batch)])
 
 
-def for_reference(ck, epochs: int = 8, seed: int = 0, where: str = "reference", max_train: int = 20_000,
-                  width: int = 16, progress: bool = False) -> tuple[SmallCNN, dict]:
+def for_reference(
+    ck,
+    epochs: int = 8,
+    seed: int = 0,
+    where: str = "reference",
+    max_train: int = 20_000,
+    width: int = 16,
+    progress: bool = False,
+) -> tuple[SmallCNN, dict]:
     """The judge of a reference's data set: loaded from beside the reference when it matches the data
     fingerprint and settings, else trained on its training split and saved there. Returns (model, info)
     where info holds its held-out accuracy and per-image correctness. At most ``max_train`` training images
@@ -79,14 +105,26 @@ def for_reference(ck, epochs: int = 8, seed: int = 0, where: str = "reference", 
     from safetensors.torch import load_file, save_file
 
     from . import checkpoints
+
     full = checkpoints.load_data(ck, "train")
     train = full.subset(max_train, seed=seed)
     test = checkpoints.load_data(ck, "test")
-    spec = {"data": ck.config["train"]["data"], "fingerprint": full.fingerprint()["sha256"],
-            "test_fingerprint": test.fingerprint()["sha256"], "epochs": epochs, "seed": seed, "max_train": max_train,
-            "width": width, "n_classes": len(full.classes), "in_channels": full.images.shape[1]}
-    folder = Path(ck.path) / FOLDER if where == "reference" else utils.cache_dir(
-        "classifier", f"{spec['data']}-{spec['fingerprint']}-{epochs}-{seed}-{max_train}-{width}")
+    spec = {
+        "data": ck.config["train"]["data"],
+        "fingerprint": full.fingerprint()["sha256"],
+        "test_fingerprint": test.fingerprint()["sha256"],
+        "epochs": epochs,
+        "seed": seed,
+        "max_train": max_train,
+        "width": width,
+        "n_classes": len(full.classes),
+        "in_channels": full.images.shape[1],
+    }
+    folder = (
+        Path(ck.path) / FOLDER
+        if where == "reference"
+        else utils.cache_dir("classifier", f"{spec['data']}-{spec['fingerprint']}-{epochs}-{seed}-{max_train}-{width}")
+    )
     cfg = folder / "config.json"
     loaded = cfg.is_file() and json.loads(cfg.read_text()).get("spec") == spec
     if loaded:
@@ -98,8 +136,10 @@ def for_reference(ck, epochs: int = 8, seed: int = 0, where: str = "reference", 
         model = fit(train.images, train.labels, spec["n_classes"], epochs, width=width, seed=seed, progress=progress)
         info = {"spec": spec, "train_seconds": round(time.perf_counter() - t0, 1)}
         folder.mkdir(parents=True, exist_ok=True)
-        utils.atomic_write(folder / "model.safetensors",
-                           lambda p: save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(p)))
+        utils.atomic_write(
+            folder / "model.safetensors",
+            lambda p: save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(p)),
+        )
     correct = (predict(model, test.images) == test.labels).double()
     info.update({"held_out_accuracy": correct.mean().item(), "n_test": len(test)})
     if not loaded:

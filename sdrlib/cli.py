@@ -9,6 +9,7 @@
 
 A user mistake prints one line on stderr and exits with status 2 (no traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset(
     """Add one --option per dataclass field, typed from its annotation and default, its help from the
     comment written after the field."""
     from .utils import field_docs
+
     hints, docs = typing.get_type_hints(cls), field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -48,17 +50,24 @@ def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset(
             p.add_argument(opt, action=argparse.BooleanOptionalAction, default=default, help=doc)
         elif typing.get_origin(hint) is tuple:
             elem = typing.get_args(hint)[0]
-            p.add_argument(opt, type=elem, nargs="*", default=default, metavar=elem.__name__.upper(),
-                           help=f"{doc} (default: {' '.join(map(str, default)) or 'none'})")
-        elif default is None:      # int | None
+            p.add_argument(
+                opt,
+                type=elem,
+                nargs="*",
+                default=default,
+                metavar=elem.__name__.upper(),
+                help=f"{doc} (default: {' '.join(map(str, default)) or 'none'})",
+            )
+        elif default is None:  # int | None
             p.add_argument(opt, type=int, default=None, help=doc)
         else:
             p.add_argument(opt, type=type(default), default=default, help=f"{doc} (default: {default})")
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
     from . import checkpoints
+    from .train import TrainConfig, train
+
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(a).items() if k in names}
     if a.resume:
@@ -66,12 +75,18 @@ def _cmd_train(a: argparse.Namespace) -> int:
             raise FileNotFoundError(f"cannot resume: no checkpoint in {a.out}")
         old = checkpoints.read_config(a.out).get("train")
         if not isinstance(old, dict):
-            raise checkpoints.CheckpointError(f"cannot resume {a.out}: its {checkpoints.CONFIG} records no training "
-                                              "config ('train'); it was not written by sdr train")
+            raise checkpoints.CheckpointError(
+                f"cannot resume {a.out}: its {checkpoints.CONFIG} records no training "
+                "config ('train'); it was not written by sdr train"
+            )
         # On resume the saved config wins, except for options given explicitly on this command line.
         tokens = a._argv if a._argv is not None else sys.argv[1:]
-        explicit = {k for k in names for t in tokens
-                    if t.split("=")[0] in ("--" + k.replace("_", "-"), "--no-" + k.replace("_", "-"))}
+        explicit = {
+            k
+            for k in names
+            for t in tokens
+            if t.split("=")[0] in ("--" + k.replace("_", "-"), "--no-" + k.replace("_", "-"))
+        }
         cfg = TrainConfig.from_dict({**old, **{k: given[k] for k in explicit}, "out": a.out})
     else:
         cfg = TrainConfig(**given)
@@ -83,11 +98,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_eval(a: argparse.Namespace) -> int:
     import torch
+
     from . import checkpoints, data
     from .evaluate import format_table, psnr_table
     from .noise import check_sigma
     from .utils import pick_device, write_text
-    if not 1 <= a.n <= 10 ** 7 or a.threads < 0:
+
+    if not 1 <= a.n <= 10**7 or a.threads < 0:
         raise ValueError(f"--n must be in [1, 10,000,000] and --threads >= 0, got --n {a.n}, --threads {a.threads}")
     check_sigma(a.sigmas)
     device = pick_device(a.device)
@@ -98,15 +115,18 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     name = a.data or tc.get("data")
     if not name:
         raise ValueError("this checkpoint records no data set; pass --data NAME")
-    k = 2 ** ck.model.cfg.levels
+    k = 2**ck.model.cfg.levels
     if a.size is not None and (a.size < max(8, k) or a.size % k):
-        raise ValueError(f"--size must be a multiple of {k} and at least {max(8, k)} (the network halves the image "
-                         f"{ck.model.cfg.levels} times), got {a.size}")
-    if a.data is None and a.size is None:      # its own data, crop and size, checked against its fingerprint
+        raise ValueError(
+            f"--size must be a multiple of {k} and at least {max(8, k)} (the network halves the image "
+            f"{ck.model.cfg.levels} times), got {a.size}"
+        )
+    if a.data is None and a.size is None:  # its own data, crop and size, checked against its fingerprint
         test = checkpoints.load_data(ck, "test").subset(a.n, seed=a.seed)
     else:
-        test = data.load(name, "test", **{**checkpoints.data_kwargs(ck.config),
-                                          **({"size": a.size} if a.size else {})}).subset(a.n, seed=a.seed)
+        test = data.load(
+            name, "test", **{**checkpoints.data_kwargs(ck.config), **({"size": a.size} if a.size else {})}
+        ).subset(a.n, seed=a.seed)
     rows = psnr_table(ck.model, test.images, a.sigmas, seed=a.seed)
     title = f"{ck.path}: held-out PSNR on {len(test)} '{name}' test images"
     print(json.dumps(rows, indent=1) if a.json else format_table(rows, title))
@@ -118,27 +138,31 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     from . import checkpoints
     from .unet import UNet, UNetConfig, n_params, receptive_field
+
     path = checkpoints.resolve(a.checkpoint)
     cfg = checkpoints.read_config(path)
     if a.readme:
-        checkpoints.load(path)   # verifies hashes and shapes first
+        checkpoints.load(path)  # verifies hashes and shapes first
         checkpoints.write_text(path / "README.md", checkpoints.readme_text(path, a.machine))
         print(f"wrote {path / 'README.md'}")
         return 0
     if a.json:
         print(json.dumps(cfg, indent=1))
         return 0
-    checkpoints.load(path)   # verifies hashes and shapes
+    checkpoints.load(path)  # verifies hashes and shapes
     mc = UNetConfig.from_dict(cfg["model"])
     print(checkpoints.run_summary(path) if "train" in cfg else str(path))
-    print(f"architecture: widths {list(mc.widths)}, mid {mc.mid_width}, norm {mc.norm}, "
-          f"{n_params(UNet(mc)):,} parameters, middle receptive field {receptive_field(mc)} px")
+    print(
+        f"architecture: widths {list(mc.widths)}, mid {mc.mid_width}, norm {mc.norm}, "
+        f"{n_params(UNet(mc)):,} parameters, middle receptive field {receptive_field(mc)} px"
+    )
     print(f"produced by: {cfg.get('command', '?')}")
     return 0
 
 
 def _cmd_data(a: argparse.Namespace) -> int:
     from . import data
+
     if a.list or not a.name:
         for k, v in data.names().items():
             print(f"{k:16s} {v}")
@@ -157,6 +181,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 def _cmd_book(a: argparse.Namespace) -> int:
     from . import book
+
     try:
         if a.sync is not None:
             for p in book.sync(a.sync or a.chapters):
@@ -164,8 +189,14 @@ def _cmd_book(a: argparse.Namespace) -> int:
         elif a.fold:
             for f in a.fold:
                 changed = book.fold_file(f)
-                print(f"sdr book: {f}: " + ("no injected-parameters cell" if changed is None else
-                                            f"injected-parameters cell folded (changed: {sorted(changed)})"))
+                print(
+                    f"sdr book: {f}: "
+                    + (
+                        "no injected-parameters cell"
+                        if changed is None
+                        else f"injected-parameters cell folded (changed: {sorted(changed)})"
+                    )
+                )
         elif a.html:
             book.build_html(book.find_root())
         else:
@@ -179,6 +210,7 @@ def _cmd_book(a: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdr``."""
     from .train import TrainConfig
+
     p = argparse.ArgumentParser(prog="sdr", description="Sparse semantic representations in blind denoisers.")
     p.add_argument("--version", action="version", version=f"sdrlib {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -192,8 +224,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", help="a checkpoint folder or the name of a shipped one (sdr info lists them)")
     e.add_argument("--data", default=None, help="data set (default: the one it was trained on)")
     e.add_argument("--size", type=int, default=None, help="image size (default: the checkpoint's)")
-    e.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4, 0.8],
-                   help="noise levels on the [0, 1] image scale (default: 0.05 0.1 0.2 0.4 0.8)")
+    e.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.1, 0.2, 0.4, 0.8],
+        help="noise levels on the [0, 1] image scale (default: 0.05 0.1 0.2 0.4 0.8)",
+    )
     e.add_argument("--n", type=int, default=1000, help="held-out images")
     e.add_argument("--seed", type=int, default=0, help="seeds the choice of images and the noise")
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
@@ -219,20 +256,42 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=_cmd_data)
 
     b = sub.add_parser("book", help="execute the chapter notebooks with papermill, then build the HTML book")
-    b.add_argument("--profile", default="cpu",
-                   help="parameter files book/profiles/PROFILE/NN_*.yaml: colab, paper (GPU scale); "
-                        "cpu (the default) is the notebooks' own parameters")
+    b.add_argument(
+        "--profile",
+        default="cpu",
+        help="parameter files book/profiles/PROFILE/NN_*.yaml: colab, paper (GPU scale); "
+        "cpu (the default) is the notebooks' own parameters",
+    )
     b.add_argument("--chapters", nargs="+", default=None, metavar="NN", help="chapters to run (default: all)")
-    b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="override a chapter parameter (VALUE parsed as JSON when possible); repeatable")
-    b.add_argument("--output-dir", default=None,
-                   help="write executed notebooks here (for sweeps) instead of updating the book in place")
+    b.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="override a chapter parameter (VALUE parsed as JSON when possible); repeatable",
+    )
+    b.add_argument(
+        "--output-dir",
+        default=None,
+        help="write executed notebooks here (for sweeps) instead of updating the book in place",
+    )
     b.add_argument("--no-build", action="store_true", help="execute only; skip the jupyter-book build")
-    b.add_argument("--sync", nargs="*", default=None, metavar="NN",
-                   help="only write book/NN_*.ipynb from book/src/NN_*.py (jupytext; default: all chapters)")
+    b.add_argument(
+        "--sync",
+        nargs="*",
+        default=None,
+        metavar="NN",
+        help="only write book/NN_*.ipynb from book/src/NN_*.py (jupytext; default: all chapters)",
+    )
     b.add_argument("--html", action="store_true", help="only build the HTML (no execution)")
-    b.add_argument("--fold", nargs="+", default=None, metavar="NOTEBOOK",
-                   help="only fold papermill's injected-parameters cell into the parameters cell of these files")
+    b.add_argument(
+        "--fold",
+        nargs="+",
+        default=None,
+        metavar="NOTEBOOK",
+        help="only fold papermill's injected-parameters cell into the parameters cell of these files",
+    )
     b.set_defaults(fn=_cmd_book)
     return p
 

@@ -6,6 +6,7 @@ alike, and trains on its own contiguous shard of it; DDP averages the gradients,
 processes takes the same steps as one process with the same global batch and seed. Rank 0 alone
 writes checkpoints and logs. Without ``torchrun`` (WORLD_SIZE unset) everything here is a no-op.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ class Dist:
         if self.world == 1:
             return t
         n = t.shape[0] // self.world
-        return t[self.rank * n:(self.rank + 1) * n]
+        return t[self.rank * n : (self.rank + 1) * n]
 
     def mean(self, value: float) -> float:
         """The mean of a number over all ranks (for the log)."""
@@ -63,6 +64,7 @@ class Dist:
         if self.world == 1:
             return model
         from torch.nn.parallel import DistributedDataParallel
+
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 

@@ -12,6 +12,7 @@ explorer that wires ipywidgets controls to that function (ipywidgets is imported
 Figures are made with ``matplotlib.figure.Figure`` (not pyplot), so that a callback run by a widget leaves no
 figure behind for the notebook to show later; the widgets show each figure as a PNG image.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,19 +56,27 @@ def _label(labels: torch.Tensor | None, classes: Sequence[str] | None, i: int, w
 
 # ------------------------------------------------------------------ 1. noise level
 
+
 @torch.no_grad()
-def noise_view(model: UNet, image: torch.Tensor, sigma: float, seed: int = 0, n_noise: int = 8,
-               order: torch.Tensor | None = None) -> View:
+def noise_view(
+    model: UNet, image: torch.Tensor, sigma: float, seed: int = 0, n_noise: int = 8, order: torch.Tensor | None = None
+) -> View:
     """One image at noise level sigma: clean, noisy (seeded draw) and denoised, the PSNR of noisy and denoised,
     and phi_sigma of the middle block (``n_noise`` draws) beside phi at sigma 0; bars in ``order`` if given."""
     check_sigma(sigma)
     x = _one(image)
     y = add_noise(x, float(sigma), torch.Generator().manual_seed(seed))
     x_hat = model(y.to(_dev(model))).cpu()
-    res = {"sigma": float(sigma), "clean": x[0], "noisy": y[0], "denoised": x_hat[0],
-           "psnr_noisy": psnr(y, x).item(), "psnr_denoised": psnr(x_hat, x).item(),
-           "phi": phi_sigma(model, x.to(_dev(model)), float(sigma), n_noise, seed=seed)[0].cpu(),
-           "phi_clean": phi_sigma(model, x.to(_dev(model)), 0.0)[0].cpu()}
+    res = {
+        "sigma": float(sigma),
+        "clean": x[0],
+        "noisy": y[0],
+        "denoised": x_hat[0],
+        "psnr_noisy": psnr(y, x).item(),
+        "psnr_denoised": psnr(x_hat, x).item(),
+        "phi": phi_sigma(model, x.to(_dev(model)), float(sigma), n_noise, seed=seed)[0].cpu(),
+        "phi_clean": phi_sigma(model, x.to(_dev(model)), 0.0)[0].cpu(),
+    }
     return res, noise_figure(res, order)
 
 
@@ -89,8 +98,10 @@ def noise_figure(res: Mapping[str, Any], order: torch.Tensor | None = None) -> F
     ax.bar(x, p[idx].numpy(), width=1.0, color="tab:blue", label=f"φ at σ = {s:.3g}")
     ax.step(x, p0[idx].numpy(), where="mid", color="k", lw=0.7, label="φ at σ = 0 (clean)")
     ax.set_xlim(-0.5, len(p) - 0.5)
-    ax.set_xlabel("middle-block channel" + (" (ordered by activation frequency, most frequent first)"
-                                            if order is not None else ""))
+    ax.set_xlabel(
+        "middle-block channel"
+        + (" (ordered by activation frequency, most frequent first)" if order is not None else "")
+    )
     ax.set_ylabel("φ")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3, axis="y")
@@ -99,13 +110,16 @@ def noise_figure(res: Mapping[str, Any], order: torch.Tensor | None = None) -> F
 
 # ------------------------------------------------------------------ 2. channel
 
+
 def channel_order(phi: torch.Tensor, tau: float = sparsity.DEFAULT_TAU, rel: float = 0.01) -> list[tuple[str, int]]:
     """(label, channel) for every channel: live ones by activation frequency, most selective first, then dead."""
     freq = sparsity.channel_frequency(phi, tau)
     dead = sparsity.relative_dead(phi, rel)
     live = torch.nonzero(~dead).squeeze(1)
-    out = [(f"channel {c}: active on {freq[c]:.1%} of the images", int(c))
-           for c in live[freq[live].argsort(stable=True)].tolist()]
+    out = [
+        (f"channel {c}: active on {freq[c]:.1%} of the images", int(c))
+        for c in live[freq[live].argsort(stable=True)].tolist()
+    ]
     return out + [(f"channel {c}: dead", int(c)) for c in torch.nonzero(dead).squeeze(1).tolist()]
 
 
@@ -121,20 +135,30 @@ def pair_agreement(labels: torch.Tensor) -> float:
 def pair_chance(labels: torch.Tensor) -> float:
     """Probability that two images drawn at random (with replacement) from a labelled set share a label."""
     p = torch.bincount(labels).double() / len(labels)
-    return float((p ** 2).sum())
+    return float((p**2).sum())
 
 
-def top_label_agreement(phi: torch.Tensor, labels: torch.Tensor, channels: torch.Tensor | Sequence[int],
-                        k: int = 8) -> torch.Tensor:
+def top_label_agreement(
+    phi: torch.Tensor, labels: torch.Tensor, channels: torch.Tensor | Sequence[int], k: int = 8
+) -> torch.Tensor:
     """Per channel, the fraction of pairs of its k top-activating images that share a label (``channel_view``'s
     ``pair_agreement`` for many channels, without the figures)."""
-    return torch.tensor([pair_agreement(labels[sparsity.top_images(phi, int(c), k)]) for c in channels],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [pair_agreement(labels[sparsity.top_images(phi, int(c), k)]) for c in channels], dtype=torch.float64
+    )
 
 
 @torch.no_grad()
-def channel_maps(model: UNet, images: torch.Tensor, channel: int, block: str = "mid", sigma: float = 0.0,
-                 n_noise: int = 1, seed: int = 0, index: torch.Tensor | None = None) -> torch.Tensor:
+def channel_maps(
+    model: UNet,
+    images: torch.Tensor,
+    channel: int,
+    block: str = "mid",
+    sigma: float = 0.0,
+    n_noise: int = 1,
+    seed: int = 0,
+    index: torch.Tensor | None = None,
+) -> torch.Tensor:
     """A block's map of one channel (N, h, w), averaged over the noise draws of ``representation.phi_blocks``
     (the same draws for the same ``seed`` and image ``index``): its spatial mean is that channel's phi_sigma."""
     check_sigma(sigma)
@@ -144,16 +168,29 @@ def channel_maps(model: UNet, images: torch.Tensor, channel: int, block: str = "
         return model.features(x.to(dev), [block])[block][:, int(channel)].float().cpu()
     index = torch.arange(len(x)) if index is None else torch.as_tensor(index)
     z = representation.noise_for(index, x.shape[1:], n_noise, seed)
-    acc = sum(model.features((x + sigma * z[d]).to(dev), [block])[block][:, int(channel)].float().cpu()
-              for d in range(n_noise))
+    acc = sum(
+        model.features((x + sigma * z[d]).to(dev), [block])[block][:, int(channel)].float().cpu()
+        for d in range(n_noise)
+    )
     return acc / n_noise
 
 
 @torch.no_grad()
-def channel_view(model: UNet, images: torch.Tensor, phi: torch.Tensor, channel: int, k: int = 8,
-                 labels: torch.Tensor | None = None, classes: Sequence[str] | None = None, block: str = "mid",
-                 tau: float = sparsity.DEFAULT_TAU, sigma: float = 0.0, n_noise: int = 1, seed: int = 0,
-                 index: torch.Tensor | None = None) -> View:
+def channel_view(
+    model: UNet,
+    images: torch.Tensor,
+    phi: torch.Tensor,
+    channel: int,
+    k: int = 8,
+    labels: torch.Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    block: str = "mid",
+    tau: float = sparsity.DEFAULT_TAU,
+    sigma: float = 0.0,
+    n_noise: int = 1,
+    seed: int = 0,
+    index: torch.Tensor | None = None,
+) -> View:
     """A channel's k top-activating images (largest phi[:, channel], in that order) and its activation maps on
     them (``channel_maps`` at phi's noise level: pass phi's sigma, n_noise, seed and the images' ``index`` in
     the set phi was computed on), upsampled over the image, one colour scale for all."""
@@ -169,10 +206,19 @@ def channel_view(model: UNet, images: torch.Tensor, phi: torch.Tensor, channel: 
     ids = torch.arange(len(images)) if index is None else torch.as_tensor(index)
     maps = channel_maps(model, x, c, block, sigma, n_noise, seed, ids[top])
     up = F.interpolate(maps[:, None], size=tuple(x.shape[-2:]), mode="nearest")[:, 0]
-    res = {"channel": c, "block": block, "top": top, "phi": phi[top, c], "maps": maps, "upsampled": up,
-           "sigma": float(sigma), "n_noise": n_noise if sigma > 0 else 1,
-           "images": x, "frequency": sparsity.channel_frequency(phi, tau)[c].item(),
-           "relative_max": (phi[:, c].max() / phi.max(0).values.max().clamp(min=1e-12)).item()}
+    res = {
+        "channel": c,
+        "block": block,
+        "top": top,
+        "phi": phi[top, c],
+        "maps": maps,
+        "upsampled": up,
+        "sigma": float(sigma),
+        "n_noise": n_noise if sigma > 0 else 1,
+        "images": x,
+        "frequency": sparsity.channel_frequency(phi, tau)[c].item(),
+        "relative_max": (phi[:, c].max() / phi.max(0).values.max().clamp(min=1e-12)).item(),
+    }
     if labels is not None:
         res["labels"] = labels[top]
         res["pair_agreement"] = pair_agreement(labels[top])
@@ -191,18 +237,25 @@ def channel_figure(res: Mapping[str, Any], classes: Sequence[str] | None = None)
         lab = _label(labels, classes, j) if labels is not None else f"image {int(res['top'][j])}"
         show_image(axes[0, j], res["images"][j], f"{lab}\nφ = {float(res['phi'][j]):.3g}")
         show_image(axes[1, j], res["images"][j].mean(0))
-        silent = np.ma.masked_less_equal(res["upsampled"][j].numpy(), 0)    # where the map is 0: the image
+        silent = np.ma.masked_less_equal(res["upsampled"][j].numpy(), 0)  # where the map is 0: the image
         axes[1, j].imshow(silent, cmap="magma", alpha=0.7, vmin=0, vmax=vmax, interpolation="nearest")
     s, n = res.get("sigma", 0.0), res.get("n_noise", 1)
     axes[1, 0].set_ylabel("map, clean image" if s == 0 else f"map, σ = {s:.3g}\n({n} draws)", fontsize=8)
-    agree = (f"\ntop images sharing a label: {res['pair_agreement']:.0%} of pairs (chance {res['pair_chance']:.0%})"
-             if "pair_agreement" in res else "")
-    fig.suptitle(f"{res['block']} channel {res['channel']}: active on {res['frequency']:.1%} of the images, maximum "
-                 f"{res['relative_max']:.0%} of the largest channel's{agree}", fontsize=9)
+    agree = (
+        f"\ntop images sharing a label: {res['pair_agreement']:.0%} of pairs (chance {res['pair_chance']:.0%})"
+        if "pair_agreement" in res
+        else ""
+    )
+    fig.suptitle(
+        f"{res['block']} channel {res['channel']}: active on {res['frequency']:.1%} of the images, maximum "
+        f"{res['relative_max']:.0%} of the largest channel's{agree}",
+        fontsize=9,
+    )
     return fig
 
 
 # ------------------------------------------------------------------ 3. neighbours
+
 
 def ranking(features: torch.Tensor, query: int, standardized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """All images ranked by Euclidean distance to image ``query`` of the same set (features z-scored over the
@@ -222,9 +275,16 @@ def feature_key(block: str) -> str:
     return block if block in ("pixels", "colour stats") or block.startswith("phi ") else f"phi {block}"
 
 
-def neighbour_view(features: Mapping[str, torch.Tensor], images: torch.Tensor, query: int, block: str = "mid",
-                   k: int = 8, labels: torch.Tensor | None = None, classes: Sequence[str] | None = None,
-                   standardized: bool = True) -> View:
+def neighbour_view(
+    features: Mapping[str, torch.Tensor],
+    images: torch.Tensor,
+    query: int,
+    block: str = "mid",
+    k: int = 8,
+    labels: torch.Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    standardized: bool = True,
+) -> View:
     """Image ``query``'s k nearest images in phi of ``block`` and in pixels (Euclidean distance of standardised
     features, as in chapter 3); each ranking starts with the query itself (distance 0)."""
     spaces = {f"φ {block}": feature_key(block), "pixels": "pixels"}
@@ -236,15 +296,19 @@ def neighbour_view(features: Mapping[str, torch.Tensor], images: torch.Tensor, q
     res: dict[str, Any] = {"query": int(query), "block": block, "spaces": list(spaces)}
     for name, key in spaces.items():
         order, dist = ranking(features[key], query, standardized)
-        res[name] = order[:k + 1]
-        res[f"{name} distance"] = dist[:k + 1]
+        res[name] = order[: k + 1]
+        res[f"{name} distance"] = dist[: k + 1]
         if labels is not None:
-            res[f"{name} same label"] = (labels[order[1:k + 1]] == labels[int(query)]).double().mean().item()
+            res[f"{name} same label"] = (labels[order[1 : k + 1]] == labels[int(query)]).double().mean().item()
     return res, neighbour_figure(res, images, labels, classes)
 
 
-def neighbour_figure(res: Mapping[str, Any], images: torch.Tensor, labels: torch.Tensor | None = None,
-                     classes: Sequence[str] | None = None) -> Figure:
+def neighbour_figure(
+    res: Mapping[str, Any],
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    classes: Sequence[str] | None = None,
+) -> Figure:
     """The neighbour view's figure: per space, the query then its neighbours (green title: same label)."""
     spaces = res["spaces"]
     k = len(res[spaces[0]]) - 1
@@ -261,13 +325,17 @@ def neighbour_figure(res: Mapping[str, Any], images: torch.Tensor, labels: torch
             if labels is not None:
                 axes[r, j].title.set_color("tab:green" if labels[i] == labels[q] else "tab:red")
     same = [f"{s}: {res[s + ' same label']:.0%}" for s in spaces if f"{s} same label" in res]
-    fig.suptitle(f"image {q} and its {k} nearest images (standardised Euclidean distance d)"
-                 + (f"\nsame label as the query: {', '.join(same)}" if same else ""), fontsize=9)
+    fig.suptitle(
+        f"image {q} and its {k} nearest images (standardised Euclidean distance d)"
+        + (f"\nsame label as the query: {', '.join(same)}" if same else ""),
+        fontsize=9,
+    )
     return fig
 
 
-def neighbour_agreement(features: Mapping[str, torch.Tensor], labels: torch.Tensor, key: str,
-                        k: int = 1) -> torch.Tensor:
+def neighbour_agreement(
+    features: Mapping[str, torch.Tensor], labels: torch.Tensor, key: str, k: int = 1
+) -> torch.Tensor:
     """Per image, the fraction of its k nearest other images (standardised features) that share its label."""
     f = analysis.standardize(features[feature_key(key)].double())[0]
     return analysis.knn_per_query(f, labels, k)["agreement"]
@@ -275,9 +343,17 @@ def neighbour_agreement(features: Mapping[str, torch.Tensor], labels: torch.Tens
 
 # ------------------------------------------------------------------ 4. masked reconstruction
 
-def mask_for(choice: str, target_phi: torch.Tensor, base_phi: torch.Tensor | None = None, k: int = 16,
-             tau: float = sparsity.DEFAULT_TAU, selective_below: float = 0.3, nonselective_above: float = 0.9,
-             rel: float = 0.01) -> torch.Tensor:
+
+def mask_for(
+    choice: str,
+    target_phi: torch.Tensor,
+    base_phi: torch.Tensor | None = None,
+    k: int = 16,
+    tau: float = sparsity.DEFAULT_TAU,
+    selective_below: float = 0.3,
+    nonselective_above: float = 0.9,
+    rel: float = 0.01,
+) -> torch.Tensor:
     """The (C,) boolean mask of the channels a choice of ``MASKS`` keeps: all; the selective or non-selective
     live channels of ``base_phi`` (chapter 2's split); the target's k largest channels, or all but those."""
     c = target_phi.shape[-1]
@@ -292,8 +368,12 @@ def mask_for(choice: str, target_phi: torch.Tensor, base_phi: torch.Tensor | Non
     if choice in ("selective only", "non-selective only"):
         if base_phi is None:
             raise ValueError(f"mask {choice!r} needs the phi of a set of images (base_phi) to split the channels")
-        split = sparsity.selectivity_split(sparsity.channel_frequency(base_phi, tau),
-                                           sparsity.relative_dead(base_phi, rel), selective_below, nonselective_above)
+        split = sparsity.selectivity_split(
+            sparsity.channel_frequency(base_phi, tau),
+            sparsity.relative_dead(base_phi, rel),
+            selective_below,
+            nonselective_above,
+        )
         return split["selective" if choice == "selective only" else "non-selective"].clone()
     raise ValueError(f"unknown mask {choice!r}; expected one of {MASKS}")
 
@@ -314,25 +394,54 @@ def schedule(steps: int) -> list[float]:
     return torch.linspace(1.0, 0.03, steps).tolist()
 
 
-def target_for(model: UNet, image: torch.Tensor, n_samples: int = 2, steps: int = 10, n_noise: int = 4,
-               seed: int = 0) -> sampling.Target:
+def target_for(
+    model: UNet, image: torch.Tensor, n_samples: int = 2, steps: int = 10, n_noise: int = 4, seed: int = 0
+) -> sampling.Target:
     """The target phi of one image for ``n_samples`` samples, tabulated at the noise levels of the schedule."""
-    return sampling.image_target(model, _one(image).to(_dev(model)), n_per=n_samples, n_noise=n_noise,
-                                 grid=sorted(schedule(steps)), seed=seed)
+    return sampling.image_target(
+        model, _one(image).to(_dev(model)), n_per=n_samples, n_noise=n_noise, grid=sorted(schedule(steps)), seed=seed
+    )
 
 
-def masked_sample(model: UNet, target: sampling.Target, mean: torch.Tensor, mask: torch.Tensor, steps: int = 10,
-                  match_iter: int = 10, lr: float = 0.01, seed: int = 0) -> tuple[torch.Tensor, sampling.Diagnostics]:
+def masked_sample(
+    model: UNet,
+    target: sampling.Target,
+    mean: torch.Tensor,
+    mask: torch.Tensor,
+    steps: int = 10,
+    match_iter: int = 10,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> tuple[torch.Tensor, sampling.Diagnostics]:
     """The fixed-schedule sampler guided by ``target`` on the channels of ``mask`` only (all channels: the
     target as it is); ``match_iter`` 0 gives the unguided run with the same noise draws."""
     t = target if bool(mask.bool().all()) else target.masked(mask.bool())
-    return sampling.fixed_schedule(model, mean.to(_dev(model)), t, len(target), schedule(steps), lr=lr,
-                                   max_iter=match_iter, generator=torch.Generator().manual_seed(seed))
+    return sampling.fixed_schedule(
+        model,
+        mean.to(_dev(model)),
+        t,
+        len(target),
+        schedule(steps),
+        lr=lr,
+        max_iter=match_iter,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
-def masked_view(model: UNet, image: torch.Tensor, mean: torch.Tensor, mask: torch.Tensor, n_samples: int = 2,
-                steps: int = 10, match_iter: int = 10, lr: float = 0.01, n_noise: int = 4, seed: int = 0,
-                target: sampling.Target | None = None, title: str = "") -> View:
+def masked_view(
+    model: UNet,
+    image: torch.Tensor,
+    mean: torch.Tensor,
+    mask: torch.Tensor,
+    n_samples: int = 2,
+    steps: int = 10,
+    match_iter: int = 10,
+    lr: float = 0.01,
+    n_noise: int = 4,
+    seed: int = 0,
+    target: sampling.Target | None = None,
+    title: str = "",
+) -> View:
     """Self-guided samples of one target image guided on the channels of ``mask`` only, beside unguided samples
     (same noise draws); the relative phi error (sigma 0) of each on the kept and on the free channels."""
     x = _one(image)
@@ -348,11 +457,21 @@ def masked_view(model: UNet, image: torch.Tensor, mean: torch.Tensor, mask: torc
     free, _ = masked_sample(model, target, mean, mask, steps, 0, lr, seed)
     tp = phi_sigma(model, x.to(dev), 0.0)[0].cpu()
     pg, pf = phi_sigma(model, guided, 0.0).cpu(), phi_sigma(model, free, 0.0).cpu()
-    res = {"mask": mask, "kept": int(mask.sum()), "target": x[0], "target_phi": tp,
-           "samples": guided.cpu(), "unguided": free.cpu(), "phi_samples": pg, "phi_unguided": pf,
-           "kept_error": masked_phi_error(pg, tp, mask), "free_error": masked_phi_error(pg, tp, ~mask),
-           "kept_error_unguided": masked_phi_error(pf, tp, mask),
-           "free_error_unguided": masked_phi_error(pf, tp, ~mask), "diagnostics": diag}
+    res = {
+        "mask": mask,
+        "kept": int(mask.sum()),
+        "target": x[0],
+        "target_phi": tp,
+        "samples": guided.cpu(),
+        "unguided": free.cpu(),
+        "phi_samples": pg,
+        "phi_unguided": pf,
+        "kept_error": masked_phi_error(pg, tp, mask),
+        "free_error": masked_phi_error(pg, tp, ~mask),
+        "kept_error_unguided": masked_phi_error(pf, tp, mask),
+        "free_error_unguided": masked_phi_error(pf, tp, ~mask),
+        "diagnostics": diag,
+    }
     return res, masked_figure(res, title)
 
 
@@ -380,20 +499,31 @@ def masked_figure(res: Mapping[str, Any], title: str = "") -> Figure:
     ax.bar(x[kept], tp[order][kept].numpy(), width=1.0, color="tab:orange", label=f"target, kept ({res['kept']})")
     ax.bar(x[~kept], tp[order][~kept].numpy(), width=1.0, color="0.75", label=f"target, free ({len(tp) - res['kept']})")
     ax.plot(x, res["phi_samples"].mean(0)[order].numpy(), ".", ms=3, color="tab:blue", label="guided samples (mean)")
-    ax.plot(x, res["phi_unguided"].mean(0)[order].numpy(), ".", ms=2, color="k", alpha=0.5,
-            label="unguided samples (mean)")
+    ax.plot(
+        x, res["phi_unguided"].mean(0)[order].numpy(), ".", ms=2, color="k", alpha=0.5, label="unguided samples (mean)"
+    )
     ax.set_xlim(-0.5, len(tp) - 0.5)
     ax.set_xlabel("middle-block channel, by the target's φ (largest first)")
     ax.set_ylabel("φ (σ = 0)")
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     ax.grid(alpha=0.3, axis="y")
-    fig.suptitle((f"guided on {title}\n" if title else "") + f"relative φ error on kept channels "
-                 f"{_mean(res['kept_error'])} (unguided {_mean(res['kept_error_unguided'])}), on free channels "
-                 f"{_mean(res['free_error'])} "
-                 f"(unguided {_mean(res['free_error_unguided'])})", fontsize=9)
+    fig.suptitle(
+        (f"guided on {title}\n" if title else "") + f"relative φ error on kept channels "
+        f"{_mean(res['kept_error'])} (unguided {_mean(res['kept_error_unguided'])}), on free channels "
+        f"{_mean(res['free_error'])} "
+        f"(unguided {_mean(res['free_error_unguided'])})",
+        fontsize=9,
+    )
     return fig
 
 
 # The widget builders live in explore_widgets (re-exported here: explore.noise_widget etc.).
-from .explore_widgets import (Explorer, channel_widget, figure_png, masked_widget, neighbour_widget,  # noqa: E402,F401
-                              noise_widget, numbers_html)
+from .explore_widgets import (
+    Explorer,
+    channel_widget,
+    figure_png,
+    masked_widget,
+    neighbour_widget,
+    noise_widget,
+    numbers_html,
+)

@@ -1,5 +1,6 @@
 """Health of a trained middle block (the recipe study): how many channels are dead, by the exact
 rule and by the relative rule, and whether its phi already separates held-out images (10-NN)."""
+
 from __future__ import annotations
 
 import torch
@@ -10,14 +11,27 @@ from .unet import UNet
 
 
 @torch.no_grad()
-def middle_health(model: UNet, base: torch.Tensor, base_labels: torch.Tensor, query: torch.Tensor,
-                  query_labels: torch.Tensor, sigma: float = 0.2, n_noise: int = 1, k: int = 10,
-                  rel: float = 0.01, seed: int = 0) -> dict[str, float]:
+def middle_health(
+    model: UNet,
+    base: torch.Tensor,
+    base_labels: torch.Tensor,
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    sigma: float = 0.2,
+    n_noise: int = 1,
+    k: int = 10,
+    rel: float = 0.01,
+    seed: int = 0,
+) -> dict[str, float]:
     """Dead middle channels (exactly zero; maximum below ``rel`` of the largest channel's maximum, both
     over the query images) and the 10-NN label agreement of standardised phi, queries against ``base``."""
     pq = phi(model, query, sigma, n_noise, seed=seed)
     pb = phi(model, base, sigma, n_noise, seed=seed + 1)
     tr, te = analysis.standardize(pb.double(), pq.double())
     knn = analysis.knn_scores(tr, base_labels, k, query=te, query_labels=query_labels)
-    return {"channels": pq.shape[1], "dead_zero": int(sparsity.dead_channels(pq).sum()),
-            "dead_relative": int(sparsity.relative_dead(pq, rel).sum()), "knn_agreement": knn["agreement"]}
+    return {
+        "channels": pq.shape[1],
+        "dead_zero": int(sparsity.dead_channels(pq).sum()),
+        "dead_relative": int(sparsity.relative_dead(pq, rel).sum()),
+        "knn_agreement": knn["agreement"],
+    }

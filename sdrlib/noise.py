@@ -3,6 +3,7 @@
 sigma is on the [0, 1] image scale. Two sampling laws: ``uniform`` (sigma ~ U[lo, hi])
 and ``sqrt-uniform`` (sqrt(sigma) ~ U[sqrt(lo), sqrt(hi)], which favours small sigma).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,14 @@ def check_sigma(sigma: float | torch.Tensor) -> None:
         raise ValueError(f"sigma must be finite and non-negative, got {sigma}")
 
 
-def sample_sigma(n: int, law: str = "uniform", lo: float = 0.0, hi: float = 1.0,
-                 generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+def sample_sigma(
+    n: int,
+    law: str = "uniform",
+    lo: float = 0.0,
+    hi: float = 1.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Draw n training noise levels from the named law over [lo, hi] (SPEC 1, "noise levels")."""
     check_range(lo, hi)
     u = torch.rand(n, generator=generator, device=device)
@@ -61,8 +68,9 @@ def add_noise(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Gen
     return x + s * z
 
 
-def noisy_pair(x: torch.Tensor, law: str = "uniform", lo: float = 0.0, hi: float = 1.0,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def noisy_pair(
+    x: torch.Tensor, law: str = "uniform", lo: float = 0.0, hi: float = 1.0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A training pair: noisy images y and their per-image sigma (clean target is x itself)."""
     sigma = sample_sigma(x.shape[0], law, lo, hi, generator, x.device)
     return add_noise(x, sigma, generator), sigma
@@ -78,4 +86,4 @@ def loss_weights(sigma: torch.Tensor, weighted: bool, floor: float = 1e-2) -> to
 def psnr(x_hat: torch.Tensor, x: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     """Per-image PSNR in dB of x_hat against x (images in [0, peak])."""
     mse = (x_hat - x).flatten(1).pow(2).mean(1).clamp(min=1e-12)
-    return 10 * torch.log10(peak ** 2 / mse)
+    return 10 * torch.log10(peak**2 / mse)

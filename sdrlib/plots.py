@@ -2,6 +2,7 @@
 
 Images are NCHW tensors (or CHW / HW arrays) in [0, 1]; greyscale is shown with a grey colormap.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,9 +48,15 @@ def show_image(ax: Axes, img: torch.Tensor | np.ndarray, title: str | None = Non
         ax.set_title(title, fontsize=8)
 
 
-def image_grid(images: torch.Tensor | Sequence, nrow: int, titles: Sequence[str] | None = None,
-               ax: Axes | None = None, row_labels: Sequence[str] | None = None, scale: float = 1.1,
-               suptitle: str | None = None) -> Figure:
+def image_grid(
+    images: torch.Tensor | Sequence,
+    nrow: int,
+    titles: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    row_labels: Sequence[str] | None = None,
+    scale: float = 1.1,
+    suptitle: str | None = None,
+) -> Figure:
     """Images in a grid of ``nrow`` images per row (torchvision's convention); optional titles and row labels.
 
     With ``ax`` given, the grid is tiled into one image drawn on that axis (titles are then ignored).
@@ -64,8 +71,9 @@ def image_grid(images: torch.Tensor | Sequence, nrow: int, titles: Sequence[str]
     cols, rows = min(nrow, n), math.ceil(n / nrow)
     if ax is not None:
         return _tiled(images, cols, rows, ax, suptitle)
-    fig, axes = plt.subplots(rows, cols, figsize=(scale * cols, scale * rows + (0.3 if suptitle else 0)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(scale * cols, scale * rows + (0.3 if suptitle else 0)), squeeze=False, layout="constrained"
+    )
     for k, a in enumerate(axes.flat):
         if k < n:
             show_image(a, images[k], titles[k] if titles is not None else None)
@@ -84,18 +92,25 @@ def _tiled(images, cols: int, rows: int, ax: Axes, title: str | None) -> Figure:
     arrs = [to_hwc(im) for im in images]
     h, w = arrs[0].shape[:2]
     colour = any(a.ndim == 3 for a in arrs)
-    canvas = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1, 3) if colour else (rows * (h + 1) - 1, cols * (w + 1) - 1))
+    canvas = np.ones(
+        (rows * (h + 1) - 1, cols * (w + 1) - 1, 3) if colour else (rows * (h + 1) - 1, cols * (w + 1) - 1)
+    )
     for k, a in enumerate(arrs):
         r, c = divmod(k, cols)
         if colour and a.ndim == 2:
             a = np.repeat(a[:, :, None], 3, axis=2)
-        canvas[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = a
+        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = a
     show_image(ax, canvas.transpose(2, 0, 1) if colour else canvas, title)
     return ax.figure
 
 
-def sigma_grid(clean: torch.Tensor, results: Mapping[str, torch.Tensor], sigmas: Sequence[float],
-               psnrs: Mapping[str, torch.Tensor] | None = None, scale: float = 1.1) -> Figure:
+def sigma_grid(
+    clean: torch.Tensor,
+    results: Mapping[str, torch.Tensor],
+    sigmas: Sequence[float],
+    psnrs: Mapping[str, torch.Tensor] | None = None,
+    scale: float = 1.1,
+) -> Figure:
     """Denoising across noise levels: for each image, a "clean" row, then one row per entry of ``results``.
 
     ``clean`` is (N, C, H, W); each ``results[name]`` is (S, N, C, H, W) for the S ``sigmas`` (e.g. "noisy",
@@ -106,8 +121,9 @@ def sigma_grid(clean: torch.Tensor, results: Mapping[str, torch.Tensor], sigmas:
         if r.shape[:2] != (S, N):
             raise ValueError(f"results[{name!r}] has shape {tuple(r.shape)}; expected ({S}, {N}, C, H, W)")
     names = ["clean", *results]
-    fig, axes = plt.subplots(N * len(names), S, figsize=(scale * S + 0.8, scale * N * len(names)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        N * len(names), S, figsize=(scale * S + 0.8, scale * N * len(names)), squeeze=False, layout="constrained"
+    )
     for i in range(N):
         for j, s in enumerate(sigmas):
             for k, name in enumerate(names):
@@ -126,8 +142,9 @@ def sigma_grid(clean: torch.Tensor, results: Mapping[str, torch.Tensor], sigmas:
     return fig
 
 
-def psnr_curves(rows_by_method: Mapping[str, Sequence[dict]], ax: Axes | None = None, noisy: bool = True,
-                title: str | None = None) -> Figure:
+def psnr_curves(
+    rows_by_method: Mapping[str, Sequence[dict]], ax: Axes | None = None, noisy: bool = True, title: str | None = None
+) -> Figure:
     """Denoised PSNR versus sigma, one line per method (log sigma axis); the noisy input as a dashed line."""
     if not rows_by_method:
         raise ValueError("psnr_curves needs at least one method")
@@ -168,7 +185,7 @@ def training_curves(log: Sequence[dict], title: str | None = None) -> Figure:
         sigmas = [row["sigma"] for row in evals[-1]["eval"]]
         steps = [r["step"] for r in evals]
         for k, s in enumerate(sigmas):
-            line, = a2.plot(steps, [r["eval"][k]["psnr_denoised"] for r in evals], marker=".", label=f"σ = {s:g}")
+            (line,) = a2.plot(steps, [r["eval"][k]["psnr_denoised"] for r in evals], marker=".", label=f"σ = {s:g}")
             a2.axhline(evals[-1]["eval"][k]["psnr_noisy"], color=line.get_color(), ls=":", lw=0.8)
         a2.legend(fontsize=7, ncol=2)
     a2.set_xlabel("step")
@@ -179,8 +196,9 @@ def training_curves(log: Sequence[dict], title: str | None = None) -> Figure:
     return fig
 
 
-def sweep_curves(results: Mapping[float, Sequence[dict]], xlabel: str, ax: Axes | None = None,
-                 title: str | None = None) -> Figure:
+def sweep_curves(
+    results: Mapping[float, Sequence[dict]], xlabel: str, ax: Axes | None = None, title: str | None = None
+) -> Figure:
     """Denoised PSNR versus a swept parameter (x), one line per sigma; input {x: psnr_table rows}."""
     if not results:
         raise ValueError("sweep_curves needs at least one parameter value")
@@ -189,7 +207,7 @@ def sweep_curves(results: Mapping[float, Sequence[dict]], xlabel: str, ax: Axes 
     sigmas = [r["sigma"] for r in results[xs[0]]]
     for k, s in enumerate(sigmas):
         ys = [results[x][k]["psnr_denoised"] for x in xs]
-        line, = ax.plot(xs, ys, marker="o", ms=4, label=f"σ = {s:g}")
+        (line,) = ax.plot(xs, ys, marker="o", ms=4, label=f"σ = {s:g}")
         ax.plot(xs[int(np.argmax(ys))], max(ys), "*", ms=11, color=line.get_color())
     ax.set_xlabel(xlabel)
     ax.set_ylabel("PSNR (dB)")
@@ -210,6 +228,7 @@ def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None
         if isinstance(v, float):
             return format(v, floatfmt)
         return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -229,13 +248,16 @@ def psnr_markdown(tables: Mapping[str, Sequence[dict]], floatfmt: str = ".2f") -
 
 # ------------------------------------------------------------------ representation figures (chapters 2-3)
 
-def phi_bars(phis: Mapping[str, torch.Tensor], order: torch.Tensor | None = None, title: str | None = None,
-             height: float = 1.3) -> Figure:
+
+def phi_bars(
+    phis: Mapping[str, torch.Tensor], order: torch.Tensor | None = None, title: str | None = None, height: float = 1.3
+) -> Figure:
     """One bar plot of a phi vector (C,) per entry, channels in a shared ``order`` (e.g. by frequency)."""
     if not phis:
         raise ValueError("phi_bars needs at least one vector")
-    fig, axes = plt.subplots(len(phis), 1, figsize=(10, height * len(phis) + 0.4), squeeze=False,
-                             layout="constrained", sharex=True)
+    fig, axes = plt.subplots(
+        len(phis), 1, figsize=(10, height * len(phis) + 0.4), squeeze=False, layout="constrained", sharex=True
+    )
     for ax, (name, v) in zip(axes[:, 0], phis.items()):
         v = v.detach().cpu().float()
         v = v[order] if order is not None else v
@@ -249,8 +271,14 @@ def phi_bars(phis: Mapping[str, torch.Tensor], order: torch.Tensor | None = None
     return fig
 
 
-def histograms(values: Mapping[str, torch.Tensor], xlabel: str, bins: int = 40, ax: Axes | None = None,
-               title: str | None = None, range_: tuple[float, float] | None = None) -> Figure:
+def histograms(
+    values: Mapping[str, torch.Tensor],
+    xlabel: str,
+    bins: int = 40,
+    ax: Axes | None = None,
+    title: str | None = None,
+    range_: tuple[float, float] | None = None,
+) -> Figure:
     """Overlaid histograms of several 1-D samples (e.g. per-image active fraction, trained vs untrained)."""
     fig, ax = _figure(ax, (5.0, 3.0))
     for name, v in values.items():
@@ -264,8 +292,12 @@ def histograms(values: Mapping[str, torch.Tensor], xlabel: str, bins: int = 40, 
     return fig
 
 
-def frequency_curves(freqs: Mapping[str, torch.Tensor], bands: tuple[float, float] | None = None,
-                     ax: Axes | None = None, title: str | None = None) -> Figure:
+def frequency_curves(
+    freqs: Mapping[str, torch.Tensor],
+    bands: tuple[float, float] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
     """Each channel's activation frequency, sorted, one curve per representation; bands mark the split."""
     fig, ax = _figure(ax, (5.0, 3.0))
     for name, f in freqs.items():
@@ -284,8 +316,9 @@ def frequency_curves(freqs: Mapping[str, torch.Tensor], bands: tuple[float, floa
     return fig
 
 
-def activation_maps(image: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], scale: float = 1.4,
-                    suptitle: str | None = None) -> Figure:
+def activation_maps(
+    image: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], scale: float = 1.4, suptitle: str | None = None
+) -> Figure:
     """An image beside the spatial maps (K, h, w) of some of its channels, each map on its own colour scale."""
     k = maps.shape[0]
     fig, axes = plt.subplots(1, k + 1, figsize=(scale * (k + 1), scale + 0.5), squeeze=False, layout="constrained")
@@ -300,9 +333,16 @@ def activation_maps(image: torch.Tensor, maps: torch.Tensor, titles: Sequence[st
     return fig
 
 
-def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
-          ax: Axes | None = None, title: str | None = None, logx: bool = False,
-          styles: Mapping[str, str] | None = None) -> Figure:
+def lines(
+    x: Sequence[float],
+    ys: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    ax: Axes | None = None,
+    title: str | None = None,
+    logx: bool = False,
+    styles: Mapping[str, str] | None = None,
+) -> Figure:
     """Several named curves over a shared x (noise level, training step, ...)."""
     fig, ax = _figure(ax, (5.0, 3.0))
     for name, y in ys.items():
@@ -318,8 +358,14 @@ def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], xlabel: str, yl
     return fig
 
 
-def scatter_2d(xy: np.ndarray, labels: torch.Tensor, names: Sequence[str], ax: Axes | None = None,
-               title: str | None = None, max_legend: int = 12) -> Figure:
+def scatter_2d(
+    xy: np.ndarray,
+    labels: torch.Tensor,
+    names: Sequence[str],
+    ax: Axes | None = None,
+    title: str | None = None,
+    max_legend: int = 12,
+) -> Figure:
     """A 2-D map coloured by label (legend for up to ``max_legend`` classes)."""
     fig, ax = _figure(ax, (4.6, 4.2))
     lab = labels.cpu().numpy()
@@ -327,8 +373,14 @@ def scatter_2d(xy: np.ndarray, labels: torch.Tensor, names: Sequence[str], ax: A
     cmap = plt.get_cmap("tab10" if len(uniq) <= 10 else "tab20" if len(uniq) <= 20 else "nipy_spectral")
     for j, c in enumerate(uniq):
         m = lab == c
-        ax.scatter(xy[m, 0], xy[m, 1], s=5, color=cmap(j / max(len(uniq) - 1, 1) if len(uniq) > 20 else j),
-                   label=names[c] if len(uniq) <= max_legend else None, alpha=0.8)
+        ax.scatter(
+            xy[m, 0],
+            xy[m, 1],
+            s=5,
+            color=cmap(j / max(len(uniq) - 1, 1) if len(uniq) > 20 else j),
+            label=names[c] if len(uniq) <= max_legend else None,
+            alpha=0.8,
+        )
     if len(uniq) <= max_legend:
         ax.legend(fontsize=6, markerscale=2, loc="best")
     ax.set_xticks([])
@@ -338,13 +390,23 @@ def scatter_2d(xy: np.ndarray, labels: torch.Tensor, names: Sequence[str], ax: A
     return fig
 
 
-def neighbour_rows(queries: torch.Tensor, base: torch.Tensor, idx_by_space: Mapping[str, torch.Tensor],
-                   scale: float = 0.9, suptitle: str | None = None) -> Figure:
+def neighbour_rows(
+    queries: torch.Tensor,
+    base: torch.Tensor,
+    idx_by_space: Mapping[str, torch.Tensor],
+    scale: float = 0.9,
+    suptitle: str | None = None,
+) -> Figure:
     """For each query image, one row per feature space: the query, then its nearest base images."""
     spaces = list(idx_by_space)
     nq, k = idx_by_space[spaces[0]].shape
-    fig, axes = plt.subplots(nq * len(spaces), k + 1, figsize=(scale * (k + 1), scale * nq * len(spaces) + 0.4),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nq * len(spaces),
+        k + 1,
+        figsize=(scale * (k + 1), scale * nq * len(spaces) + 0.4),
+        squeeze=False,
+        layout="constrained",
+    )
     for q in range(nq):
         for s, space in enumerate(spaces):
             row = axes[q * len(spaces) + s]

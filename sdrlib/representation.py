@@ -5,6 +5,7 @@ phi_sigma(x) = E_z[ spatial mean of a_block(x + sigma z) ], estimated by averagi
 choice) or any other block of the UNet ("enc1".., "dec1"..). Every draw takes an explicit
 ``torch.Generator``, so the same seed gives the same phi.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,14 +36,27 @@ def block_means(model: UNet, y: torch.Tensor, blocks: Sequence[str]) -> dict[str
 def noise_for(index: torch.Tensor, shape: Sequence[int], n_noise: int, seed: int = 0) -> torch.Tensor:
     """The noise draws z of images by their index in the set analysed, (n_noise, N, *shape): image i's draws
     depend only on (seed, i), so any subset of a result can be recomputed, and every sigma reuses them."""
-    return torch.stack([torch.randn((n_noise, *shape), generator=torch.Generator().manual_seed(
-        seed * 1_000_003 + int(i))) for i in index.tolist()], dim=1)
+    return torch.stack(
+        [
+            torch.randn((n_noise, *shape), generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
+            for i in index.tolist()
+        ],
+        dim=1,
+    )
 
 
 @torch.no_grad()
-def phi_blocks(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20,
-               blocks: Sequence[str] = ("mid",), seed: int = 0, batch: int = 256, progress: bool = False,
-               index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def phi_blocks(
+    model: UNet,
+    images: torch.Tensor,
+    sigma: float = 0.0,
+    n_noise: int = 20,
+    blocks: Sequence[str] = ("mid",),
+    seed: int = 0,
+    batch: int = 256,
+    progress: bool = False,
+    index: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """phi_sigma of several blocks at once: {block: (N, C_block)}, the spatial means of each block averaged
     over n_noise draws of y = x + sigma z (SPEC 2); one clean pass when sigma = 0. ``index`` names the images
     (default 0..N-1) for their noise draws (``noise_for``)."""
@@ -56,8 +70,8 @@ def phi_blocks(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: i
     model.eval()
     sums: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
     for i in tqdm(range(0, images.shape[0], batch), disable=not progress, desc=f"phi sigma={sigma:.3g}", leave=False):
-        x = images[i:i + batch]
-        z = noise_for(index[i:i + batch], x.shape[1:], draws, seed) if sigma > 0 else None
+        x = images[i : i + batch]
+        z = noise_for(index[i : i + batch], x.shape[1:], draws, seed) if sigma > 0 else None
         acc: dict[str, torch.Tensor] = {}
         for d in range(draws):
             y = (x + sigma * z[d] if z is not None else x).to(dev).contiguous(memory_format=torch.channels_last)
@@ -69,15 +83,30 @@ def phi_blocks(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: i
     return {b: torch.cat(v) for b, v in sums.items()}
 
 
-def phi(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20, block: str = "mid",
-        seed: int = 0, batch: int = 256, progress: bool = False) -> torch.Tensor:
+def phi(
+    model: UNet,
+    images: torch.Tensor,
+    sigma: float = 0.0,
+    n_noise: int = 20,
+    block: str = "mid",
+    seed: int = 0,
+    batch: int = 256,
+    progress: bool = False,
+) -> torch.Tensor:
     """phi_sigma(x) of one block (default the middle block): an (N, C) non-negative tensor (SPEC 2)."""
     return phi_blocks(model, images, sigma, n_noise, (block,), seed, batch, progress)[block]
 
 
-def phi_grid(model: UNet, images: torch.Tensor, sigmas: Sequence[float], n_noise: int = 20,
-             blocks: Sequence[str] = ("mid",), seed: int = 0, batch: int = 256,
-             progress: bool = False) -> dict[str, torch.Tensor]:
+def phi_grid(
+    model: UNet,
+    images: torch.Tensor,
+    sigmas: Sequence[float],
+    n_noise: int = 20,
+    blocks: Sequence[str] = ("mid",),
+    seed: int = 0,
+    batch: int = 256,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
     """phi on a grid of noise levels: {block: (S, N, C)}; the same noise draws, scaled, at every sigma."""
     out: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
     for s in tqdm(list(sigmas), disable=not progress, desc="sigma grid"):
@@ -88,6 +117,7 @@ def phi_grid(model: UNet, images: torch.Tensor, sigmas: Sequence[float], n_noise
 
 
 # ------------------------------------------------------------------ baseline features
+
 
 def pixels(images: torch.Tensor) -> torch.Tensor:
     """Raw pixels as features (N, C*H*W): the first baseline for distances."""
@@ -106,16 +136,19 @@ def texture_stats(images: torch.Tensor, n_scales: int | None = None, batch: int 
     try:
         from plenoptic.models import PortillaSimoncelli
     except ImportError as e:
-        raise ImportError("texture statistics need plenoptic: pip install -r requirements.txt "
-                          "(it pins plenoptic==2.1.1 beside the CPU torch)") from e
+        raise ImportError(
+            "texture statistics need plenoptic: pip install -r requirements.txt "
+            "(it pins plenoptic==2.1.1 beside the CPU torch)"
+        ) from e
     h, w = images.shape[-2:]
     n_scales = n_scales or max(1, int(math.log2(min(h, w))) - 3)
     model = PortillaSimoncelli((h, w), n_scales=n_scales, spatial_corr_width=7)
-    out = [model(images[i:i + batch].float()).flatten(1) for i in range(0, images.shape[0], batch)]
+    out = [model(images[i : i + batch].float()).flatten(1) for i in range(0, images.shape[0], batch)]
     return torch.nan_to_num(torch.cat(out))
 
 
 # ------------------------------------------------------------------ disk cache
+
 
 def cache_key(checkpoint_sha: str, dataset: str, **params) -> str:
     """A short hash naming a phi result by checkpoint weights, data set and parameters."""
@@ -123,14 +156,16 @@ def cache_key(checkpoint_sha: str, dataset: str, **params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-FEATURES = "features"   # a reference's committed cache: checkpoints/<name>/features/<key>.safetensors
+FEATURES = "features"  # a reference's committed cache: checkpoints/<name>/features/<key>.safetensors
 
 
-def cached(key: str, compute, cache_dir: str | Path | None = None, meta: dict | None = None,
-           half: bool = False) -> dict[str, torch.Tensor]:
+def cached(
+    key: str, compute, cache_dir: str | Path | None = None, meta: dict | None = None, half: bool = False
+) -> dict[str, torch.Tensor]:
     """Load a dict of tensors saved under ``key``, or compute, save (atomically) and return it. ``meta`` (the
     parameters that made it) is stored in the file's header; ``half`` stores float16 (returned as float32)."""
     from safetensors.torch import load_file, save_file
+
     root = Path(cache_dir) if cache_dir else utils.cache_dir("phi")
     f = root / f"{key}.safetensors"
     if f.is_file():
@@ -146,6 +181,7 @@ def cached(key: str, compute, cache_dir: str | Path | None = None, meta: dict | 
 def cache_meta(path: str | Path) -> dict:
     """The parameters stored in a cached result's header (see ``cached``)."""
     from safetensors import safe_open
+
     with safe_open(str(path), "pt") as f:
         return json.loads((f.metadata() or {}).get("meta", "{}"))
 
@@ -164,12 +200,15 @@ def stratified_rows(labels: torch.Tensor, n_classes: int, per_class: int, seed: 
     counts = torch.bincount(labels)
     ok = torch.nonzero(counts >= per_class).squeeze(1)
     chosen = ok[torch.randperm(len(ok), generator=g)[:n_classes]]
-    out = [torch.nonzero(labels == c).squeeze(1)[torch.randperm(int(counts[c]), generator=g)[:per_class]]
-           for c in chosen.tolist()]
+    out = [
+        torch.nonzero(labels == c).squeeze(1)[torch.randperm(int(counts[c]), generator=g)[:per_class]]
+        for c in chosen.tolist()
+    ]
     return torch.cat(out).sort().values
 
 
 # ------------------------------------------------------------------ all representations of a study
+
 
 def untrained_like(model: UNet, seed: int = 0) -> UNet:
     """A freshly initialised network of the same architecture: the control for every claim."""
@@ -179,9 +218,16 @@ def untrained_like(model: UNet, seed: int = 0) -> UNet:
     return fresh.to(_device(model)).eval()
 
 
-def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int = 20,
-             blocks: Sequence[str] | None = None, control: UNet | None = None, seed: int = 0,
-             batch: int = 256) -> dict[str, torch.Tensor]:
+def features(
+    model: UNet,
+    images: torch.Tensor,
+    sigma: float = 0.0,
+    n_noise: int = 20,
+    blocks: Sequence[str] | None = None,
+    control: UNet | None = None,
+    seed: int = 0,
+    batch: int = 256,
+) -> dict[str, torch.Tensor]:
     """Every representation compared in chapters 2-3 for one set of images, keyed by a readable name.
 
     "phi <block>" for each block of the trained model, "untrained phi <block>" for the
@@ -190,8 +236,12 @@ def features(model: UNet, images: torch.Tensor, sigma: float = 0.0, n_noise: int
     blocks = list(blocks or model.block_names)
     out = {f"phi {b}": v for b, v in phi_blocks(model, images, sigma, n_noise, blocks, seed, batch).items()}
     if control is not None:
-        out.update({f"untrained phi {b}": v for b, v in
-                    phi_blocks(control, images, sigma, n_noise, blocks, seed, batch).items()})
+        out.update(
+            {
+                f"untrained phi {b}": v
+                for b, v in phi_blocks(control, images, sigma, n_noise, blocks, seed, batch).items()
+            }
+        )
     out["pixels"] = pixels(images)
     out["colour stats"] = colour_stats(images)
     return out
@@ -206,10 +256,22 @@ def cache_folder(ck, where: str) -> Path | None:
     raise ValueError(f"cache must be 'reference' or 'user', got {where!r}")
 
 
-def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: float = 0.2, n_noise: int = 4,
-                        blocks: Sequence[str] | None = None, seed: int = 0, control: bool = True,
-                        control_seed: int = 0, cache: bool = True, where: str = "user",
-                        texture: bool = False, data_name: str | None = None, **data_kwargs):
+def checkpoint_features(
+    checkpoint,
+    split: str = "test",
+    n: int = 1000,
+    sigma: float = 0.2,
+    n_noise: int = 4,
+    blocks: Sequence[str] | None = None,
+    seed: int = 0,
+    control: bool = True,
+    control_seed: int = 0,
+    cache: bool = True,
+    where: str = "user",
+    texture: bool = False,
+    data_name: str | None = None,
+    **data_kwargs,
+):
     """(features, images) for ``n`` images of a checkpoint's data set: every block of the trained model,
     the untrained control and the baselines (with ``texture``, the Portilla-Simoncelli statistics too); cached
     by checkpoint hash, data fingerprint and parameters, in the user cache or beside the reference
@@ -219,60 +281,106 @@ def checkpoint_features(checkpoint, split: str = "test", n: int = 1000, sigma: f
     so that features of different image sets (e.g. train and test) come from the same control network.
     """
     from . import checkpoints, data
+
     ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
     name = data_name or ck.config["train"]["data"]
     if data_name is None:
-        full = checkpoints.load_data(ck, split, **data_kwargs)     # refused if this machine's data differ
+        full = checkpoints.load_data(ck, split, **data_kwargs)  # refused if this machine's data differ
     else:
         full = data.load(name, split, **{**checkpoints.data_kwargs(ck.config), **data_kwargs})
     idx = rows(len(full), n, seed)
     images = full.take(idx) if len(idx) < len(full) else full
     blocks = list(blocks or ck.model.block_names)
-    params = dict(kind="features", split=split, n=n, sigma=sigma, n_noise=n_noise, blocks=blocks, seed=seed,
-                  texture=texture,
-                  control=control_seed if control else None, data=name, data_kwargs=data_kwargs,
-                  fingerprint=full.fingerprint()["sha256"], weights=ck.weights, checkpoint=ck.sha256)
+    params = dict(
+        kind="features",
+        split=split,
+        n=n,
+        sigma=sigma,
+        n_noise=n_noise,
+        blocks=blocks,
+        seed=seed,
+        texture=texture,
+        control=control_seed if control else None,
+        data=name,
+        data_kwargs=data_kwargs,
+        fingerprint=full.fingerprint()["sha256"],
+        weights=ck.weights,
+        checkpoint=ck.sha256,
+    )
     key = cache_key(ck.sha256, name, **params)
 
     def compute() -> dict[str, torch.Tensor]:
         ctrl = untrained_like(ck.model, control_seed) if control else None
-        out = {f"phi {b}": v for b, v in phi_blocks(ck.model, images.images, sigma, n_noise, blocks, seed,
-                                                       index=idx).items()}
+        out = {
+            f"phi {b}": v
+            for b, v in phi_blocks(ck.model, images.images, sigma, n_noise, blocks, seed, index=idx).items()
+        }
         if ctrl is not None:
-            out.update({f"untrained phi {b}": v for b, v in phi_blocks(ctrl, images.images, sigma, n_noise, blocks,
-                                                                        seed, index=idx).items()})
+            out.update(
+                {
+                    f"untrained phi {b}": v
+                    for b, v in phi_blocks(ctrl, images.images, sigma, n_noise, blocks, seed, index=idx).items()
+                }
+            )
         if texture:
             out["texture stats"] = texture_stats(images.images)
         return {**out, "rows": idx}
 
     feats = cached(key, compute, cache_folder(ck, where), params, half=where == "reference") if cache else compute()
     order = [f"phi {b}" for b in blocks] + [f"untrained phi {b}" for b in blocks] + ["texture stats"]
-    out = {k: feats[k] for k in order if k in feats}   # the disk cache does not keep key order
+    out = {k: feats[k] for k in order if k in feats}  # the disk cache does not keep key order
     out["pixels"], out["colour stats"] = pixels(images.images), colour_stats(images.images)
     return out, images
 
 
-def checkpoint_grid(checkpoint, sigmas: Sequence[float], split: str = "test", n_classes: int = 30,
-                    per_class: int = 10, n_noise: int = 20, seed: int = 0, control: bool = True,
-                    control_seed: int = 0, where: str = "user") -> tuple[dict[str, torch.Tensor], "object"]:
+def checkpoint_grid(
+    checkpoint,
+    sigmas: Sequence[float],
+    split: str = "test",
+    n_classes: int = 30,
+    per_class: int = 10,
+    n_noise: int = 20,
+    seed: int = 0,
+    control: bool = True,
+    control_seed: int = 0,
+    where: str = "user",
+) -> tuple[dict[str, torch.Tensor], "object"]:
     """phi of the middle block on a grid of noise levels, {"phi mid": (S, N, C), "untrained phi mid": ...},
     for ``per_class`` images of ``n_classes`` classes (so that neighbours are meaningful), cached like
     ``checkpoint_features``; also returns those images."""
     from . import checkpoints
+
     ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
     full = checkpoints.load_data(ck, split)
     idx = stratified_rows(full.labels, n_classes, per_class, seed)
     images = full.take(idx)
-    params = dict(kind="grid", split=split, sigmas=[float(s) for s in sigmas], n_classes=n_classes,
-                  per_class=per_class, n_noise=n_noise, seed=seed, control=control_seed if control else None,
-                  data=ck.config["train"]["data"], fingerprint=full.fingerprint()["sha256"], weights=ck.weights,
-                  checkpoint=ck.sha256)
+    params = dict(
+        kind="grid",
+        split=split,
+        sigmas=[float(s) for s in sigmas],
+        n_classes=n_classes,
+        per_class=per_class,
+        n_noise=n_noise,
+        seed=seed,
+        control=control_seed if control else None,
+        data=ck.config["train"]["data"],
+        fingerprint=full.fingerprint()["sha256"],
+        weights=ck.weights,
+        checkpoint=ck.sha256,
+    )
     key = cache_key(ck.sha256, params["data"], **params)
 
     def compute() -> dict[str, torch.Tensor]:
-        nets = {"phi mid": ck.model, **({"untrained phi mid": untrained_like(ck.model, control_seed)} if control else {})}
-        out = {k: torch.stack([phi_blocks(m, images.images, float(s), n_noise, ("mid",), seed, index=idx)["mid"]
-                               for s in sigmas]) for k, m in nets.items()}
+        nets = {
+            "phi mid": ck.model,
+            **({"untrained phi mid": untrained_like(ck.model, control_seed)} if control else {}),
+        }
+        out = {
+            k: torch.stack(
+                [phi_blocks(m, images.images, float(s), n_noise, ("mid",), seed, index=idx)["mid"] for s in sigmas]
+            )
+            for k, m in nets.items()
+        }
         return {**out, "rows": idx}
 
     feats = cached(key, compute, cache_folder(ck, where), params, half=where == "reference")

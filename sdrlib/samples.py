@@ -1,6 +1,7 @@
 """Sample sets of a reference (chapter 4): drawn once with a sampler of SPEC 4, cached beside the reference
 (``checkpoints/<name>/features/``, images in float16, with the parameters that made them), so the book
 re-reads them instead of re-sampling; and the measures that score them without using phi."""
+
 from __future__ import annotations
 
 import time
@@ -9,7 +10,7 @@ import torch
 
 from . import analysis, representation, sampling
 
-TARGET_SIGMAS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)   # phi_sigma(target) grid
+TARGET_SIGMAS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)  # phi_sigma(target) grid
 
 
 def _run(ck, params: dict, draw, where: str) -> dict[str, torch.Tensor]:
@@ -22,7 +23,9 @@ def _run(ck, params: dict, draw, where: str) -> dict[str, torch.Tensor]:
         out["seconds_per_sample"] = torch.tensor([(time.perf_counter() - t0) / len(out["samples"])])
         return out
 
-    return representation.cached(key, compute, representation.cache_folder(ck, where), params, half=where == "reference")
+    return representation.cached(
+        key, compute, representation.cache_folder(ck, where), params, half=where == "reference"
+    )
 
 
 def _params(ck, kind: str, **kw) -> dict:
@@ -32,41 +35,82 @@ def _params(ck, kind: str, **kw) -> dict:
 def targets(ck, rows: torch.Tensor) -> torch.Tensor:
     """The held-out images (test split) at ``rows``: the conditioning images of the self-guided samplers."""
     from . import checkpoints
+
     return checkpoints.load_data(ck, "test").images[rows]
 
 
-def guided(ck, rows: torch.Tensor, n_per: int, schedule: list[float], lr: float = 0.01, max_iter: int = 100,
-           n_noise_target: int = 10, seed: int = 0, where: str = "user") -> dict[str, torch.Tensor]:
+def guided(
+    ck,
+    rows: torch.Tensor,
+    n_per: int,
+    schedule: list[float],
+    lr: float = 0.01,
+    max_iter: int = 100,
+    n_noise_target: int = 10,
+    seed: int = 0,
+    where: str = "user",
+) -> dict[str, torch.Tensor]:
     """``n_per`` fixed-schedule self-guided samples per target, the held-out images at ``rows`` (SPEC 4), with
     the sampler's diagnostics per step and sample: effective sigma, phi loss before and after each matching."""
     dev = next(ck.model.parameters()).device
-    params = _params(ck, "guided", rows=rows.tolist(), n_per=n_per, schedule=[float(s) for s in schedule], lr=lr,
-                     max_iter=max_iter, n_noise_target=n_noise_target, seed=seed)
+    params = _params(
+        ck,
+        "guided",
+        rows=rows.tolist(),
+        n_per=n_per,
+        schedule=[float(s) for s in schedule],
+        lr=lr,
+        max_iter=max_iter,
+        n_noise_target=n_noise_target,
+        seed=seed,
+    )
 
     def draw() -> dict[str, torch.Tensor]:
-        target = sampling.image_target(ck.model, targets(ck, rows).to(dev), n_per, n_noise_target,
-                                       grid=TARGET_SIGMAS, seed=seed)
-        x, d = sampling.fixed_schedule(ck.model, mean_colour(ck).to(dev), target, len(rows) * n_per, schedule, lr,
-                                       max_iter, generator=torch.Generator().manual_seed(seed))
-        return {"samples": x.clamp(0, 1).cpu(), "sigma": d.sigma, "loss_before": d.loss_before,
-                "loss_after": d.loss_after, "match_iterations": d.match_iterations}
+        target = sampling.image_target(
+            ck.model, targets(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
+        )
+        x, d = sampling.fixed_schedule(
+            ck.model,
+            mean_colour(ck).to(dev),
+            target,
+            len(rows) * n_per,
+            schedule,
+            lr,
+            max_iter,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return {
+            "samples": x.clamp(0, 1).cpu(),
+            "sigma": d.sigma,
+            "loss_before": d.loss_before,
+            "loss_after": d.loss_after,
+            "match_iterations": d.match_iterations,
+        }
 
     return _run(ck, params, draw, where)
 
 
-def adaptive(ck, rows: torch.Tensor, n_per: int, ascent: dict, n_noise_target: int = 10, seed: int = 0,
-             where: str = "user") -> dict[str, torch.Tensor]:
+def adaptive(
+    ck, rows: torch.Tensor, n_per: int, ascent: dict, n_noise_target: int = 10, seed: int = 0, where: str = "user"
+) -> dict[str, torch.Tensor]:
     """``n_per`` adaptive self-guided samples per target (the ascent with phi matching after every step)."""
     dev = next(ck.model.parameters()).device
-    params = _params(ck, "adaptive", rows=rows.tolist(), n_per=n_per, ascent=ascent, n_noise_target=n_noise_target,
-                     seed=seed)
+    params = _params(
+        ck, "adaptive", rows=rows.tolist(), n_per=n_per, ascent=ascent, n_noise_target=n_noise_target, seed=seed
+    )
 
     def draw() -> dict[str, torch.Tensor]:
-        target = sampling.image_target(ck.model, targets(ck, rows).to(dev), n_per, n_noise_target,
-                                       grid=TARGET_SIGMAS, seed=seed)
-        x, d = sampling.ascent(ck.model, mean_colour(ck).to(dev), len(rows) * n_per,
-                               sampling.AscentConfig(**ascent), target=target,
-                               generator=torch.Generator().manual_seed(seed))
+        target = sampling.image_target(
+            ck.model, targets(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
+        )
+        x, d = sampling.ascent(
+            ck.model,
+            mean_colour(ck).to(dev),
+            len(rows) * n_per,
+            sampling.AscentConfig(**ascent),
+            target=target,
+            generator=torch.Generator().manual_seed(seed),
+        )
         return {"samples": x.clamp(0, 1).cpu(), "iterations": d.iterations, "converged": d.converged.long()}
 
     return _run(ck, params, draw, where)
@@ -78,8 +122,9 @@ def unconditional(ck, n: int, ascent: dict, seed: int = 0, where: str = "user") 
     params = _params(ck, "unconditional", n=n, ascent=ascent, seed=seed)
 
     def draw() -> dict[str, torch.Tensor]:
-        x, d = sampling.unconditional(ck.model, mean_colour(ck).to(dev), n, sampling.AscentConfig(**ascent),
-                                      torch.Generator().manual_seed(seed))
+        x, d = sampling.unconditional(
+            ck.model, mean_colour(ck).to(dev), n, sampling.AscentConfig(**ascent), torch.Generator().manual_seed(seed)
+        )
         return {"samples": x.clamp(0, 1).cpu(), "iterations": d.iterations, "sigma": d.sigma}
 
     return _run(ck, params, draw, where)
@@ -88,6 +133,7 @@ def unconditional(ck, n: int, ascent: dict, seed: int = 0, where: str = "user") 
 def mean_colour(ck) -> torch.Tensor:
     """The constant image at the training set's mean colour, where every sampler starts (SPEC 4)."""
     from . import checkpoints
+
     return sampling.mean_image(checkpoints.load_data(ck, "train").images)
 
 

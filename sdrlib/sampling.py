@@ -14,6 +14,7 @@ Every random draw takes an explicit ``torch.Generator``; both samplers return th
 one ``Diagnostics`` record (effective sigma per step and sample, phi loss before and after each
 matching, iterations).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ import torch
 from .representation import phi as phi_sigma
 from .unet import UNet
 
-PhiFn = Callable[[UNet, torch.Tensor, str], torch.Tensor]   # (model, y, block) -> differentiable (N, C)
+PhiFn = Callable[[UNet, torch.Tensor, str], torch.Tensor]  # (model, y, block) -> differentiable (N, C)
 
 
 def _dev(model: UNet) -> torch.device:
@@ -55,9 +56,17 @@ class MatchResult:
     iterations: torch.Tensor
 
 
-def phi_match(model: UNet, y: torch.Tensor, target: torch.Tensor, lr: float = 0.01, max_iter: int = 100,
-              rel_tol: float = 0.01, mask: torch.Tensor | None = None, block: str = "mid",
-              phi_fn: PhiFn = None) -> MatchResult:
+def phi_match(
+    model: UNet,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    lr: float = 0.01,
+    max_iter: int = 100,
+    rel_tol: float = 0.01,
+    mask: torch.Tensor | None = None,
+    block: str = "mid",
+    phi_fn: PhiFn = None,
+) -> MatchResult:
     """The projection of SPEC 4: Adam on y's pixels until each sample's phi loss < rel_tol * its first value.
 
     ``mask`` (C,) weights the channels of the loss (0: the channel is left free); ``phi_fn`` replaces
@@ -91,7 +100,7 @@ def phi_match(model: UNet, y: torch.Tensor, target: torch.Tensor, lr: float = 0.
             keep = x.detach().clone()
             opt.step()
             with torch.no_grad():
-                x[done] = keep[done]          # finished samples stay where they stopped
+                x[done] = keep[done]  # finished samples stay where they stopped
             iters += (~done).long()
     finally:
         for p, r in zip(model.parameters(), req):
@@ -104,9 +113,9 @@ class Target:
     """What a self-guided sampler matches: phi tabulated on a sigma grid for each sample, read at any
     per-sample sigma by interpolation in log sigma, and an optional channel mask (0: channel left free)."""
 
-    table: torch.Tensor                  # (S, N, C): phi of each sample's conditioning image(s) at each grid sigma
-    sigmas: tuple[float, ...]            # the grid (one value: a fixed target noise level)
-    mask: torch.Tensor | None = None     # (C,) channel weights of the matching loss
+    table: torch.Tensor  # (S, N, C): phi of each sample's conditioning image(s) at each grid sigma
+    sigmas: tuple[float, ...]  # the grid (one value: a fixed target noise level)
+    mask: torch.Tensor | None = None  # (C,) channel weights of the matching loss
 
     def __call__(self, sigma: torch.Tensor) -> torch.Tensor:
         """Target phi (N, C) at per-sample noise levels sigma (N,)."""
@@ -147,15 +156,23 @@ def _grid(fixed_sigma: float | None, grid: Sequence[float] | None) -> list[float
     return list(grid or torch.logspace(math.log10(0.01), math.log10(1.5), 24).tolist())
 
 
-def _phi_table(model: UNet, images: torch.Tensor, sig: list[float], n_noise: int, seed: int,
-               block: str) -> torch.Tensor:
+def _phi_table(
+    model: UNet, images: torch.Tensor, sig: list[float], n_noise: int, seed: int, block: str
+) -> torch.Tensor:
     """phi_sigma of each image at each grid sigma, (S, N, C) (the same seeded draws, scaled, at every sigma)."""
     return torch.stack([phi_sigma(model, images, s, n_noise, block, seed=seed) for s in sig])
 
 
-def image_target(model: UNet, images: torch.Tensor, n_per: int = 1, n_noise: int = 10,
-                 fixed_sigma: float | None = None, grid: Sequence[float] | None = None, seed: int = 0,
-                 block: str = "mid") -> Target:
+def image_target(
+    model: UNet,
+    images: torch.Tensor,
+    n_per: int = 1,
+    n_noise: int = 10,
+    fixed_sigma: float | None = None,
+    grid: Sequence[float] | None = None,
+    seed: int = 0,
+    block: str = "mid",
+) -> Target:
     """Target phi_sigma(x_c) of each conditioning image, for ``n_per`` samples each (SPEC 4), on a sigma
     grid (log-spaced 0.01..1.5 by default) or at one fixed sigma; n_noise draws per phi (paper: 10)."""
     sig = _grid(fixed_sigma, grid)
@@ -163,9 +180,17 @@ def image_target(model: UNet, images: torch.Tensor, n_per: int = 1, n_noise: int
     return Target(table.repeat_interleave(n_per, dim=1), tuple(sig))
 
 
-def centroid_target(model: UNet, images: torch.Tensor, labels: torch.Tensor, n_per: int = 1, n_noise: int = 10,
-                    fixed_sigma: float | None = None, grid: Sequence[float] | None = None, seed: int = 0,
-                    block: str = "mid") -> tuple[Target, torch.Tensor]:
+def centroid_target(
+    model: UNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    n_per: int = 1,
+    n_noise: int = 10,
+    fixed_sigma: float | None = None,
+    grid: Sequence[float] | None = None,
+    seed: int = 0,
+    block: str = "mid",
+) -> tuple[Target, torch.Tensor]:
     """The mean phi of the images of each label (a class or cluster centroid, SPEC 4 variant), one target
     per distinct label (sorted) for ``n_per`` samples each; also returns those labels."""
     if labels.shape != (images.shape[0],):
@@ -173,7 +198,7 @@ def centroid_target(model: UNet, images: torch.Tensor, labels: torch.Tensor, n_p
     sig = _grid(fixed_sigma, grid)
     table = _phi_table(model, images, sig, n_noise, seed, block)
     groups = labels.unique()
-    means = torch.stack([table[:, labels == g].mean(1) for g in groups], dim=1)   # (S, G, C)
+    means = torch.stack([table[:, labels == g].mean(1) for g in groups], dim=1)  # (S, G, C)
     return Target(means.repeat_interleave(n_per, dim=1), tuple(sig)), groups
 
 
@@ -181,13 +206,13 @@ def centroid_target(model: UNet, images: torch.Tensor, labels: torch.Tensor, n_p
 class Diagnostics:
     """What a sampler did, per step t and sample i (NaN where a sample had already stopped)."""
 
-    sigma: torch.Tensor                         # (T, N) effective noise level ||y - x_hat(y)|| / sqrt(D)
-    iterations: torch.Tensor                    # (N,) sampler steps used
-    converged: torch.Tensor                     # (N,) reached the stopping level (always True for fixed_schedule)
-    schedule: torch.Tensor | None = None        # (T,) the fixed schedule's sigma, None for the ascent
-    loss_before: torch.Tensor | None = None     # (T, N) phi loss before each matching (None: unguided)
-    loss_after: torch.Tensor | None = None      # (T, N) ... and after it
-    match_iterations: torch.Tensor | None = None   # (T, N) Adam iterations of each matching
+    sigma: torch.Tensor  # (T, N) effective noise level ||y - x_hat(y)|| / sqrt(D)
+    iterations: torch.Tensor  # (N,) sampler steps used
+    converged: torch.Tensor  # (N,) reached the stopping level (always True for fixed_schedule)
+    schedule: torch.Tensor | None = None  # (T,) the fixed schedule's sigma, None for the ascent
+    loss_before: torch.Tensor | None = None  # (T, N) phi loss before each matching (None: unguided)
+    loss_after: torch.Tensor | None = None  # (T, N) ... and after it
+    match_iterations: torch.Tensor | None = None  # (T, N) Adam iterations of each matching
 
     def match_ratio(self) -> torch.Tensor:
         """Median over samples, per step, of loss after / loss before the matching."""
@@ -199,13 +224,13 @@ class Diagnostics:
 class AscentConfig:
     """Settings of the stochastic ascent (Kadkhodaie & Simoncelli 2021); SPEC 4 gives the ranges seen."""
 
-    sigma0: float = 1.0          # initial noise std around the mean image
-    sigma_L: float = 0.04        # stop an image when its effective sigma falls below this
-    h0: float = 0.01             # step size
-    beta: float = 0.05           # 1 injects no noise; small beta injects more
-    growing_step: bool = False   # h_t = h0 t / (1 + h0 (t - 1)) instead of fixed h0
+    sigma0: float = 1.0  # initial noise std around the mean image
+    sigma_L: float = 0.04  # stop an image when its effective sigma falls below this
+    h0: float = 0.01  # step size
+    beta: float = 0.05  # 1 injects no noise; small beta injects more
+    growing_step: bool = False  # h_t = h0 t / (1 + h0 (t - 1)) instead of fixed h0
     max_iter: int = 20_000
-    match_lr: float = 0.01       # phi matching (guided runs only)
+    match_lr: float = 0.01  # phi matching (guided runs only)
     match_iter: int = 100
     match_tol: float = 0.01
 
@@ -238,12 +263,20 @@ def _check_target(target: Target | None, n: int) -> None:
         raise ValueError(f"the target holds phi for {len(target)} samples, but n = {n} were asked for")
 
 
-def ascent(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentConfig(),
-           target: Target | None = None, generator: torch.Generator | None = None, progress: bool = False,
-           phi_fn: PhiFn = None) -> tuple[torch.Tensor, Diagnostics]:
+def ascent(
+    model: UNet,
+    mean: torch.Tensor,
+    n: int,
+    cfg: AscentConfig = AscentConfig(),
+    target: Target | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    phi_fn: PhiFn = None,
+) -> tuple[torch.Tensor, Diagnostics]:
     """Stochastic ascent from y0 = mean + sigma0 z; with ``target``, phi matching (at the image's current
     effective sigma) after every step: the adaptive self-guided sampler. Returns x_hat(y) at the end."""
     from tqdm.auto import tqdm
+
     _check_target(target, n)
     dev = _dev(model)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -267,8 +300,16 @@ def ascent(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentCo
         upd = y - h * f + gamma.view(-1, 1, 1, 1) * z
         if target is not None:
             idx = active.nonzero().squeeze(1)
-            r = phi_match(model, upd[idx], target(s)[idx.cpu()].to(dev), cfg.match_lr, cfg.match_iter,
-                          cfg.match_tol, target.mask, phi_fn=phi_fn)
+            r = phi_match(
+                model,
+                upd[idx],
+                target(s)[idx.cpu()].to(dev),
+                cfg.match_lr,
+                cfg.match_iter,
+                cfg.match_tol,
+                target.mask,
+                phi_fn=phi_fn,
+            )
             upd[idx] = r.y
             for key, v in (("before", r.loss_before), ("after", r.loss_after), ("iters", r.iterations.float())):
                 row = nan.clone()
@@ -281,29 +322,49 @@ def ascent(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentCo
             bar.set_postfix(sigma=f"{s[active].max().item():.3f}", left=int(active.sum()))
     bar.close()
     guided = target is not None and hist["before"]
-    diag = Diagnostics(torch.stack(hist["sigma"]), used, ~active.cpu(),
-                       loss_before=torch.stack(hist["before"]) if guided else None,
-                       loss_after=torch.stack(hist["after"]) if guided else None,
-                       match_iterations=torch.stack(hist["iters"]) if guided else None)
+    diag = Diagnostics(
+        torch.stack(hist["sigma"]),
+        used,
+        ~active.cpu(),
+        loss_before=torch.stack(hist["before"]) if guided else None,
+        loss_after=torch.stack(hist["after"]) if guided else None,
+        match_iterations=torch.stack(hist["iters"]) if guided else None,
+    )
     return _denoise(model, y), diag
 
 
-def unconditional(model: UNet, mean: torch.Tensor, n: int, cfg: AscentConfig = AscentConfig(),
-                  generator: torch.Generator | None = None, progress: bool = False) -> tuple[torch.Tensor, Diagnostics]:
+def unconditional(
+    model: UNet,
+    mean: torch.Tensor,
+    n: int,
+    cfg: AscentConfig = AscentConfig(),
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, Diagnostics]:
     """Unconditional samples from the prior implicit in the denoiser (Kadkhodaie & Simoncelli 2021)."""
     return ascent(model, mean, n, cfg, None, generator, progress)
 
 
-def fixed_schedule(model: UNet, mean: torch.Tensor, target: Target, n: int,
-                   sigmas: Sequence[float] | None = None, lr: float = 0.01, max_iter: int = 100,
-                   rel_tol: float = 0.01, generator: torch.Generator | None = None, progress: bool = False,
-                   phi_fn: PhiFn = None) -> tuple[torch.Tensor, Diagnostics]:
+def fixed_schedule(
+    model: UNet,
+    mean: torch.Tensor,
+    target: Target,
+    n: int,
+    sigmas: Sequence[float] | None = None,
+    lr: float = 0.01,
+    max_iter: int = 100,
+    rel_tol: float = 0.01,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    phi_fn: PhiFn = None,
+) -> tuple[torch.Tensor, Diagnostics]:
     """The fixed-schedule ("backward") self-guided sampler of SPEC 4.
 
     x <- mean image; for sigma in the schedule (default linspace(1, 0.03, 100)):
     y <- x + sigma z; y <- phi_match(y, phi_sigma(target)); x <- x_hat(y).
     """
     from tqdm.auto import tqdm
+
     _check_target(target, n)
     dev = _dev(model)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -313,15 +374,23 @@ def fixed_schedule(model: UNet, mean: torch.Tensor, target: Target, n: int,
     sig_eff, before, after, iters = [], [], [], []
     for s in tqdm(sched, disable=not progress, desc="self-guided", leave=False):
         y = x + s * torch.randn(shape, generator=gen).to(dev)
-        r = phi_match(model, y, target(torch.full((n,), float(s))).to(dev), lr, max_iter, rel_tol, target.mask,
-                      phi_fn=phi_fn)
+        r = phi_match(
+            model, y, target(torch.full((n,), float(s))).to(dev), lr, max_iter, rel_tol, target.mask, phi_fn=phi_fn
+        )
         x = _denoise(model, r.y)
         sig_eff.append(_effective_sigma(r.y, x).cpu())
         before.append(r.loss_before.cpu())
         after.append(r.loss_after.cpu())
         iters.append(r.iterations.cpu().float())
-    diag = Diagnostics(torch.stack(sig_eff), torch.full((n,), len(sched)), torch.ones(n, dtype=torch.bool),
-                       torch.tensor(sched, dtype=torch.float64), torch.stack(before), torch.stack(after), torch.stack(iters))
+    diag = Diagnostics(
+        torch.stack(sig_eff),
+        torch.full((n,), len(sched)),
+        torch.ones(n, dtype=torch.bool),
+        torch.tensor(sched, dtype=torch.float64),
+        torch.stack(before),
+        torch.stack(after),
+        torch.stack(iters),
+    )
     return x, diag
 
 

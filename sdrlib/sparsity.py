@@ -6,6 +6,7 @@ image i when phi[i, c] > tau * max_j phi[j, c], i.e. above a fraction ``tau`` (d
 of that channel's maximum over the data set analysed. A channel whose maximum is zero on
 the whole set is "dead" and never active.
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,14 +48,17 @@ def channel_frequency(phi: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tens
     return active_mask(phi, tau).float().mean(0)
 
 
-def selectivity_split(freq: torch.Tensor, dead: torch.Tensor, selective_below: float = 0.3,
-                      nonselective_above: float = 0.9) -> dict[str, torch.Tensor]:
+def selectivity_split(
+    freq: torch.Tensor, dead: torch.Tensor, selective_below: float = 0.3, nonselective_above: float = 0.9
+) -> dict[str, torch.Tensor]:
     """Split live channels by activation frequency into selective / intermediate / non-selective (claim 2)."""
     live = ~dead
-    return {"selective": live & (freq < selective_below),
-            "non-selective": live & (freq > nonselective_above),
-            "intermediate": live & (freq >= selective_below) & (freq <= nonselective_above),
-            "dead": dead.clone()}
+    return {
+        "selective": live & (freq < selective_below),
+        "non-selective": live & (freq > nonselective_above),
+        "intermediate": live & (freq >= selective_below) & (freq <= nonselective_above),
+        "dead": dead.clone(),
+    }
 
 
 def jaccard_matrix(mask: torch.Tensor) -> torch.Tensor:
@@ -66,7 +70,9 @@ def jaccard_matrix(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
 
 
-def overlap_within_across(mask: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> dict[str, float]:
+def overlap_within_across(
+    mask: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None
+) -> dict[str, float]:
     """Mean Jaccard overlap of active sets for pairs of the same class vs of different classes (claim 3),
     and their ratio (NaN when no pair spans two classes or the across-class overlap is zero). ``ids`` names
     the images (a bootstrap resample repeats some): pairs of an image with itself are left out."""
@@ -92,13 +98,24 @@ def sparsity_summary(phi: torch.Tensor, tau: float = DEFAULT_TAU, rel: float = 0
     live = phi[:, ~dead]
     frac = active_fraction(live, tau)
     q = torch.quantile(frac, torch.tensor([0.1, 0.5, 0.9]))
-    return {"channels": phi.shape[1], "dead": int(dead.sum()), "exact zeros": int(dead_channels(phi).sum()),
-            "active_frac_p10": q[0].item(), "active_frac_median": q[1].item(), "active_frac_p90": q[2].item(),
-            **selectivity_counts(phi, tau, rel=rel)}
+    return {
+        "channels": phi.shape[1],
+        "dead": int(dead.sum()),
+        "exact zeros": int(dead_channels(phi).sum()),
+        "active_frac_p10": q[0].item(),
+        "active_frac_median": q[1].item(),
+        "active_frac_p90": q[2].item(),
+        **selectivity_counts(phi, tau, rel=rel),
+    }
 
 
-def selectivity_counts(phi: torch.Tensor, tau: float = DEFAULT_TAU, selective_below: float = 0.3,
-                       nonselective_above: float = 0.9, rel: float = 0.01) -> dict[str, int]:
+def selectivity_counts(
+    phi: torch.Tensor,
+    tau: float = DEFAULT_TAU,
+    selective_below: float = 0.3,
+    nonselective_above: float = 0.9,
+    rel: float = 0.01,
+) -> dict[str, int]:
     """How many live channels (relative rule) are selective, intermediate and non-selective at threshold tau."""
     dead = relative_dead(phi, rel)
     split = selectivity_split(channel_frequency(phi, tau), dead, selective_below, nonselective_above)
@@ -110,8 +127,9 @@ def top_images(phi: torch.Tensor, channel: int, k: int = 8) -> torch.Tensor:
     return phi[:, channel].topk(min(k, phi.shape[0])).indices
 
 
-def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_frequency: float = 0.005,
-                   min_mass: float = 0.1) -> torch.Tensor:
+def most_selective(
+    phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_frequency: float = 0.005, min_mass: float = 0.1
+) -> torch.Tensor:
     """The n channels active on the fewest images (at least ``min_frequency`` of them) among those that carry
     real mass: their maximum reaches ``min_mass`` of the largest channel's maximum (no nearly dead channel)."""
     freq = channel_frequency(phi, tau)
@@ -122,6 +140,7 @@ def most_selective(phi: torch.Tensor, n: int = 3, tau: float = DEFAULT_TAU, min_
 
 
 # ------------------------------------------------------------------ threshold-free measures and fair controls
+
 
 def normalise(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
     """phi with each channel divided by its maximum over the images, restricted to live channels (the
@@ -139,7 +158,7 @@ def hoyer(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
     if c < 2:
         raise ValueError(f"Hoyer sparsity needs at least 2 live channels, got {c}")
     ratio = x.sum(1) / x.norm(dim=1).clamp(min=1e-12)
-    return (c ** 0.5 - ratio) / (c ** 0.5 - 1)
+    return (c**0.5 - ratio) / (c**0.5 - 1)
 
 
 def participation_ratio(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,7 +189,7 @@ def matched_tau(phi: torch.Tensor, median_fraction: float, iters: int = 40) -> f
         raise ValueError(f"median_fraction must be in [0, 1], got {median_fraction}")
     live = phi[:, ~relative_dead(phi)]
     lo, hi = 0.0, 1.0 - 1e-9
-    for _ in range(iters):            # the active fraction falls as tau grows: bisect
+    for _ in range(iters):  # the active fraction falls as tau grows: bisect
         mid = (lo + hi) / 2
         if active_fraction(live, mid).median().item() > median_fraction:
             lo = mid
@@ -179,15 +198,27 @@ def matched_tau(phi: torch.Tensor, median_fraction: float, iters: int = 40) -> f
     return (lo + hi) / 2
 
 
-def claim_numbers(pt: torch.Tensor, pu: torch.Tensor, labels: torch.Tensor, tau: float = DEFAULT_TAU,
-                  rel: float = 0.01, selective_below: float = 0.3, nonselective_above: float = 0.9) -> dict[str, float]:
+def claim_numbers(
+    pt: torch.Tensor,
+    pu: torch.Tensor,
+    labels: torch.Tensor,
+    tau: float = DEFAULT_TAU,
+    rel: float = 0.01,
+    selective_below: float = 0.3,
+    nonselective_above: float = 0.9,
+) -> dict[str, float]:
     """The point values of claims 1-3 (trained phi ``pt`` against its untrained twin ``pu`` on the same images):
     mean Hoyer difference, selective-channel difference against the density-matched control, and the
     within/across overlap difference against it; for the spread across training seeds."""
     live_t = pt[:, ~relative_dead(pt, rel)]
     t_u = matched_tau(pu[:, ~relative_dead(pu, rel)], active_fraction(live_t, tau).median().item())
-    sel = (selectivity_counts(pt, tau, selective_below, nonselective_above, rel)["selective"]
-           - selectivity_counts(pu, t_u, selective_below, nonselective_above, rel)["selective"])
-    return {"sparsity": (hoyer(pt, ~relative_dead(pt, rel)) - hoyer(pu, ~relative_dead(pu, rel))).mean().item(),
-            "selectivity": float(sel), "matched tau": t_u,
-            "subspaces": overlap_ratio(active_mask(pt, tau), labels) - overlap_ratio(active_mask(pu, t_u), labels)}
+    sel = (
+        selectivity_counts(pt, tau, selective_below, nonselective_above, rel)["selective"]
+        - selectivity_counts(pu, t_u, selective_below, nonselective_above, rel)["selective"]
+    )
+    return {
+        "sparsity": (hoyer(pt, ~relative_dead(pt, rel)) - hoyer(pu, ~relative_dead(pu, rel))).mean().item(),
+        "selectivity": float(sel),
+        "matched tau": t_u,
+        "subspaces": overlap_ratio(active_mask(pt, tau), labels) - overlap_ratio(active_mask(pu, t_u), labels),
+    }

@@ -1,6 +1,7 @@
 """Uncertainty of every reported score: percentile bootstrap intervals over images (paired when two
 representations are compared on the same images), rank correlation with an interval and a power
 estimate, and the rule that turns an interval into a verdict."""
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,9 @@ def _indices(n: int, n_boot: int, seed: int) -> torch.Tensor:
     return torch.randint(0, n, (n_boot, n), generator=g)
 
 
-def bootstrap(stat: Callable[[torch.Tensor], float], n: int, n_boot: int = 1000, level: float = 0.95,
-              seed: int = 0) -> Interval:
+def bootstrap(
+    stat: Callable[[torch.Tensor], float], n: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> Interval:
     """Percentile bootstrap of any statistic of n items: ``stat(idx)`` evaluated on resampled indices."""
     if n < 2:
         raise ValueError(f"a bootstrap needs at least 2 items, got {n}")
@@ -55,8 +57,9 @@ def bootstrap(stat: Callable[[torch.Tensor], float], n: int, n_boot: int = 1000,
     return Interval(point, float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)), level)
 
 
-def half_sample(stat: Callable[[torch.Tensor], float], n: int, n_rep: int = 200, level: float = 0.95,
-                seed: int = 0) -> Interval:
+def half_sample(
+    stat: Callable[[torch.Tensor], float], n: int, n_rep: int = 200, level: float = 0.95, seed: int = 0
+) -> Interval:
     """Interval of a statistic that duplicated items would bias (NMI, ARI, purity of a fixed clustering):
     recompute it on random halves drawn without replacement, whose spread matches that of the full-sample
     statistic (half-sampling), and centre that spread on the full-sample value."""
@@ -64,7 +67,7 @@ def half_sample(stat: Callable[[torch.Tensor], float], n: int, n_rep: int = 200,
         raise ValueError(f"half-sampling needs at least 4 items, got {n}")
     point = float(stat(torch.arange(n)))
     g = torch.Generator().manual_seed(seed)
-    reps = np.array([float(stat(torch.randperm(n, generator=g)[:n // 2].sort().values)) for _ in range(n_rep)])
+    reps = np.array([float(stat(torch.randperm(n, generator=g)[: n // 2].sort().values)) for _ in range(n_rep)])
     reps = reps[np.isfinite(reps)] - np.mean(reps[np.isfinite(reps)])
     a = (1 - level) / 2
     return Interval(point, point + float(np.quantile(reps, a)), point + float(np.quantile(reps, 1 - a)), level)
@@ -78,8 +81,9 @@ def mean_ci(values: torch.Tensor, n_boot: int = 2000, level: float = 0.95, seed:
     return Interval(v.mean().item(), float(np.quantile(means, a)), float(np.quantile(means, 1 - a)), level)
 
 
-def paired_diff_ci(a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, level: float = 0.95,
-                   seed: int = 0) -> Interval:
+def paired_diff_ci(
+    a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> Interval:
     """Interval of mean(a) - mean(b) for scores of the same images, resampling images jointly (paired)."""
     a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
     if a.shape != b.shape:
@@ -90,6 +94,7 @@ def paired_diff_ci(a: torch.Tensor, b: torch.Tensor, n_boot: int = 2000, level: 
 def spearman(x, y) -> float:
     """Spearman rank correlation (average ranks for ties)."""
     from scipy.stats import spearmanr
+
     return float(spearmanr(np.asarray(x), np.asarray(y)).statistic)
 
 

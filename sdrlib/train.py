@@ -3,6 +3,7 @@
 rate. A run folder is itself a resumable checkpoint (see ``checkpoints``), plus
 ``log.jsonl`` and optional snapshots ``step-NNNNNNN/`` kept for training-length studies.
 """
+
 from __future__ import annotations
 
 import errno
@@ -21,53 +22,52 @@ from . import checkpoints, data, distributed, noise, trainstate, utils
 from .evaluate import DEFAULT_SIGMAS, psnr_table
 from .unet import PRESETS, UNet, n_params, preset
 
-
 DECAYS = ("none", "cosine", "linear")
-MAX_SIGMA = 10.0   # noise levels are on the [0, 1] image scale; the authors trained up to 3
+MAX_SIGMA = 10.0  # noise levels are on the [0, 1] image scale; the authors trained up to 3
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; saved into every checkpoint's config.json."""
 
-    preset: str = "small"                 # architecture preset (sdrlib.unet.PRESETS)
-    data: str = "fashion-mnist"           # data set name (sdrlib.data.names()) or folder:PATH
-    size: int | None = None               # image size (None: the data set's default, 32)
-    crop: int = 0                         # textures: side of the square cut from a photograph (0: the default, 64)
-    batch: int = 64                       # images per optimisation step (the global batch under torchrun)
-    lr: float = 1e-3                      # Adam learning rate (the peak, after any warm-up)
-    lr_halve_every: int = 0               # halve the learning rate every this many steps (0: never)
-    warmup: int = 0                       # linear learning-rate warm-up over the first this many steps
-    decay: str = "none"                   # final decay phase: "none", "cosine" or "linear", down to lr * lr_final
-    decay_steps: int = 0                  # length of the final decay phase (the last decay_steps before `steps`)
-    lr_final: float = 0.1                 # learning-rate factor reached at the end of the decay phase
-    ema: float = 0.0                      # EMA decay of the weights per step (e.g. 0.999; 0: no EMA)
-    steps: int = 10_000                   # total optimisation steps (the schedule's horizon)
-    minutes: float = 0.0                  # stop (and checkpoint) after this wall time; 0: no limit
-    sigma_law: str = "uniform"            # "uniform" or "sqrt-uniform"
-    sigma_min: float = 0.0                # smallest training noise level (images in [0, 1])
-    sigma_max: float = 1.0                # largest training noise level (the authors: up to 3, i.e. 765/255)
-    weighted: bool = False                # divide the loss by sigma^2
-    hflip: bool = False                   # random horizontal flips
-    norm: str = ""                        # override the preset's norm ("scale", "group", "none")
-    gain_init: str = ""                   # override the scale-norm gain init ("paper", "positive", "ones")
-    seed: int = 0                         # seeds the initial weights, the data order and the noise
-    device: str = "auto"                  # "auto" (cuda, mps, cpu), or a torch device string
-    channels_last: bool = True            # channels-last memory layout (faster convolutions)
-    bf16: bool = False                    # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
-    compile: bool = False                 # torch.compile the network (CUDA; no gain on the CPUs measured here)
-    threads: int = 0                      # torch CPU threads (0: torch's default)
-    log_every: int = 50                   # steps between two lines of the training log
-    eval_every: int = 500                 # steps between two held-out PSNR evaluations
-    ckpt_every: int = 1000                # steps between two (resumable) checkpoints
-    snapshots: tuple[int, ...] = ()       # steps at which to keep a permanent copy of the weights
-    snapshot_every: int = 0               # also keep a copy every this many steps (0: never)
-    eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS   # noise levels of the held-out PSNR evaluations
-    n_eval: int = 256                     # held-out images for the PSNR log
-    max_train: int = 0                    # use only this many training images (0: all)
-    holdout_every: int = 0                # never train on every k-th class (label % k == k-1); 0: none
-    out: str = "runs/default"             # the run folder (a resumable checkpoint)
-    progress: bool = True                 # show a progress bar
+    preset: str = "small"  # architecture preset (sdrlib.unet.PRESETS)
+    data: str = "fashion-mnist"  # data set name (sdrlib.data.names()) or folder:PATH
+    size: int | None = None  # image size (None: the data set's default, 32)
+    crop: int = 0  # textures: side of the square cut from a photograph (0: the default, 64)
+    batch: int = 64  # images per optimisation step (the global batch under torchrun)
+    lr: float = 1e-3  # Adam learning rate (the peak, after any warm-up)
+    lr_halve_every: int = 0  # halve the learning rate every this many steps (0: never)
+    warmup: int = 0  # linear learning-rate warm-up over the first this many steps
+    decay: str = "none"  # final decay phase: "none", "cosine" or "linear", down to lr * lr_final
+    decay_steps: int = 0  # length of the final decay phase (the last decay_steps before `steps`)
+    lr_final: float = 0.1  # learning-rate factor reached at the end of the decay phase
+    ema: float = 0.0  # EMA decay of the weights per step (e.g. 0.999; 0: no EMA)
+    steps: int = 10_000  # total optimisation steps (the schedule's horizon)
+    minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0: no limit
+    sigma_law: str = "uniform"  # "uniform" or "sqrt-uniform"
+    sigma_min: float = 0.0  # smallest training noise level (images in [0, 1])
+    sigma_max: float = 1.0  # largest training noise level (the authors: up to 3, i.e. 765/255)
+    weighted: bool = False  # divide the loss by sigma^2
+    hflip: bool = False  # random horizontal flips
+    norm: str = ""  # override the preset's norm ("scale", "group", "none")
+    gain_init: str = ""  # override the scale-norm gain init ("paper", "positive", "ones")
+    seed: int = 0  # seeds the initial weights, the data order and the noise
+    device: str = "auto"  # "auto" (cuda, mps, cpu), or a torch device string
+    channels_last: bool = True  # channels-last memory layout (faster convolutions)
+    bf16: bool = False  # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
+    compile: bool = False  # torch.compile the network (CUDA; no gain on the CPUs measured here)
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    log_every: int = 50  # steps between two lines of the training log
+    eval_every: int = 500  # steps between two held-out PSNR evaluations
+    ckpt_every: int = 1000  # steps between two (resumable) checkpoints
+    snapshots: tuple[int, ...] = ()  # steps at which to keep a permanent copy of the weights
+    snapshot_every: int = 0  # also keep a copy every this many steps (0: never)
+    eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS  # noise levels of the held-out PSNR evaluations
+    n_eval: int = 256  # held-out images for the PSNR log
+    max_train: int = 0  # use only this many training images (0: all)
+    holdout_every: int = 0  # never train on every k-th class (label % k == k-1); 0: none
+    out: str = "runs/default"  # the run folder (a resumable checkpoint)
+    progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
         self.snapshots = tuple(int(s) for s in self.snapshots)
@@ -75,22 +75,32 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}")
         levels = preset(self.preset).levels
-        k = 2 ** levels
+        k = 2**levels
         if self.size is not None and (not isinstance(self.size, int) or self.size < max(8, k) or self.size % k):
-            raise ValueError(f"size must be a multiple of {k} and at least {max(8, k)} (preset {self.preset!r} halves "
-                             f"the image {levels} times), got {self.size!r}")
+            raise ValueError(
+                f"size must be a multiple of {k} and at least {max(8, k)} (preset {self.preset!r} halves "
+                f"the image {levels} times), got {self.size!r}"
+            )
         if self.sigma_law not in noise.LAWS:
             raise ValueError(f"unknown sigma law {self.sigma_law!r}; expected one of {noise.LAWS}")
         noise.check_range(self.sigma_min, self.sigma_max)
         noise.check_sigma(list(self.eval_sigmas))
-        for name, top in (("batch", 65_536), ("steps", 10 ** 9), ("log_every", 10 ** 9), ("eval_every", 10 ** 9),
-                          ("ckpt_every", 10 ** 9), ("n_eval", 10 ** 7)):
+        for name, top in (
+            ("batch", 65_536),
+            ("steps", 10**9),
+            ("log_every", 10**9),
+            ("eval_every", 10**9),
+            ("ckpt_every", 10**9),
+            ("n_eval", 10**7),
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or not 1 <= v <= top:
                 raise ValueError(f"{name} must be an integer in [1, {top:,}], got {v!r}")
         if self.sigma_max > MAX_SIGMA or any(s > MAX_SIGMA for s in self.eval_sigmas):
-            raise ValueError(f"noise levels above {MAX_SIGMA} (images in [0, 1]) are not meaningful, got "
-                             f"sigma_max={self.sigma_max}, eval_sigmas={list(self.eval_sigmas)}")
+            raise ValueError(
+                f"noise levels above {MAX_SIGMA} (images in [0, 1]) are not meaningful, got "
+                f"sigma_max={self.sigma_max}, eval_sigmas={list(self.eval_sigmas)}"
+            )
         if self.minutes < 0 or self.threads < 0:
             raise ValueError(f"minutes and threads must be >= 0, got {self.minutes}, {self.threads}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -101,8 +111,10 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.decay != "none" and not 0 < self.decay_steps <= self.steps:
-            raise ValueError(f"decay {self.decay!r} needs 0 < decay_steps <= steps ({self.steps}), "
-                             f"got decay_steps={self.decay_steps}")
+            raise ValueError(
+                f"decay {self.decay!r} needs 0 < decay_steps <= steps ({self.steps}), "
+                f"got decay_steps={self.decay_steps}"
+            )
         if not 0 <= self.lr_final <= 1:
             raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final}")
         if not 0 <= self.ema < 1:
@@ -136,8 +148,11 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
     """A freshly initialised UNet for this run, seeded by cfg.seed."""
-    over = {"in_channels": in_channels, **({"norm": cfg.norm} if cfg.norm else {}),
-            **({"gain_init": cfg.gain_init} if cfg.gain_init else {})}
+    over = {
+        "in_channels": in_channels,
+        **({"norm": cfg.norm} if cfg.norm else {}),
+        **({"gain_init": cfg.gain_init} if cfg.gain_init else {}),
+    }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return UNet(preset(cfg.preset, **over))
@@ -148,16 +163,20 @@ def data_kwargs(cfg: TrainConfig) -> dict:
     return {"size": cfg.size, **({"crop": cfg.crop} if cfg.crop else {})}
 
 
-def draw_batch(x, cfg: TrainConfig, gen: torch.Generator, dd: distributed.Dist,
-               gen_dev: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def draw_batch(
+    x, cfg: TrainConfig, gen: torch.Generator, dd: distributed.Dist, gen_dev: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One training batch (SPEC 1): the global batch's randomness drawn alike on every rank (image indices,
     flips, sigma from the law, then the noise z), and this rank's shard: clean x, noisy y = x + sigma z, sigma."""
     idx = torch.randint(0, x.shape[0], (cfg.batch,), generator=gen)
     flip = torch.rand(cfg.batch, generator=gen) < 0.5 if cfg.hflip else None
     sigma = noise.sample_sigma(cfg.batch, cfg.sigma_law, cfg.sigma_min, cfg.sigma_max, gen)
     shape = (cfg.batch, *x.shape[1:])
-    z = torch.randn(shape, generator=gen_dev, device=dd.device) if gen_dev is not None \
+    z = (
+        torch.randn(shape, generator=gen_dev, device=dd.device)
+        if gen_dev is not None
         else torch.randn(shape, generator=gen)
+    )
     xb = x[dd.shard(idx)].to(dd.device)
     if flip is not None:
         xb = torch.where(dd.shard(flip).to(dd.device).view(-1, 1, 1, 1), xb.flip(-1), xb)
@@ -187,8 +206,10 @@ def _check_resume(out: Path, cfg: TrainConfig, ck: checkpoints.Checkpoint, model
     same = ("preset", "data", "size", "crop", "holdout_every", "max_train", "batch", "norm", "gain_init", "seed")
     diff = [f"{k}={getattr(old, k)!r} (asked {getattr(cfg, k)!r})" for k in same if getattr(old, k) != getattr(cfg, k)]
     if diff or ck.model.cfg != model.cfg:
-        raise ValueError(f"cannot resume {out} with a different set-up: it was trained with "
-                         f"{', '.join(diff) or 'another architecture'}; start a new --out instead")
+        raise ValueError(
+            f"cannot resume {out} with a different set-up: it was trained with "
+            f"{', '.join(diff) or 'another architecture'}; start a new --out instead"
+        )
 
 
 def _check_writable(out: Path) -> None:
@@ -200,26 +221,36 @@ def _check_writable(out: Path) -> None:
     if not p.is_dir():
         raise NotADirectoryError(f"--out {out}: {p} is a file, not a folder")
     if not os.access(p, os.W_OK | os.X_OK):
-        raise PermissionError(f"--out {out}: cannot write in {p} (permission denied or a read-only file system); "
-                              "choose a writable folder")
+        raise PermissionError(
+            f"--out {out}: cannot write in {p} (permission denied or a read-only file system); choose a writable folder"
+        )
 
 
 def _save_failed(e: OSError, out: Path, path: Path, step: int) -> OSError:
     """The error of a checkpoint save that failed (disk full, no permission): what is kept, and how to go on."""
-    fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
-        "make it writable" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "fix the cause"
+    fix = (
+        "free some space"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT)
+        else "make it writable"
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        else "fix the cause"
+    )
     try:
         previous = checkpoints.read_config(out)["step"] if checkpoints.exists(out) else None
     except (OSError, ValueError, KeyError):
         previous = "?"
-    kept = (f"the previous checkpoint in {out} (step {previous}) is intact; {fix}, then continue with "
-            f"'sdr train --out {out} --resume'") if previous is not None else \
-        f"no checkpoint was written; {fix}, then start the run again"
+    kept = (
+        (
+            f"the previous checkpoint in {out} (step {previous}) is intact; {fix}, then continue with "
+            f"'sdr train --out {out} --resume'"
+        )
+        if previous is not None
+        else f"no checkpoint was written; {fix}, then start the run again"
+    )
     return OSError(e.errno, f"could not save the checkpoint of step {step} to {path}: {e.strerror or e}; {kept}")
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
-          command: str | None = None) -> Path:
+def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, command: str | None = None) -> Path:
     """Run (or resume) training; checkpoints into cfg.out; returns the run folder. Under ``torchrun`` every
     process trains its shard of each batch and rank 0 writes (see ``distributed``).
 
@@ -243,7 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
     ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()} if cfg.ema else None
     if out.is_dir() and dd.main:
-        checkpoints.finish_pending(out)          # a save that a kill interrupted: complete it or drop it
+        checkpoints.finish_pending(out)  # a save that a kill interrupted: complete it or drop it
     dd.barrier()
     if resume:
         if not checkpoints.exists(out):
@@ -252,7 +283,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         _check_resume(out, cfg, ck, model)
         model.load_state_dict(ck.model.state_dict())
         step, elapsed, cpu = trainstate.unpack(ck.state, opt, gen, gen_dev)
-        if ema is not None:        # switched on at resume: the EMA starts from the current weights
+        if ema is not None:  # switched on at resume: the EMA starts from the current weights
             src = ck.ema if ck.ema is not None else model.state_dict()
             ema = {k: v.detach().float().clone().to(dd.device) for k, v in src.items()}
         log, commands = ck.log, ck.config.get("commands", [])
@@ -264,17 +295,27 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     if cfg.compile:
         net = torch.compile(net)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    extra = {"train": cfg.to_dict(), "data_kwargs": data_kwargs(cfg), "data_fingerprint": fingerprint,
-             "data_classes": train_set.classes, "held_out_classes": held_out, "n_train": len(train_set),
-             "n_params": n_params(model), "command": command, "commands": commands + [command],
-             "device": str(dd.device), "processes": dd.world, "torch": torch.__version__}
+    extra = {
+        "train": cfg.to_dict(),
+        "data_kwargs": data_kwargs(cfg),
+        "data_fingerprint": fingerprint,
+        "data_classes": train_set.classes,
+        "held_out_classes": held_out,
+        "n_train": len(train_set),
+        "n_params": n_params(model),
+        "command": command,
+        "commands": commands + [command],
+        "device": str(dd.device),
+        "processes": dd.world,
+        "torch": torch.__version__,
+    }
 
     def save(path: Path, with_state: bool = True) -> None:
         if dd.main:
             st = trainstate.pack(opt, gen, step, elapsed, cpu, gen_dev) if with_state else None
             info = {**extra, "step": step, "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1)}
             net, keep = model, ema
-            if not with_state and ema is not None:     # a snapshot keeps one set of weights: the EMA
+            if not with_state and ema is not None:  # a snapshot keeps one set of weights: the EMA
                 net, keep, info["snapshot_weights"] = trainstate.with_weights(model, ema), None, "ema"
             try:
                 checkpoints.save(path, net, info, log, st, keep)
@@ -292,12 +333,21 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         model.train()
         log.append(rec)
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and dd.main), unit="step",
-               desc=f"train {cfg.preset}/{cfg.data}", dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        disable=not (cfg.progress and dd.main),
+        unit="step",
+        desc=f"train {cfg.preset}/{cfg.data}",
+        dynamic_ncols=True,
+    )
     last_stop = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     t0, c0, run_loss, run_n = time.perf_counter() - elapsed, time.process_time() - cpu, 0.0, 0
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and dd.device.type == "cuda" \
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if cfg.bf16 and dd.device.type == "cuda"
         else trainstate.null_context()
+    )
     model.train()
     if step == 0:
         evaluate()
@@ -323,9 +373,16 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
             run_loss, run_n = run_loss + loss.item(), run_n + 1
             if step % cfg.log_every == 0 or step == last_stop:
                 mean_loss = dd.mean(run_loss / run_n)
-                log.append({"step": step, "loss": mean_loss, "lr": lr_at(cfg, step - 1),
-                            "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1),
-                            "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1)})
+                log.append(
+                    {
+                        "step": step,
+                        "loss": mean_loss,
+                        "lr": lr_at(cfg, step - 1),
+                        "elapsed_s": round(elapsed, 1),
+                        "cpu_s": round(cpu, 1),
+                        "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1),
+                    }
+                )
                 bar.set_postfix(loss=f"{mean_loss:.2e}")
                 run_loss, run_n = 0.0, 0
             if step % cfg.eval_every == 0 or step == cfg.steps:

@@ -2,6 +2,7 @@
 generators, the clocks, the EMA of the weights; packed into plain tensors for ``state.safetensors``
 (nothing pickled), and restored bit-exactly on resume. Also the signal handling that turns a kill
 request into a checkpoint."""
+
 from __future__ import annotations
 
 import copy
@@ -23,11 +24,21 @@ def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: floa
         ema[k].lerp_(v.detach().float(), 1 - decay)
 
 
-def pack(opt: torch.optim.Optimizer, gen: torch.Generator, step: int, elapsed: float, cpu: float = 0.0,
-         gen_dev: torch.Generator | None = None) -> dict:
+def pack(
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    step: int,
+    elapsed: float,
+    cpu: float = 0.0,
+    gen_dev: torch.Generator | None = None,
+) -> dict:
     """Optimizer moments, RNG states and clocks as plain tensors (safetensors, nothing pickled)."""
-    st = {"step": torch.tensor([step], dtype=torch.int64), "elapsed": torch.tensor([elapsed], dtype=torch.float64),
-          "cpu": torch.tensor([cpu], dtype=torch.float64), "rng": gen.get_state()}
+    st = {
+        "step": torch.tensor([step], dtype=torch.int64),
+        "elapsed": torch.tensor([elapsed], dtype=torch.float64),
+        "cpu": torch.tensor([cpu], dtype=torch.float64),
+        "rng": gen.get_state(),
+    }
     if gen_dev is not None:
         st["rng_dev"] = gen_dev.get_state()
     for i, s in opt.state_dict()["state"].items():
@@ -36,8 +47,9 @@ def pack(opt: torch.optim.Optimizer, gen: torch.Generator, step: int, elapsed: f
     return st
 
 
-def unpack(st: dict, opt: torch.optim.Optimizer, gen: torch.Generator,
-           gen_dev: torch.Generator | None = None) -> tuple[int, float, float]:
+def unpack(
+    st: dict, opt: torch.optim.Optimizer, gen: torch.Generator, gen_dev: torch.Generator | None = None
+) -> tuple[int, float, float]:
     """Restore what ``pack`` saved into the optimiser and generators; returns (step, elapsed, cpu seconds)."""
     sd = opt.state_dict()
     state: dict[int, dict] = {}
@@ -66,6 +78,7 @@ def interrupt_on_signals():
     background jobs, where the shell starts Python with SIGINT ignored; returns a function restoring the handlers."""
     import signal
     import threading
+
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 

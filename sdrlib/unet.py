@@ -6,9 +6,9 @@ conv 3x3 -> norm -> ReLU; the first conv has no norm. ``UNet.blocks(y)`` returns
 post-ReLU output of every block ("enc1".."encL", "mid", "decL".."dec1"), which is what
 the representation phi averages (SPEC section 2).
 """
+
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,18 +27,18 @@ class UNetConfig:
     """Architecture of the blind UNet; the defaults are the paper's model (preset ``paper``)."""
 
     in_channels: int = 1
-    widths: tuple[int, ...] = (64, 128, 256)      # encoder level widths
-    mid_width: int = 512                         # middle-block width
-    enc_layers: int = 2                          # conv layers per encoder level
-    mid_layers: int = 3                          # conv layers in the middle block
-    dec_layers: tuple[int, ...] = (7, 6, 5)      # conv layers per decoder level, deepest first
-    norm: str = "scale"                          # "scale" (the paper's), "group" or "none"
-    norm_gain_init: float = 0.025                # |initial gain| bound of the scale norm
-    gain_init: str = "paper"                     # scale-norm gains: "paper" (small, either sign), "positive"
-                                                 # (their absolute values) or "ones"
+    widths: tuple[int, ...] = (64, 128, 256)  # encoder level widths
+    mid_width: int = 512  # middle-block width
+    enc_layers: int = 2  # conv layers per encoder level
+    mid_layers: int = 3  # conv layers in the middle block
+    dec_layers: tuple[int, ...] = (7, 6, 5)  # conv layers per decoder level, deepest first
+    norm: str = "scale"  # "scale" (the paper's), "group" or "none"
+    norm_gain_init: float = 0.025  # |initial gain| bound of the scale norm
+    gain_init: str = "paper"  # scale-norm gains: "paper" (small, either sign), "positive"
+    # (their absolute values) or "ones"
     bias: bool = True
-    skips: bool = True                           # ordinary UNet skip connections
-    residual: bool = False                       # True: x_hat = y - f(y) (noise prediction)
+    skips: bool = True  # ordinary UNet skip connections
+    residual: bool = False  # True: x_hat = y - f(y) (noise prediction)
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
@@ -50,11 +50,14 @@ class UNetConfig:
         if not self.widths or any(w < 1 for w in self.widths) or self.mid_width < 1:
             raise ValueError(f"widths must be positive, got widths={self.widths}, mid_width={self.mid_width}")
         if len(self.dec_layers) != len(self.widths):
-            raise ValueError(f"dec_layers needs one entry per encoder level ({len(self.widths)}), "
-                             f"got {self.dec_layers}")
+            raise ValueError(
+                f"dec_layers needs one entry per encoder level ({len(self.widths)}), got {self.dec_layers}"
+            )
         if self.enc_layers < 1 or self.mid_layers < 1 or min(self.dec_layers) < 1:
-            raise ValueError("every block needs at least one layer, got "
-                             f"enc_layers={self.enc_layers}, mid_layers={self.mid_layers}, dec_layers={self.dec_layers}")
+            raise ValueError(
+                "every block needs at least one layer, got "
+                f"enc_layers={self.enc_layers}, mid_layers={self.mid_layers}, dec_layers={self.dec_layers}"
+            )
         if self.in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
 
@@ -121,8 +124,9 @@ def _norm(kind: str, channels: int, cfg: UNetConfig) -> nn.Module:
 
 def _layer(cin: int, cout: int, cfg: UNetConfig, norm: bool = True) -> nn.Sequential:
     """One layer: conv 3x3 (zero padding 1) -> norm -> ReLU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=cfg.bias),
-                         _norm(cfg.norm if norm else "none", cout, cfg), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=cfg.bias), _norm(cfg.norm if norm else "none", cout, cfg), nn.ReLU()
+    )
 
 
 def _stack(cin: int, cout: int, n: int, cfg: UNetConfig, first_norm: bool = True) -> nn.Sequential:
@@ -138,12 +142,13 @@ class UNet(nn.Module):
         w, L = cfg.widths, cfg.levels
         self.enc = nn.ModuleList(
             _stack(cfg.in_channels if i == 0 else w[i - 1], w[i], cfg.enc_layers, cfg, first_norm=(i > 0))
-            for i in range(L))
+            for i in range(L)
+        )
         self.mid = _stack(w[-1], cfg.mid_width, cfg.mid_layers, cfg)
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         cin = cfg.mid_width
-        for i, n in zip(reversed(range(L)), cfg.dec_layers):   # deepest level first
+        for i, n in zip(reversed(range(L)), cfg.dec_layers):  # deepest level first
             self.up.append(nn.ConvTranspose2d(cin, cin // 2, 2, stride=2, bias=False))
             cat = cin // 2 + (w[i] if cfg.skips else 0)
             self.dec.append(_stack(cat, w[i], n, cfg))
@@ -167,7 +172,7 @@ class UNet(nn.Module):
 
     def check_input(self, y: torch.Tensor) -> None:
         """Raise ValueError unless y is (N, in_channels, H, W) with H, W divisible by 2**levels and finite."""
-        c, k = self.cfg.in_channels, 2 ** self.cfg.levels
+        c, k = self.cfg.in_channels, 2**self.cfg.levels
         if not isinstance(y, torch.Tensor) or y.ndim != 4:
             shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise ValueError(f"expected a 4-D tensor (N, {c}, H, W), got {shape}")
@@ -180,8 +185,9 @@ class UNet(nn.Module):
             raise ValueError(f"image size {h}x{w} must be a positive multiple of {k} (2**{self.cfg.levels} levels)")
         bad = ~torch.isfinite(y)
         if bad.any():
-            raise ValueError(f"input contains {int(bad.sum())} NaN or infinite pixel value(s) of {y.numel()}; "
-                             "expected finite values")
+            raise ValueError(
+                f"input contains {int(bad.sum())} NaN or infinite pixel value(s) of {y.numel()}; expected finite values"
+            )
 
     def _trunk(self, y: torch.Tensor, keep: dict[str, torch.Tensor] | None, upto: int) -> torch.Tensor | None:
         """Run the blocks in order, storing each in ``keep``; stop after block number ``upto`` of
@@ -258,14 +264,14 @@ def _span(cfg: UNetConfig, block: str, pos: int) -> tuple[int, int]:
     conv maps unit u to u // 2 of the coarser map, and a skip joins the encoder's span."""
     L = cfg.levels
 
-    def enc(i: int, a: int, b: int) -> tuple[int, int]:        # span at the output of encoder level i
+    def enc(i: int, a: int, b: int) -> tuple[int, int]:  # span at the output of encoder level i
         a, b = a - cfg.enc_layers, b + cfg.enc_layers
         return (a, b) if i == 0 else enc(i - 1, 2 * a, 2 * b + 1)
 
     def mid(a: int, b: int) -> tuple[int, int]:
         return enc(L - 1, 2 * (a - cfg.mid_layers), 2 * (b + cfg.mid_layers) + 1)
 
-    def dec(j: int, a: int, b: int) -> tuple[int, int]:        # span at the output of decoder stage j
+    def dec(j: int, a: int, b: int) -> tuple[int, int]:  # span at the output of decoder stage j
         a, b = a - cfg.dec_layers[j], b + cfg.dec_layers[j]
         up = mid(a // 2, b // 2) if j == 0 else dec(j - 1, a // 2, b // 2)
         if not cfg.skips:
@@ -288,4 +294,4 @@ def receptive_field(cfg: UNetConfig, block: str = "mid") -> int:
     names = [f"enc{i + 1}" for i in range(cfg.levels)] + ["mid"] + [f"dec{i}" for i in range(cfg.levels, 0, -1)]
     if block not in names + ["out"]:
         raise ValueError(f"unknown block {block!r}; expected one of {names + ['out']}")
-    return max(b - a + 1 for a, b in (_span(cfg, block, p) for p in range(2 ** cfg.levels)))
+    return max(b - a + 1 for a, b in (_span(cfg, block, p) for p in range(2**cfg.levels)))

@@ -1,5 +1,6 @@
 """Small helpers every module shares: device choice, the cache directory, the one atomic-write
 helper, and dataclass <-> dict with one rule for unknown keys."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,6 +63,7 @@ def field_docs(cls: type) -> dict[str, str]:
     """The comment written after each field of a dataclass (its one place of documentation), by name."""
     import inspect
     import re
+
     docs: dict[str, str] = {}
     last = None
     for line in inspect.getsource(cls).splitlines():
@@ -69,7 +71,7 @@ def field_docs(cls: type) -> dict[str, str]:
         if m and m.group(1) in {f.name for f in dataclasses.fields(cls)}:
             last = m.group(1)
             docs[last] = (m.group(2) or "").strip()
-        elif last and re.match(r"\s+#\s*(.*)$", line):     # a comment continued on the next line
+        elif last and re.match(r"\s+#\s*(.*)$", line):  # a comment continued on the next line
             docs[last] = (docs[last] + " " + line.strip()[1:].strip()).strip()
         else:
             last = None

@@ -5,6 +5,7 @@ and the verdict into the executed notebook under stable keys (myst-nb ``glue``),
 against the one ``checkpoints/references.yaml`` expects. :func:`page` writes ``book/verdicts.md``, whose
 table pastes those keys from the chapters (``{glue:text}`chapter::key:s```), so no number on it is typed.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,38 +19,71 @@ from .stats import VERDICTS, Interval
 class Claim:
     """One claim of the paper as the book tests it."""
 
-    key: str        # stable identifier (glue keys, references.yaml)
-    chapter: str    # the notebook that tests it, e.g. "02_sparse"
-    claim: str      # what the paper says
-    test: str       # what the book measures
-    control: str    # what it is compared with
+    key: str  # stable identifier (glue keys, references.yaml)
+    chapter: str  # the notebook that tests it, e.g. "02_sparse"
+    claim: str  # what the paper says
+    test: str  # what the book measures
+    control: str  # what it is compared with
 
 
 CLAIMS = (
-    Claim("denoiser", "01_denoiser", "The blind network is a competent denoiser",
-          "PSNR margin over the best classical method at sigma 0.1-0.4 (smallest over sigma)",
-          "BM3D, non-local means, wavelet shrinkage, each told the true sigma"),
-    Claim("sparsity", "02_sparse", "1. phi is sparse: few channels are active per image",
-          "Hoyer sparsity of each image's phi (live channels, each scaled by its maximum), trained minus control",
-          "untrained network of the same architecture, same images and noise"),
-    Claim("selectivity", "02_sparse", "2. Channels split into selective and non-selective ones",
-          "selective live channels (active on < 30 % of images), trained minus control",
-          "untrained network read at a density-matched threshold"),
-    Claim("subspaces", "02_sparse", "3. Similar images share active channels (union of subspaces)",
-          "Jaccard overlap of active sets, within / across classes, trained minus control",
-          "untrained network read at a density-matched threshold"),
-    Claim("distances", "03_distances", "4. Euclidean distances in phi are semantic",
-          "10-NN label agreement of the middle block, minus the better of its two controls (paired over queries)",
-          "raw pixels; untrained network's middle block"),
-    Claim("middle-block", "03_distances", "4'. The middle block is the semantic one",
-          "10-NN agreement of the middle block minus that of the best other block (paired over queries)",
-          "every other block of the same network"),
-    Claim("reconstruction", "04_reconstruction", "5. Self-guided samples share the target's content",
-          "samples' class by a pixel-space classifier that never sees phi: agreement with the target's, guided "
-          "minus unconditional", "unconditional samples of the same network"),
-    Claim("density-distance", "04_reconstruction", "6. phi distance tracks the distance between conditional densities",
-          "Spearman correlation between phi distance and energy distance of the sample sets, over target pairs",
-          "none (a rank correlation of 0)"),
+    Claim(
+        "denoiser",
+        "01_denoiser",
+        "The blind network is a competent denoiser",
+        "PSNR margin over the best classical method at sigma 0.1-0.4 (smallest over sigma)",
+        "BM3D, non-local means, wavelet shrinkage, each told the true sigma",
+    ),
+    Claim(
+        "sparsity",
+        "02_sparse",
+        "1. phi is sparse: few channels are active per image",
+        "Hoyer sparsity of each image's phi (live channels, each scaled by its maximum), trained minus control",
+        "untrained network of the same architecture, same images and noise",
+    ),
+    Claim(
+        "selectivity",
+        "02_sparse",
+        "2. Channels split into selective and non-selective ones",
+        "selective live channels (active on < 30 % of images), trained minus control",
+        "untrained network read at a density-matched threshold",
+    ),
+    Claim(
+        "subspaces",
+        "02_sparse",
+        "3. Similar images share active channels (union of subspaces)",
+        "Jaccard overlap of active sets, within / across classes, trained minus control",
+        "untrained network read at a density-matched threshold",
+    ),
+    Claim(
+        "distances",
+        "03_distances",
+        "4. Euclidean distances in phi are semantic",
+        "10-NN label agreement of the middle block, minus the better of its two controls (paired over queries)",
+        "raw pixels; untrained network's middle block",
+    ),
+    Claim(
+        "middle-block",
+        "03_distances",
+        "4'. The middle block is the semantic one",
+        "10-NN agreement of the middle block minus that of the best other block (paired over queries)",
+        "every other block of the same network",
+    ),
+    Claim(
+        "reconstruction",
+        "04_reconstruction",
+        "5. Self-guided samples share the target's content",
+        "samples' class by a pixel-space classifier that never sees phi: agreement with the target's, guided "
+        "minus unconditional",
+        "unconditional samples of the same network",
+    ),
+    Claim(
+        "density-distance",
+        "04_reconstruction",
+        "6. phi distance tracks the distance between conditional densities",
+        "Spearman correlation between phi distance and energy distance of the sample sets, over target pairs",
+        "none (a rank correlation of 0)",
+    ),
 )
 BY_KEY = {c.key: c for c in CLAIMS}
 
@@ -59,8 +93,9 @@ def glue_key(claim: str, reference: str, what: str) -> str:
     return f"{claim}--{re.sub(r'[^A-Za-z0-9_-]', '-', reference)}--{what}"
 
 
-def record(claim: str, reference: str, number: Interval, verdict: str, fmt: str = ".3f",
-           expected: str | None = None) -> dict:
+def record(
+    claim: str, reference: str, number: Interval, verdict: str, fmt: str = ".3f", expected: str | None = None
+) -> dict:
     """Glue a claim's number and verdict for one reference into the notebook (for the verdict page), and
     return the row; raise AssertionError when ``expected`` (from references.yaml) differs from the verdict."""
     if claim not in BY_KEY:
@@ -68,28 +103,44 @@ def record(claim: str, reference: str, number: Interval, verdict: str, fmt: str 
     if verdict not in VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r}; expected one of {VERDICTS}")
     from myst_nb import glue
+
     glue(glue_key(claim, reference, "number"), number.fmt(fmt), display=False)
     glue(glue_key(claim, reference, "verdict"), verdict, display=False)
-    row = {"claim": BY_KEY[claim].claim, "reference": reference, "number [95 % CI]": number.fmt(fmt),
-           "verdict": verdict}
+    row = {
+        "claim": BY_KEY[claim].claim,
+        "reference": reference,
+        "number [95 % CI]": number.fmt(fmt),
+        "verdict": verdict,
+    }
     if expected is not None and expected != verdict:
-        raise AssertionError(f"{reference}: claim {claim!r} now {verdict} ({number.fmt(fmt)}), but "
-                             f"checkpoints/references.yaml expects {expected}: update the text and the file")
+        raise AssertionError(
+            f"{reference}: claim {claim!r} now {verdict} ({number.fmt(fmt)}), but "
+            f"checkpoints/references.yaml expects {expected}: update the text and the file"
+        )
     return row
 
 
 def page(references: list[str]) -> str:
     """The Markdown of the verdict page: a table per claim, one row per reference, every value pasted."""
-    lines = ["# Verdicts", "",
-             "Every claim of the paper that the book tests, on every reference network: the test, the control, "
-             "the measured number with its 95 % bootstrap interval, and the verdict. The values are pasted from "
-             "the chapters' executed notebooks; none is typed here. A verdict is *holds* when the interval lies "
-             "on the claim's side of zero, *fails* when it lies on the other side, *undecided* when it straddles "
-             "zero, and *holds weakly* when it holds but by less than the size the chapter names.", ""]
+    lines = [
+        "# Verdicts",
+        "",
+        "Every claim of the paper that the book tests, on every reference network: the test, the control, "
+        "the measured number with its 95 % bootstrap interval, and the verdict. The values are pasted from "
+        "the chapters' executed notebooks; none is typed here. A verdict is *holds* when the interval lies "
+        "on the claim's side of zero, *fails* when it lies on the other side, *undecided* when it straddles "
+        "zero, and *holds weakly* when it holds but by less than the size the chapter names.",
+        "",
+    ]
     for c in CLAIMS:
-        lines += [f"## {c.claim}", "", f"**Test**: {c.test}. **Control**: {c.control}. "
-                  f"**Where**: {{doc}}`{c.chapter}`.", "",
-                  "| reference | number [95 % CI] | verdict |", "|---|---|---|"]
+        lines += [
+            f"## {c.claim}",
+            "",
+            f"**Test**: {c.test}. **Control**: {c.control}. **Where**: {{doc}}`{c.chapter}`.",
+            "",
+            "| reference | number [95 % CI] | verdict |",
+            "|---|---|---|",
+        ]
         for r in references:
             num = f"{{glue:text}}`{c.chapter}.ipynb::{glue_key(c.key, r, 'number')}:s`"
             ver = f"{{glue:text}}`{c.chapter}.ipynb::{glue_key(c.key, r, 'verdict')}:s`"
@@ -101,4 +152,5 @@ def page(references: list[str]) -> str:
 def write_page(root: Path, references: list[str]) -> Path:
     """Write ``book/verdicts.md`` for these references (``sdr book`` does this before building)."""
     from .utils import write_text
+
     return write_text(Path(root) / "book" / "verdicts.md", page(references))

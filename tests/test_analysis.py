@@ -1,5 +1,6 @@
 """Known answers for the analysis functions the chapters call: the k-NN vote and its tie rule, the overlap
 ratio, the relative dead-channel rule."""
+
 import math
 
 import pytest
@@ -9,11 +10,15 @@ from sdrlib import analysis, sparsity
 
 
 def test_vote_majority_and_tie_to_the_nearer_label():
-    nl = torch.tensor([[2, 1, 1, 0],      # 1 has two votes: majority
-                       [0, 1, 0, 1],      # tie 0/1: label 0's neighbours rank nearer (ranks 0+2 < 1+3)
-                       [1, 0, 1, 0],      # tie: label 1's rank nearer
-                       [1, 0, 0, 1],      # tie with equal rank sums: the smaller label
-                       [3, 3, 3, 3]])
+    nl = torch.tensor(
+        [
+            [2, 1, 1, 0],  # 1 has two votes: majority
+            [0, 1, 0, 1],  # tie 0/1: label 0's neighbours rank nearer (ranks 0+2 < 1+3)
+            [1, 0, 1, 0],  # tie: label 1's rank nearer
+            [1, 0, 0, 1],  # tie with equal rank sums: the smaller label
+            [3, 3, 3, 3],
+        ]
+    )
     assert analysis.vote(nl, 4).tolist() == [1, 0, 1, 0, 3]
 
 
@@ -43,13 +48,12 @@ def test_overlap_ratio_known_values_and_zero_guard():
     within, across = (1 + 1 + 2 / 3 + 2 / 3) / 4, (1 / 4 + 1 / 4) / 8 * 2
     assert sparsity.overlap_ratio(mask, labels) == pytest.approx(within / across)
     disjoint = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=torch.bool)
-    assert math.isnan(sparsity.overlap_ratio(disjoint, labels))        # across = 0: no ratio, no division error
-    assert math.isnan(sparsity.overlap_ratio(mask, torch.zeros(4, dtype=torch.long)))   # one class only
+    assert math.isnan(sparsity.overlap_ratio(disjoint, labels))  # across = 0: no ratio, no division error
+    assert math.isnan(sparsity.overlap_ratio(mask, torch.zeros(4, dtype=torch.long)))  # one class only
 
 
 def test_relative_dead_rule():
-    phi = torch.tensor([[10.0, 0.05, 0.0, 0.2],
-                        [5.0, 0.09, 0.0, 0.0]])
+    phi = torch.tensor([[10.0, 0.05, 0.0, 0.2], [5.0, 0.09, 0.0, 0.0]])
     # channel maxima 10, 0.09, 0, 0.2; 1 % of the largest is 0.1
     assert sparsity.relative_dead(phi, 0.01).tolist() == [False, True, True, False]
     assert sparsity.dead_channels(phi).tolist() == [False, False, True, False]
@@ -59,14 +63,15 @@ def test_threshold_free_sparsity_known_values():
     # 4 images x 4 channels; every channel peaks at 1 somewhere, so normalising changes nothing
     eye = torch.eye(4)
     flat = torch.ones(4, 4)
-    assert torch.allclose(sparsity.hoyer(eye), torch.ones(4))            # one channel per image: maximally sparse
-    assert torch.allclose(sparsity.hoyer(flat), torch.zeros(4), atol=1e-6)   # all equal: not sparse
+    assert torch.allclose(sparsity.hoyer(eye), torch.ones(4))  # one channel per image: maximally sparse
+    assert torch.allclose(sparsity.hoyer(flat), torch.zeros(4), atol=1e-6)  # all equal: not sparse
     assert torch.allclose(sparsity.participation_ratio(eye), torch.full((4,), 0.25))
     assert torch.allclose(sparsity.participation_ratio(flat), torch.ones(4))
     assert torch.allclose(sparsity.top_mass(flat, 1), torch.full((4,), 0.25))
     mixed = torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 4)
-    assert torch.allclose(sparsity.participation_ratio(mixed, torch.tensor([True, True, False, False])),
-                          torch.ones(4))    # two live channels, both active
+    assert torch.allclose(
+        sparsity.participation_ratio(mixed, torch.tensor([True, True, False, False])), torch.ones(4)
+    )  # two live channels, both active
     # a channel 50x larger does not dominate: each channel is read relative to its own maximum
     scaled = eye * torch.tensor([50.0, 1.0, 1.0, 1.0])
     assert torch.allclose(sparsity.hoyer(scaled), torch.ones(4))
@@ -87,6 +92,7 @@ def test_matched_tau_reaches_the_asked_density():
 
 def test_bootstrap_intervals():
     from sdrlib import stats
+
     g = torch.Generator().manual_seed(0)
     v = torch.randn(2000, generator=g, dtype=torch.float64) + 3
     ci = stats.mean_ci(v, n_boot=2000)
@@ -107,12 +113,13 @@ def test_bootstrap_intervals():
 
 def test_spearman_interval_and_power():
     from sdrlib import stats
+
     x = torch.arange(30.0)
-    ci = stats.spearman_ci(x, x ** 3, n_boot=300)
+    ci = stats.spearman_ci(x, x**3, n_boot=300)
     assert ci.value == pytest.approx(1.0) and ci.lo == pytest.approx(1.0)
-    assert abs(stats.spearman_power(20, 0.0, n_sim=1000) - 0.05) < 0.03     # the test's size
+    assert abs(stats.spearman_power(20, 0.0, n_sim=1000) - 0.05) < 0.03  # the test's size
     assert stats.spearman_power(20, 0.8, n_sim=500) > 0.9
-    assert stats.spearman_power(6, 0.5, n_sim=500) < 0.35                 # six pairs cannot decide a moderate relation
+    assert stats.spearman_power(6, 0.5, n_sim=500) < 0.35  # six pairs cannot decide a moderate relation
 
 
 def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
@@ -127,6 +134,7 @@ def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
 
 def test_half_sample_interval_matches_the_spread_of_a_mean():
     from sdrlib import stats
+
     g = torch.Generator().manual_seed(3)
     v = torch.randn(1000, generator=g, dtype=torch.float64)
     hs = stats.half_sample(lambda idx: v[idx].mean().item(), len(v), n_rep=400)

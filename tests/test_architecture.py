@@ -1,4 +1,5 @@
 """The architecture table agrees with the built network."""
+
 import pytest
 
 from sdrlib import architecture
@@ -11,7 +12,7 @@ def test_block_table_matches_the_network(name, size):
     cfg = preset(name)
     assert sum(r["parameters"] for r in rows) == n_params(build(name))
     mid = next(r for r in rows if r["block"] == "mid")
-    k = size // 2 ** cfg.levels
+    k = size // 2**cfg.levels
     assert mid["resolution"] == f"{k}×{k}" and mid["channels"].endswith(f"→ {cfg.mid_width}")
     assert mid["receptive field"] == f"{receptive_field(cfg)}×{receptive_field(cfg)}"
     assert [r["block"] for r in rows] == build(name).block_names + ["out"]

@@ -1,4 +1,5 @@
 """Classical denoisers: they denoise, they see the same noisy images as the network, and BM3D is the strongest."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,8 +32,9 @@ def test_table_uses_identical_noisy_images_for_every_method():
     x = smooth_images(4, 1)
     sigmas = [0.05, 0.2]
     net = build("tiny").eval()
-    tables = baselines.psnr_versus_sigma({"net": net, "wavelet": "wavelet", "nlm": "nlm",
-                                          "identity": lambda y, s: y}, x, sigmas, seed=7)
+    tables = baselines.psnr_versus_sigma(
+        {"net": net, "wavelet": "wavelet", "nlm": "nlm", "identity": lambda y, s: y}, x, sigmas, seed=7
+    )
     noisy = {name: [r["psnr_noisy"] for r in rows] for name, rows in tables.items()}
     assert all(v == noisy["net"] for v in noisy.values()), noisy
     # ... and they are psnr_table's draws: the identity "denoiser" scores exactly the noisy input (clamped)
@@ -96,9 +98,11 @@ def test_bad_inputs_are_named():
 
 
 def test_margins_name_the_best_competitor():
-    t = {"net": [{"sigma": 0.1, "psnr_denoised": 25.0}, {"sigma": 0.2, "psnr_denoised": 20.0}],
-         "a": [{"sigma": 0.1, "psnr_denoised": 24.0}, {"sigma": 0.2, "psnr_denoised": 21.0}],
-         "b": [{"sigma": 0.1, "psnr_denoised": 24.5}, {"sigma": 0.2, "psnr_denoised": 19.0}]}
+    t = {
+        "net": [{"sigma": 0.1, "psnr_denoised": 25.0}, {"sigma": 0.2, "psnr_denoised": 20.0}],
+        "a": [{"sigma": 0.1, "psnr_denoised": 24.0}, {"sigma": 0.2, "psnr_denoised": 21.0}],
+        "b": [{"sigma": 0.1, "psnr_denoised": 24.5}, {"sigma": 0.2, "psnr_denoised": 19.0}],
+    }
     rows = baselines.margins(t, "net", ["a", "b"], [0.1, 0.2])
     assert [(r["best other"], r["margin dB"]) for r in rows] == [("b", 0.5), ("a", -1.0)]
     with pytest.raises(ValueError, match="'c'"):

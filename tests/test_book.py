@@ -1,6 +1,7 @@
 """The book runner: notebooks are their jupytext sources, profiles are papermill parameter files of declared and
 read parameters, -p overrides parse, a failing cell fails the command with one line, in-place execution folds
 papermill's injected values into the parameters cell, and the install cell comes from _config.yml."""
+
 import ast
 import re
 import sys
@@ -42,6 +43,7 @@ def test_parse_value_json_else_string():
 
 # ----------------------------------------------------------------------------- sources and notebooks (jupytext)
 
+
 def test_sources_are_paired_jupytext_percent_scripts():
     assert SOURCES, "no chapter sources under book/src"
     for script, nb_path in SOURCES.items():
@@ -51,6 +53,7 @@ def test_sources_are_paired_jupytext_percent_scripts():
         assert nb.metadata["kernelspec"]["name"] == book.KERNEL, script.name
         assert jupytext.writes(nb, fmt=book.SOURCE_FORMAT) == text, f"{script.name}: not in jupytext's own form"
         from jupytext.paired_paths import paired_paths
+
         pairs = [Path(p) for p, _ in paired_paths(str(script), book.SOURCE_FORMAT, book.JUPYTEXT_FORMATS)]
         assert nb_path in pairs, (script.name, pairs)
 
@@ -60,8 +63,10 @@ def test_committed_notebooks_match_their_sources():
         assert nb_path.is_file(), f"{script.name} has no notebook: run sdr book --sync {script.name[:2]}"
         committed = book.cell_sources(nbformat.read(nb_path, as_version=4))
         generated = book.cell_sources(book.notebook_from_source(script))
-        assert committed == generated, (f"{nb_path.name} differs from {script.name}: run sdr book --chapters "
-                                        f"{script.name[:2]} (or sdr book --sync {script.name[:2]} to keep outputs)")
+        assert committed == generated, (
+            f"{nb_path.name} differs from {script.name}: run sdr book --chapters "
+            f"{script.name[:2]} (or sdr book --sync {script.name[:2]} to keep outputs)"
+        )
 
 
 def test_no_committed_notebook_has_an_injected_parameters_cell():
@@ -104,20 +109,29 @@ def test_install_cell_installs_the_data_packages_of_the_makefile():
     debs = re.search(r"^DATA_DEBS := (.*)$", make, re.MULTILINE).group(1).split()
     assert tuple(debs) == book.DATA_DEBS
     from sdrlib.data.textures import TEXTURE_PACKAGES
+
     assert set(TEXTURE_PACKAGES.split()) <= set(debs) and "dataset-fashion-mnist" in debs
 
 
 def test_install_cell_outside_colab_prints_a_hint_when_sdrlib_is_missing(tmp_path):
     import subprocess
-    (tmp_path / "sdrlib.py").write_text("raise ImportError('not installed')\n")   # shadows the installed one
-    proc = subprocess.run([sys.executable, "-c", book.install_cell(ROOT)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, check=False)
+
+    (tmp_path / "sdrlib.py").write_text("raise ImportError('not installed')\n")  # shadows the installed one
+    proc = subprocess.run(
+        [sys.executable, "-c", book.install_cell(ROOT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and not proc.stderr, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and "sdrlib is not installed" in lines[0] and book.repository_url(ROOT) in lines[0]
 
 
 # ----------------------------------------------------------------------------- profiles
+
 
 def test_profiles_are_folders_of_parameter_files_one_per_chapter():
     names = book.profile_names(ROOT)
@@ -126,7 +140,7 @@ def test_profiles_are_folders_of_parameter_files_one_per_chapter():
     for prof in names[1:]:
         files = {f.stem for f in (ROOT / book.PROFILES_DIR / prof).glob("*.yaml")}
         assert files == stems, f"profile {prof}: files {sorted(files)} for chapters {sorted(stems)}"
-    for nb in book.chapters(ROOT).values():     # cpu: the notebooks' own parameters cells
+    for nb in book.chapters(ROOT).values():  # cpu: the notebooks' own parameters cells
         assert book.profile_file(ROOT, "cpu", nb) is None
         assert book.chapter_parameters(ROOT, "cpu", nb, book.declared_parameters(nb), {}) == {}
 
@@ -164,7 +178,7 @@ def loaded_names(script: Path) -> set[str]:
     cells = source_cells(script)
     i = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
     names = set()
-    for c in cells[i + 2:]:
+    for c in cells[i + 2 :]:
         if c.cell_type == "code":
             tree = ast.parse("\n".join(ln for ln in c.source.splitlines() if not ln.lstrip().startswith(("%", "!"))))
             names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
@@ -182,6 +196,7 @@ def test_profile_name_selects_reference_checkpoints(prof):
     """`profile` picks the references of checkpoints/references.yaml; a profile with none (paper, until a GPU run
     ships one) is refused with a message saying how to pass one, never run on nothing."""
     from sdrlib import checkpoints
+
     if prof in ("cpu", "colab"):
         assert checkpoints.reference_names(prof)
     elif not checkpoints.references(prof):
@@ -190,6 +205,7 @@ def test_profile_name_selects_reference_checkpoints(prof):
 
 
 # ----------------------------------------------------------------------------- typed parameters
+
 
 def test_typed_value_converts_text_to_the_type_of_the_default():
     tv = book.typed_value
@@ -200,9 +216,14 @@ def test_typed_value_converts_text_to_the_type_of_the_default():
     assert tv("device", "cuda", "auto") == "cuda" and tv("device", 0, "auto") == "0"
     assert tv("data_sets", '["textures"]', None) == ["textures"] and tv("data_sets", "textures", None) == "textures"
     assert tv("sigmas", (0.1, 0.2), [0.1]) == [0.1, 0.2]
-    for name, value, default, expected in [("n", "abc", 3, "int"), ("refs", "small-textures", [], "list"),
-                                           ("n", "true", 3, "int"), ("ascent", "[1]", {}, "dict"),
-                                           ("flag", "2", False, "bool"), ("device", [1], "auto", "str")]:
+    for name, value, default, expected in [
+        ("n", "abc", 3, "int"),
+        ("refs", "small-textures", [], "list"),
+        ("n", "true", 3, "int"),
+        ("ascent", "[1]", {}, "dict"),
+        ("flag", "2", False, "bool"),
+        ("device", [1], "auto", "str"),
+    ]:
         with pytest.raises(ValueError) as e:
             tv(name, value, default)
         assert repr(name) in str(e.value) and repr(value) in str(e.value) and expected in str(e.value)
@@ -218,8 +239,9 @@ def test_chapter_defaults_are_read_from_the_source(tmp_path, monkeypatch):
     for script in SOURCES:
         assert book.chapter_defaults(script.name[:2]) == book.source_parameters(script)
     (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "07_x.py").write_text('# %% tags=["remove-cell"]\nimport os\n\n'
-                                              '# %% tags=["parameters"]\nk = 3  # c\nnames = ["a"]\n\n# %%\nk\n')
+    (tmp_path / "src" / "07_x.py").write_text(
+        '# %% tags=["remove-cell"]\nimport os\n\n# %% tags=["parameters"]\nk = 3  # c\nnames = ["a"]\n\n# %%\nk\n'
+    )
     monkeypatch.chdir(tmp_path)
     assert book.chapter_defaults("7") == {"k": 3, "names": ["a"]}
     with pytest.raises(FileNotFoundError, match="no source of chapter '99'"):
@@ -238,23 +260,53 @@ def tiny_notebook(path: Path, params: str, body: list[str]) -> Path:
 
 
 TYPED_PARAMS = 'names = ["a"]  # a list\nn = 1\nratio = 0.5\nopts = {"k": 1}\nflag = False\nlabel = "x"'
-TYPED_BODY = [("from sdrlib.book import coerce\ncoerce(globals(), {'names': ['a'], 'n': 1, 'ratio': 0.5, "
-               "'opts': {'k': 1}, 'flag': False, 'label': 'x'})"),
-              "print(repr(names), repr(n), repr(ratio), repr(opts), repr(flag), repr(label))"]
+TYPED_BODY = [
+    (
+        "from sdrlib.book import coerce\ncoerce(globals(), {'names': ['a'], 'n': 1, 'ratio': 0.5, "
+        "'opts': {'k': 1}, 'flag': False, 'label': 'x'})"
+    ),
+    "print(repr(names), repr(n), repr(ratio), repr(opts), repr(flag), repr(label))",
+]
 
 
 def papermill_cli(*args: str):
     """Run the papermill command line (the venv's) with ``args``."""
     import subprocess
-    return subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", *args],
-                          capture_output=True, text=True, timeout=300, check=False)
+
+    return subprocess.run(
+        [sys.executable, "-m", "papermill", "--no-progress-bar", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_plain_papermill_text_parameters_are_typed_by_the_coercion_cell(tmp_path):
     nb = tiny_notebook(tmp_path / "typed.ipynb", TYPED_PARAMS, TYPED_BODY)
     out = tmp_path / "out.ipynb"
-    proc = papermill_cli(str(nb), str(out), "-p", "names", '["b", "c"]', "-p", "n", "4", "-p", "ratio", "2",
-                         "-p", "opts", "{k: 2, j: [1]}", "-p", "flag", "True", "-r", "label", "7")
+    proc = papermill_cli(
+        str(nb),
+        str(out),
+        "-p",
+        "names",
+        '["b", "c"]',
+        "-p",
+        "n",
+        "4",
+        "-p",
+        "ratio",
+        "2",
+        "-p",
+        "opts",
+        "{k: 2, j: [1]}",
+        "-p",
+        "flag",
+        "True",
+        "-r",
+        "label",
+        "7",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].strip()
     assert text == "['b', 'c'] 4 2.0 {'k': 2, 'j': [1]} True '7'"
@@ -263,6 +315,7 @@ def test_plain_papermill_text_parameters_are_typed_by_the_coercion_cell(tmp_path
 
 
 # ----------------------------------------------------------------------------- folding the injected cell
+
 
 def test_fold_replaces_values_keeps_comments_and_drops_the_injected_cell():
     params = new_code_cell('a = 1            # one\nb = [1,\n     2]  # two\nc = "é"  # ü\nd = {"x": 1}')
@@ -273,35 +326,46 @@ def test_fold_replaces_values_keeps_comments_and_drops_the_injected_cell():
     assert book.fold_parameters(nb) == {"a": 5, "b": ["x", "y"], "extra": None}
     assert len(nb.cells) == 2 and nb.cells[1].source == "print(a)"
     src = nb.cells[0].source
-    assert src.splitlines()[:4] == ['a = 5            # one', 'b = ["x", "y"]  # two', 'c = "é"  # ü', 'd = {"x": 1}']
+    assert src.splitlines()[:4] == ["a = 5            # one", 'b = ["x", "y"]  # two', 'c = "é"  # ü', 'd = {"x": 1}']
     assert book.assignments(src) == {"a": 5, "b": ["x", "y"], "c": "é", "d": {"x": 1}, "extra": None}
     assert book.fold_parameters(nb) is None
 
 
 def test_fold_on_a_papermill_output_puts_the_injected_values_in_the_parameters_cell(tmp_path):
     import papermill as pm
+
     nb = tiny_notebook(tmp_path / "t.ipynb", TYPED_PARAMS, TYPED_BODY)
     values = {"names": ["p", "q"], "n": 9, "opts": {"k": 3}, "label": "y"}
-    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=values, kernel_name="python3",
-                        progress_bar=False)
+    pm.execute_notebook(
+        str(nb), str(tmp_path / "out.ipynb"), parameters=values, kernel_name="python3", progress_bar=False
+    )
     assert book.fold_file(tmp_path / "out.ipynb") == values
     folded = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in folded.cells)
-    assert book.declared_parameters(tmp_path / "out.ipynb") == {"names": ["p", "q"], "n": 9, "ratio": 0.5,
-                                                              "opts": {"k": 3}, "flag": False, "label": "y"}
+    assert book.declared_parameters(tmp_path / "out.ipynb") == {
+        "names": ["p", "q"],
+        "n": 9,
+        "ratio": 0.5,
+        "opts": {"k": 3},
+        "flag": False,
+        "label": "y",
+    }
     assert "# a list" in folded.cells[1].source
 
 
 # ----------------------------------------------------------------------------- sync
+
 
 def tiny_source_book(root: Path) -> Path:
     """A one-chapter book with a source script book/src/01_tiny.py (no notebook yet)."""
     (root / "book" / "src").mkdir(parents=True)
     (root / "_config.yml").write_text("title: t\nrepository:\n  url: https://example.org/me/tiny\n")
     script = root / "book" / "src" / "01_tiny.py"
-    script.write_text('# %% tags=["remove-cell"]\nprint("old install cell")\n\n'
-                      '# %% [markdown]\n# # Tiny\n#\n# Text.\n\n'
-                      '# %% tags=["parameters"]\nx = 1\n\n# %%\ny = x * 2\n\n# %%\nprint(y)\n')
+    script.write_text(
+        '# %% tags=["remove-cell"]\nprint("old install cell")\n\n'
+        "# %% [markdown]\n# # Tiny\n#\n# Text.\n\n"
+        '# %% tags=["parameters"]\nx = 1\n\n# %%\ny = x * 2\n\n# %%\nprint(y)\n'
+    )
     return script
 
 
@@ -309,7 +373,7 @@ def test_sync_writes_the_paired_notebook_and_keeps_outputs_of_unchanged_cells(tm
     script = tiny_source_book(tmp_path)
     [nb_path] = book.sync(None, root=tmp_path, log=lambda *a, **k: None)
     assert nb_path == tmp_path / "book" / "01_tiny.ipynb"
-    assert 'REPO = "https://example.org/me/tiny"' in script.read_text()   # install cell from _config.yml
+    assert 'REPO = "https://example.org/me/tiny"' in script.read_text()  # install cell from _config.yml
     nb = nbformat.read(nb_path, as_version=4)
     assert nb.metadata["jupytext"]["formats"] == book.JUPYTEXT_FORMATS
     assert book.cell_sources(nb) == book.cell_sources(book.notebook_from_source(script))
@@ -337,10 +401,25 @@ def test_select_chapters():
 
 # ----------------------------------------------------------------------------- running
 
+
 def test_unknown_parameter_and_profile_are_user_errors(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert cli.main(["book", "--chapters", "01", "-p", "n_evaluation", "3", "--no-build", "--output-dir",
-                     "/nonexistent-never-written"]) == 2
+    assert (
+        cli.main(
+            [
+                "book",
+                "--chapters",
+                "01",
+                "-p",
+                "n_evaluation",
+                "3",
+                "--no-build",
+                "--output-dir",
+                "/nonexistent-never-written",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "n_evaluation" in err and "n_eval" in err
     assert cli.main(["book", "--profile", "gpu", "--no-build", "--output-dir", "/nonexistent-never-written"]) == 2
@@ -362,9 +441,9 @@ def test_failing_cell_fails_the_command_with_one_line(tmp_path, capsys, monkeypa
     assert cli.main(["book", "--no-build"]) == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sdr book")]
     assert len(err) == 1, err
-    assert "chapter 01" in err[0] and "01_tiny.ipynb" in err[0] and 'assert y == 4' in err[0]
+    assert "chapter 01" in err[0] and "01_tiny.ipynb" in err[0] and "assert y == 4" in err[0]
     assert "AssertionError: y is not four" in err[0]
-    assert path.read_text() == before          # in place: the failed run did not replace the chapter
+    assert path.read_text() == before  # in place: the failed run did not replace the chapter
     # the same chapter passes when the parameter makes the claim true; executed in place, the value is folded
     assert cli.main(["book", "--no-build", "-p", "x", "2"]) == 0
     nb = nbformat.read(path, as_version=4)
@@ -385,7 +464,7 @@ def test_profile_run_is_plain_papermill_with_the_profile_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = (nbformat.read(p, as_version=4) for p in (tmp_path / "sdr" / "01_tiny.ipynb", tmp_path / "pm.ipynb"))
     assert book.cell_sources(a) == book.cell_sources(b)
-    assert [c.source for c in a.cells] == [c.source for c in b.cells]          # the injected cell too
+    assert [c.source for c in a.cells] == [c.source for c in b.cells]  # the injected cell too
     assert a.metadata.papermill.parameters == b.metadata.papermill.parameters == {"x": [5, 6]}
     assert a.cells[-1].outputs[0]["text"] == b.cells[-1].outputs[0]["text"] == "[5, 6] [5, 6, 5, 6]\n"
 
@@ -396,8 +475,9 @@ def test_vendored_mathjax_files_and_integrity():
     assert book.html._kept("package/es5/input/tex/extensions/ams.js") == "input/tex/extensions/ams.js"
     assert book.html._kept("package/LICENSE") == "LICENSE"
     assert book.html._kept("package/es5/tex-svg.js") is None and book.html._kept("package/ts/core.ts") is None
-    assert book.html._integrity_ok(b"abc", "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1"
-                                      "EI2Q86A4qmslPpUyknw==")
+    assert book.html._integrity_ok(
+        b"abc", "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw=="
+    )
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
     assert cfg["html_static_path"] == [str(book.VENDOR_STATIC)] and cfg["mathjax_path"] == "mathjax/tex-chtml.js"
 
@@ -405,6 +485,7 @@ def test_vendored_mathjax_files_and_integrity():
 def test_the_verdict_page_is_generated_from_the_references_file():
     """book/verdicts.md pastes every claim for every reference of checkpoints/references.yaml; none is typed."""
     from sdrlib import checkpoints, verdicts
+
     page = (ROOT / "book" / "verdicts.md").read_text()
     assert page == verdicts.page(checkpoints.reference_names("cpu")), "run sdr book --html to regenerate it"
     for claim in verdicts.CLAIMS:

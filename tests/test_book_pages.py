@@ -1,6 +1,7 @@
 """The built HTML book: every page of the table of contents renders in headless Chromium to a non-blank
 screenshot, no page shows a Python traceback, and with the network off every formula is typeset by the MathJax
 shipped in _static (no raw TeX left). Run after ``sdr book --html`` (``make test`` does)."""
+
 import re
 import shutil
 import subprocess
@@ -15,13 +16,25 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--window-size=1200,2000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1200,2000",
+]
 TRACEBACK_MARKS = ("Traceback (most recent call last)", "highlight-ipythontb")
 # No network: every host name fails to resolve and any proxied request goes nowhere.
-OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-           "--proxy-bypass-list=<-loopback>"]
+OFFLINE = [
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+]
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$")
 
 
@@ -35,6 +48,7 @@ def toc_pages() -> list[str]:
             if "file" in e:
                 pages.append(e["file"])
             walk(e.get("sections"))
+
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
     walk(toc.get("chapters"))
@@ -55,14 +69,20 @@ def test_page_renders_without_traceback(page, tmp_path):
     for mark in TRACEBACK_MARKS:
         assert mark not in text, f"{html.name} shows a Python traceback ({mark!r})"
     png = tmp_path / "page.png"
-    proc = subprocess.run([chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-                           html.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0 and png.is_file(), f"chromium failed on {html.name}: {proc.stderr[-500:]}"
     img = np.asarray(Image.open(png).convert("L"), dtype=np.float32)
     assert img.shape == (2000, 1200), img.shape
-    inked = (img < 200).mean()          # share of pixels that are not (near-)white: text, figures, navigation
-    assert inked > 0.01 and img.std() > 10, \
+    inked = (img < 200).mean()  # share of pixels that are not (near-)white: text, figures, navigation
+    assert inked > 0.01 and img.std() > 10, (
         f"{html.name} rendered a near-blank page (ink {inked:.3%}, std {img.std():.1f})"
+    )
 
 
 class VisibleText(HTMLParser):
@@ -91,8 +111,9 @@ def test_pages_reference_assets_by_relative_paths():
         bad = [v for v in re.findall(r'(?:src|href)="([^"]*)"', text) if v.startswith(("/", "file:"))]
         assert not bad, f"{page}.html links absolute paths: {bad[:3]}"
         if 'class="math' in text:
-            assert re.search(r'<script[^>]+src="(\.\./)*_static/mathjax/tex-chtml\.js', text), \
+            assert re.search(r'<script[^>]+src="(\.\./)*_static/mathjax/tex-chtml\.js', text), (
                 f"{page}.html does not load the shipped MathJax (_static/mathjax/tex-chtml.js)"
+            )
 
 
 @pytest.mark.parametrize("page", toc_pages())
@@ -102,9 +123,21 @@ def test_formulas_render_offline(page, tmp_path):
     n_math = len(re.findall(r'class="math[ "]', text))
     if not n_math:
         pytest.skip(f"{page} has no formulas")
-    proc = subprocess.run([chromium(), *FLAGS, *OFFLINE, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--virtual-time-budget=20000", "--dump-dom", html.as_uri()],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            chromium(),
+            *FLAGS,
+            *OFFLINE,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, f"chromium failed on {html.name}: {proc.stderr[-500:]}"
     dom = proc.stdout
     typeset = dom.count("<mjx-container")

@@ -1,6 +1,7 @@
 """Crash safety of training: a run killed with SIGKILL at random moments, many of them while a checkpoint
 is being written, always leaves a readable checkpoint, loses at most one checkpoint interval, and once
 resumed to the end gives weights bitwise equal to those of an uninterrupted run with the same seed."""
+
 import json
 import os
 import random
@@ -16,16 +17,48 @@ import torch
 from sdrlib import checkpoints
 
 STEPS, EVERY = 60, 3
-ARGS = ["train", "--preset", "tiny", "--data", "digits", "--batch", "8", "--max-train", "400", "--n-eval", "16",
-        "--steps", str(STEPS), "--ckpt-every", str(EVERY), "--eval-every", "20", "--log-every", "5",
-        "--eval-sigmas", "0.2", "--threads", "1", "--no-progress", "--ema", "0.9", "--warmup", "5"]
+ARGS = [
+    "train",
+    "--preset",
+    "tiny",
+    "--data",
+    "digits",
+    "--batch",
+    "8",
+    "--max-train",
+    "400",
+    "--n-eval",
+    "16",
+    "--steps",
+    str(STEPS),
+    "--ckpt-every",
+    str(EVERY),
+    "--eval-every",
+    "20",
+    "--log-every",
+    "5",
+    "--eval-sigmas",
+    "0.2",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--ema",
+    "0.9",
+    "--warmup",
+    "5",
+]
 
 
 def sdr(out: Path, *extra: str) -> subprocess.Popen:
     """Start `sdr train` on ``out`` in a child process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "sdrlib.cli", *ARGS, "--out", str(out), *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sdrlib.cli", *ARGS, "--out", str(out), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def committed_step(out: Path) -> int:
@@ -33,7 +66,7 @@ def committed_step(out: Path) -> int:
     if not (out / checkpoints.CONFIG).exists() and not (out / checkpoints.PENDING / checkpoints.COMMIT).exists():
         return 0
     ck = checkpoints.load(out, with_state=True, weights="raw")
-    checkpoints.load_model(out)                        # the default (EMA) weights load too
+    checkpoints.load_model(out)  # the default (EMA) weights load too
     return int(ck.config["step"])
 
 
@@ -77,26 +110,31 @@ def test_sigkill_anywhere_loses_at_most_one_interval_and_resumes_bit_exactly(tmp
     for mode in ["trained", "writing", "sealed"] * 6:
         proc = sdr(out, *(["--resume"] if started else []))
         kill_when(proc, out, mode, seen, rng)
-        if proc.returncode == 0:                       # it finished before the kill: nothing more to do
+        if proc.returncode == 0:  # it finished before the kill: nothing more to do
             break
         kills += 1
         pending = out / checkpoints.PENDING
-        landed.add("sealed" if (pending / checkpoints.COMMIT).exists() else "unsealed" if pending.exists() else "between")
-        step = committed_step(out)                     # loads, whatever the moment of the kill
+        landed.add(
+            "sealed" if (pending / checkpoints.COMMIT).exists() else "unsealed" if pending.exists() else "between"
+        )
+        step = committed_step(out)  # loads, whatever the moment of the kill
         assert step >= seen, f"a kill ({mode}) lost a committed checkpoint: step {seen} -> {step}"
-        if mode == "sealed":                           # the new version was whole: readers must see it
+        if mode == "sealed":  # the new version was whole: readers must see it
             assert step == seen + EVERY, f"killed once sealed: step {seen} -> {step}"
-        if mode == "writing" and started:              # at most the checkpoint being written is lost
+        if mode == "writing" and started:  # at most the checkpoint being written is lost
             assert step in (seen, seen + EVERY), f"killed while writing: step {seen} -> {step}"
         seen, started = step, started or step > 0
     assert {"sealed", "unsealed"} <= landed, f"kills landed only {landed}"
     assert kills >= 10, f"only {kills} kills landed before the run ended"
-    proc = sdr(out, *(["--resume"] if started else []))      # resume to the end
+    proc = sdr(out, *(["--resume"] if started else []))  # resume to the end
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
     a = checkpoints.load(ref, weights="raw").model.state_dict()
     b = checkpoints.load(out, weights="raw").model.state_dict()
     assert checkpoints.read_config(out)["step"] == STEPS
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
-    ea, eb = checkpoints.load(ref, weights="ema").model.state_dict(), checkpoints.load(out, weights="ema").model.state_dict()
+    ea, eb = (
+        checkpoints.load(ref, weights="ema").model.state_dict(),
+        checkpoints.load(out, weights="ema").model.state_dict(),
+    )
     assert all(torch.equal(ea[k], eb[k]) for k in ea), "resumed EMA weights differ"
     assert not (out / checkpoints.PENDING).exists()

@@ -1,4 +1,5 @@
 """Checkpoints: bit-exact round trip, and refusal of missing, truncated, tampered, mismatched files."""
+
 import json
 
 import pytest
@@ -96,6 +97,7 @@ def test_shipped_name_resolution(ckpt, monkeypatch):
 def test_data_of_another_machine_is_refused_with_how_to_get_it(tmp_path):
     """A checkpoint records the fingerprint of its data; load_data refuses a set built from other sources."""
     from sdrlib import data
+
     m = build("tiny")
     real = data.load("ovals", "test", size=16)
     fp = real.fingerprint()

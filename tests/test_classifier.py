@@ -1,4 +1,5 @@
 """The independent judge of chapter 4: a pixel-space CNN learns a task it can see, and it never touches phi."""
+
 import torch
 
 from sdrlib import classifier
@@ -9,8 +10,8 @@ def test_small_cnn_learns_two_separable_classes():
     n = 256
     labels = torch.randint(0, 2, (n,), generator=g)
     x = 0.1 * torch.rand(n, 1, 16, 16, generator=g)
-    x[labels == 1, :, :8] += 0.8          # class 1: bright top half
-    x[labels == 0, :, 8:] += 0.8          # class 0: bright bottom half
+    x[labels == 1, :, :8] += 0.8  # class 1: bright top half
+    x[labels == 0, :, 8:] += 0.8  # class 0: bright bottom half
     model = classifier.fit(x, labels, 2, epochs=3, batch=32, hflip=True, seed=0)
     test = 0.1 * torch.rand(64, 1, 16, 16, generator=g)
     truth = torch.arange(64) % 2

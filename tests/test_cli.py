@@ -1,10 +1,10 @@
 """The sdr command line: it agrees with the API, and user mistakes exit non-zero with one line."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-import torch
 
 from sdrlib import checkpoints, cli
 
@@ -18,8 +18,26 @@ def run(capsys, *argv):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    rc = cli.main(["train", "--preset", "tiny", "--steps", "30", "--batch", "16", "--max-train", "500",
-                   "--eval-every", "30", "--n-eval", "32", "--no-progress", "--out", str(out)])
+    rc = cli.main(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--steps",
+            "30",
+            "--batch",
+            "16",
+            "--max-train",
+            "500",
+            "--eval-every",
+            "30",
+            "--n-eval",
+            "32",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     return out
 
@@ -31,19 +49,20 @@ def test_train_records_command_and_resumes(trained, capsys):
     rc, out, _ = run(capsys, "train", "--out", str(trained), "--resume", "--steps", "40", "--no-progress")
     assert rc == 0 and "step 40" in out
     cfg = checkpoints.read_config(trained)
-    assert cfg["train"]["batch"] == 16 and cfg["train"]["max_train"] == 500   # saved config kept
+    assert cfg["train"]["batch"] == 16 and cfg["train"]["max_train"] == 500  # saved config kept
     assert len(cfg["commands"]) == 2 and "--resume" in cfg["commands"][1]
 
 
 def test_eval_matches_api(trained, capsys):
     from sdrlib import data
     from sdrlib.evaluate import psnr_table
+
     rc, out, _ = run(capsys, "eval", str(trained), "--n", "20", "--sigmas", "0.1", "0.3", "--json")
     assert rc == 0
     rows = json.loads(out)
     test = data.load("fashion-mnist", "test").subset(20, seed=0)
     ref = psnr_table(checkpoints.load_model(trained), test.images, [0.1, 0.3], seed=0)
-    assert rows == ref   # the CLI prints exactly what the API computes
+    assert rows == ref  # the CLI prints exactly what the API computes
 
 
 def test_info(trained, capsys):
@@ -56,14 +75,17 @@ def test_data_counts(capsys):
     assert rc == 0 and "60000 images" in out and "  1000  Ankle boot" in out
 
 
-@pytest.mark.parametrize("argv, msg", [
-    (["train", "--preset", "huge"], "unknown preset 'huge'"),
-    (["train", "--data", "nope", "--preset", "tiny"], "unknown data set 'nope'"),
-    (["train", "--sigma-max", "-1"], "non-negative"),
-    (["train", "--sigma-max", "nan"], "finite"),
-    (["eval", "/no/such/ckpt"], "no checkpoint"),
-    (["data", "folder:/no/such/folder"], "/no/such/folder"),
-])
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["train", "--preset", "huge"], "unknown preset 'huge'"),
+        (["train", "--data", "nope", "--preset", "tiny"], "unknown data set 'nope'"),
+        (["train", "--sigma-max", "-1"], "non-negative"),
+        (["train", "--sigma-max", "nan"], "finite"),
+        (["eval", "/no/such/ckpt"], "no checkpoint"),
+        (["data", "folder:/no/such/folder"], "/no/such/folder"),
+    ],
+)
 def test_user_errors_are_one_line(capsys, tmp_path, argv, msg):
     rc, out, err = run(capsys, *argv, *(["--out", str(tmp_path / "o")] if argv[0] == "train" else []))
     assert rc == 2
@@ -73,6 +95,7 @@ def test_user_errors_are_one_line(capsys, tmp_path, argv, msg):
 
 def test_tampered_checkpoint_cli(trained, capsys, tmp_path):
     import shutil
+
     bad = tmp_path / "bad"
     shutil.copytree(trained, bad)
     w = bad / "model.safetensors"
@@ -83,6 +106,7 @@ def test_tampered_checkpoint_cli(trained, capsys, tmp_path):
 
 def test_missing_fashion_mnist_message(capsys, monkeypatch, tmp_path):
     from sdrlib import data
+
     monkeypatch.setattr(data, "FASHION_DIRS", ())
     monkeypatch.setenv("SDR_CACHE", str(tmp_path))
     monkeypatch.delenv("SDR_FASHION_MNIST", raising=False)
@@ -105,10 +129,14 @@ def test_info_readme(trained, capsys):
 def test_every_option_has_a_help_line():
     """`sdr <command> --help` documents every option of every command."""
     import argparse
+
     from sdrlib import cli
+
     sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
     for name, p in sub.choices.items():
         for action in p._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
-            assert action.help and action.help.strip(), f"sdr {name}: {action.option_strings or action.dest} has no help"
+            assert action.help and action.help.strip(), (
+                f"sdr {name}: {action.option_strings or action.dest} has no help"
+            )

@@ -1,4 +1,5 @@
 """Tests of the offline data sets (sdrlib.data): contract, determinism, class counts, held-out regions."""
+
 from __future__ import annotations
 
 import gzip
@@ -44,9 +45,20 @@ def assert_same(a: data.ImageSet, b: data.ImageSet) -> None:
 
 # --------------------------------------------------------------------------- registry
 
+
 def test_registry_lists_every_set() -> None:
-    assert {"fashion-mnist", "textures", "ovals", "shapes", "digits", "folder", "imagenet64", "cifar10", "celeba",
-            "lsun-bedroom"} <= set(data.names())
+    assert {
+        "fashion-mnist",
+        "textures",
+        "ovals",
+        "shapes",
+        "digits",
+        "folder",
+        "imagenet64",
+        "cifar10",
+        "celeba",
+        "lsun-bedroom",
+    } <= set(data.names())
 
 
 def test_unknown_set_is_a_value_error_naming_it() -> None:
@@ -59,23 +71,33 @@ def test_unknown_set_is_a_value_error_naming_it() -> None:
 
 
 def _good_set(n: int = 4) -> data.ImageSet:
-    return data.ImageSet("toy", torch.rand(n, 1, 8, 8), torch.arange(n) % 2, ["a", "b"], groups=torch.zeros(n).long(),
-                         group_names=["g"], extras={"boxes": torch.zeros(n, 4)})
+    return data.ImageSet(
+        "toy",
+        torch.rand(n, 1, 8, 8),
+        torch.arange(n) % 2,
+        ["a", "b"],
+        groups=torch.zeros(n).long(),
+        group_names=["g"],
+        extras={"boxes": torch.zeros(n, 4)},
+    )
 
 
-@pytest.mark.parametrize("change, error, match", [
-    ({"images": torch.rand(4, 8, 8)}, TypeError, "float32 NCHW"),
-    ({"images": torch.rand(4, 1, 8, 8).double()}, TypeError, "float64"),
-    ({"images": torch.full((4, 1, 8, 8), 1.5)}, ValueError, r"\[0, 1\].*1\.5"),
-    ({"images": torch.full((4, 1, 8, 8), float("nan"))}, ValueError, "finite"),
-    ({"labels": torch.arange(4).int()}, TypeError, "int64"),
-    ({"labels": torch.arange(3)}, TypeError, r"shape \(4,\)"),
-    ({"labels": torch.tensor([0, 1, 2, 1])}, ValueError, "labels must be in 0..1"),
-    ({"labels": torch.tensor([0, -1, 0, 1])}, ValueError, "-1..1"),
-    ({"groups": torch.ones(4).long()}, ValueError, "groups must be in 0..0"),
-    ({"groups": torch.zeros(3).long()}, TypeError, "groups must be int64"),
-    ({"extras": {"boxes": torch.zeros(3, 4)}}, ValueError, "extras must have 4 rows"),
-])
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"images": torch.rand(4, 8, 8)}, TypeError, "float32 NCHW"),
+        ({"images": torch.rand(4, 1, 8, 8).double()}, TypeError, "float64"),
+        ({"images": torch.full((4, 1, 8, 8), 1.5)}, ValueError, r"\[0, 1\].*1\.5"),
+        ({"images": torch.full((4, 1, 8, 8), float("nan"))}, ValueError, "finite"),
+        ({"labels": torch.arange(4).int()}, TypeError, "int64"),
+        ({"labels": torch.arange(3)}, TypeError, r"shape \(4,\)"),
+        ({"labels": torch.tensor([0, 1, 2, 1])}, ValueError, "labels must be in 0..1"),
+        ({"labels": torch.tensor([0, -1, 0, 1])}, ValueError, "-1..1"),
+        ({"groups": torch.ones(4).long()}, ValueError, "groups must be in 0..0"),
+        ({"groups": torch.zeros(3).long()}, TypeError, "groups must be int64"),
+        ({"extras": {"boxes": torch.zeros(3, 4)}}, ValueError, "extras must have 4 rows"),
+    ],
+)
 def test_contract_check_raises_named_errors(change: dict, error: type, match: str) -> None:
     data._check(_good_set())
     ds = _good_set()
@@ -87,11 +109,13 @@ def test_contract_check_raises_named_errors(change: dict, error: type, match: st
 
 def test_no_assert_statements_in_the_data_package() -> None:
     import ast
+
     for f in Path(data.__file__).parent.glob("*.py"):
         assert not [n for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.Assert)], f.name
 
 
 # --------------------------------------------------------------------------- fashion-mnist
+
 
 def test_fashion_mnist_counts_and_contract() -> None:
     train = data.load("fashion-mnist", split="train", cache=False)
@@ -129,6 +153,7 @@ def test_truncated_idx_is_a_value_error(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- ovals
 
+
 def test_ovals_classes_determinism_and_splits() -> None:
     a = data.load("ovals", n_per_class=6, cache=False)
     assert_contract(a, 5, 1, 80)
@@ -156,6 +181,7 @@ def test_ovals_have_the_class_aspect_ratio_and_coverage() -> None:
 
 # --------------------------------------------------------------------------- shapes
 
+
 def test_shapes_contract_colours_and_determinism() -> None:
     a = data.load("shapes", n_per_class=8, cache=False)
     assert_contract(a, 6, 3, 64)
@@ -173,15 +199,21 @@ def test_shapes_have_their_geometric_areas() -> None:
     t = torch.linspace(-1.2, 1.2, 1201)
     v, u = torch.meshgrid(t, t, indexing="ij")
     cell = float(t[1] - t[0]) ** 2
-    expected = {"circle": math.pi, "square": 2.0, "triangle": 3 * math.sqrt(3) / 4,
-                "star": 5 * 0.45 * math.sin(math.pi / 5), "cross": 2 * 0.6 * 2 - 0.36,
-                "ring": math.pi * (1 - 0.55 ** 2)}
+    expected = {
+        "circle": math.pi,
+        "square": 2.0,
+        "triangle": 3 * math.sqrt(3) / 4,
+        "star": 5 * 0.45 * math.sin(math.pi / 5),
+        "cross": 2 * 0.6 * 2 - 0.36,
+        "ring": math.pi * (1 - 0.55**2),
+    }
     for kind, area in expected.items():
         got = float(data._shape_mask(kind, u, v).sum()) * cell
         assert abs(got - area) < 0.01 * area + 0.01, (kind, got, area)
 
 
 # --------------------------------------------------------------------------- digits
+
 
 def test_digits_sources_counts_and_split() -> None:
     train = data.load("digits", split="train", cache=False)
@@ -211,6 +243,7 @@ def test_digits_deterministic_and_skip_missing(monkeypatch: pytest.MonkeyPatch) 
 
 
 # --------------------------------------------------------------------------- textures
+
 
 @pytest.fixture(scope="module")
 def textures() -> dict[str, data.ImageSet]:
@@ -272,6 +305,7 @@ def test_textures_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- folder
+
 
 def _make_tree(root: Path) -> None:
     """cats: 5 red images (one nested), dogs: 4 blue, one green image directly in root, plus noise files."""
@@ -340,6 +374,7 @@ def test_stratified_split_is_a_partition() -> None:
 
 
 # --------------------------------------------------------------------------- fingerprints and source stamps
+
 
 def test_fingerprint_is_stable_and_follows_counts() -> None:
     a = data.load("shapes", n_per_class=3, cache=False)

@@ -1,5 +1,6 @@
 """Readers of the standard on-disk formats (ImageNet64 .npz, CIFAR-10 pickles, CelebA, LSUN as images), each tested
 on tiny files written here in the exact on-disk layout; missing files and unsafe pickles give clear errors."""
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ def _contract(ds: data.ImageSet, channels: int, size: int) -> None:
 
 
 # --------------------------------------------------------------------------- imagenet64
+
 
 def _planar(rng: np.random.Generator, n: int, side: int) -> tuple[np.ndarray, np.ndarray]:
     """n random images (N,3,S,S) and their rows as the .npz stores them: C,H,W-flattened, uint8."""
@@ -116,8 +118,12 @@ def _write_cifar(root: Path, n: int = 4, protocol: int = 2) -> dict[str, tuple[n
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         img = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, n)]
-        record = {b"batch_label": name.encode(), b"labels": labels, b"data": img.reshape(n, 3072),
-                  b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+        record = {
+            b"batch_label": name.encode(),
+            b"labels": labels,
+            b"data": img.reshape(n, 3072),
+            b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+        }
         (d / name).write_bytes(pickle.dumps(record, protocol=protocol))
         out[name] = (img, labels)
     meta = {b"num_cases_per_batch": n, b"label_names": CIFAR_NAMES, b"num_vis": 3072}
@@ -170,11 +176,13 @@ def test_cifar_unpickler_refuses_code(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- celeba
 
-ATTRS = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-         "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-         "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-         "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-         "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
+ATTRS = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
 
 
 def _write_celeba(root: Path, n: int = 10, distributed: bool = False) -> np.ndarray:
@@ -237,6 +245,7 @@ def test_celeba_errors_name_what_is_missing(tmp_path: Path, monkeypatch: pytest.
 
 
 # --------------------------------------------------------------------------- lsun-bedroom
+
 
 def _write_lsun(root: Path, n: int = 12) -> None:
     """LSUN's export layout: one .webp per image in folders nested by the first characters of its key."""

@@ -1,5 +1,6 @@
 """The memory-mapped uint8 store (sdrlib.data.store): indexing semantics, the in-memory / store rule, the cache
 record of a stored set, and a bound on the memory used while building and iterating over a set larger than it."""
+
 from __future__ import annotations
 
 import time
@@ -24,7 +25,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _store(tmp_path: Path, n: int = 10) -> tuple[U8Images, np.ndarray]:
     a = np.random.default_rng(0).integers(0, 256, (n, 3, 4, 5), dtype=np.uint8)
-    return U8Images(write_store(tmp_path / "s.npy", n, (3, 4, 5), (a[i:i + 3] for i in range(0, n, 3)))), a
+    return U8Images(write_store(tmp_path / "s.npy", n, (3, 4, 5), (a[i : i + 3] for i in range(0, n, 3)))), a
 
 
 def test_store_indexing_reads_only_what_is_asked(tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_store_writing_is_checked_and_atomic(tmp_path: Path) -> None:
 
 
 def test_budget_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert memory_budget() == 2 * 2 ** 30
+    assert memory_budget() == 2 * 2**30
     assert use_memory(1000, (3, 64, 64), None) and not use_memory(100_000, (3, 64, 64), None)
     assert use_memory(100_000, (3, 64, 64), True) and not use_memory(10, (3, 8, 8), False)
     monkeypatch.setenv("SDR_DATA_BUDGET_GB", "0.001")
@@ -105,7 +106,7 @@ def test_stored_and_in_memory_sets_are_the_same(tmp_path: Path) -> None:
 
 def test_large_takes_stay_in_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_imagenet(tmp_path / "in64", rows=4, batches=2)
-    monkeypatch.setenv("SDR_DATA_BUDGET_GB", str(5 * 3 * 64 * 64 * 4 / 2 ** 30))  # five float32 images
+    monkeypatch.setenv("SDR_DATA_BUDGET_GB", str(5 * 3 * 64 * 64 * 4 / 2**30))  # five float32 images
     ds = data.load("imagenet64", root=str(tmp_path / "in64"), batches=(1, 2))
     assert isinstance(ds.images, U8Images) and len(ds) == 8  # 8 images > budget: stored
     kept, out = ds.split_classes(2)
@@ -134,8 +135,7 @@ def _vm(key: str) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak RSS")
-def test_memory_stays_bounded_for_a_set_larger_than_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                               ) -> None:
+def test_memory_stays_bounded_for_a_set_larger_than_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = 2440  # 10 batches x 2440 x 12288 B = 300 MB of uint8, 1.2 GB as float32
     _fake_imagenet(tmp_path / "in64", rows=rows)
     _fake_imagenet(tmp_path / "warm", rows=8)

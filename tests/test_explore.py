@@ -1,5 +1,6 @@
 """The explorers of chapter 5: each view function computes what it shows (checked against the library functions it
 stands on), and each widget builds without a kernel and calls its view when a control changes."""
+
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -32,6 +33,7 @@ def feats(model, images) -> dict:
 
 # ------------------------------------------------------------------ noise level
 
+
 def test_noise_view_psnr_is_that_of_the_returned_images(model, images):
     res, fig = explore.noise_view(model, images[3], 0.2, seed=5, n_noise=3)
     x, y, d = res["clean"][None], res["noisy"][None], res["denoised"][None]
@@ -63,6 +65,7 @@ def test_noise_view_refuses_bad_input(model, images):
 
 # ------------------------------------------------------------------ channel
 
+
 def test_channel_view_top_images_are_the_argmax_sorted_ones_and_maps_the_block_maps(model, images, feats, labels):
     p = feats["phi mid"]
     c = int(p.std(0).argmax())
@@ -86,7 +89,7 @@ def test_channel_maps_at_phis_noise_level_average_to_phi(model, images):
     c = int(p.std(0).argmax())
     res, _ = explore.channel_view(model, images, p, c, k=5, sigma=0.3, n_noise=3, seed=2)
     assert torch.allclose(res["maps"].mean(dim=(1, 2)), res["phi"], rtol=1e-5, atol=1e-7)
-    sub = torch.arange(10, 30)                 # a subset, named by its rows in the set phi was computed on
+    sub = torch.arange(10, 30)  # a subset, named by its rows in the set phi was computed on
     res, _ = explore.channel_view(model, images[sub], p[sub], c, k=4, sigma=0.3, n_noise=3, seed=2, index=sub)
     assert torch.allclose(res["maps"].mean(dim=(1, 2)), res["phi"], rtol=1e-5, atol=1e-7)
 
@@ -118,9 +121,9 @@ def test_channel_view_refuses_bad_values(model, images, feats):
 
 def test_channel_order_lists_live_channels_by_frequency_then_dead_ones():
     p = torch.zeros(10, 4)
-    p[:, 0] = 1.0                        # active on every image
-    p[:3, 1] = 1.0                       # on 3 of 10
-    p[:1, 3] = 1.0                       # on 1 of 10; channel 2 is dead
+    p[:, 0] = 1.0  # active on every image
+    p[:3, 1] = 1.0  # on 3 of 10
+    p[:1, 3] = 1.0  # on 1 of 10; channel 2 is dead
     order = explore.channel_order(p)
     assert [c for _, c in order] == [3, 1, 0, 2]
     assert "10.0%" in order[0][0] and "dead" in order[-1][0]
@@ -135,6 +138,7 @@ def test_pair_agreement_and_chance():
 
 # ------------------------------------------------------------------ neighbours
 
+
 def test_neighbour_view_starts_with_the_query_and_ranks_by_standardised_distance(model, images, feats, labels):
     res, fig = explore.neighbour_view(feats, images, 7, "mid", k=5, labels=labels)
     assert isinstance(fig, Figure)
@@ -148,9 +152,11 @@ def test_neighbour_view_starts_with_the_query_and_ranks_by_standardised_distance
 
 
 def test_neighbour_view_keeps_the_query_first_beside_an_exact_copy(images):
-    base = torch.cat([images[:5], images[2:3]])           # image 5 is a copy of image 2
-    feats = {"phi mid": torch.rand(6, 3, generator=torch.Generator().manual_seed(0)),
-             "pixels": representation.pixels(base)}
+    base = torch.cat([images[:5], images[2:3]])  # image 5 is a copy of image 2
+    feats = {
+        "phi mid": torch.rand(6, 3, generator=torch.Generator().manual_seed(0)),
+        "pixels": representation.pixels(base),
+    }
     feats["phi mid"][5] = feats["phi mid"][2]
     res, _ = explore.neighbour_view(feats, base, 5, "mid", k=3)
     assert res["φ mid"][:2].tolist() == [5, 2] and res["pixels"][:2].tolist() == [5, 2]
@@ -179,6 +185,7 @@ def test_neighbour_agreement_is_leave_one_out_nearest_label(feats, labels):
 
 # ------------------------------------------------------------------ masked reconstruction
 
+
 @pytest.fixture(scope="module")
 def target(model, images) -> sampling.Target:
     return explore.target_for(model, images[0], n_samples=2, steps=3, n_noise=2)
@@ -206,11 +213,13 @@ def test_mask_all_is_the_unmasked_sampler_bit_for_bit(model, images, target):
     mean = sampling.mean_image(images)
     mask = explore.mask_for("all", target.table[0, 0])
     res, fig = explore.masked_view(model, images[0], mean, mask, 2, steps=3, match_iter=3, target=target)
-    want, _ = sampling.fixed_schedule(model, mean, target, 2, explore.schedule(3), lr=0.01, max_iter=3,
-                                      generator=torch.Generator().manual_seed(0))
+    want, _ = sampling.fixed_schedule(
+        model, mean, target, 2, explore.schedule(3), lr=0.01, max_iter=3, generator=torch.Generator().manual_seed(0)
+    )
     assert isinstance(fig, Figure) and torch.equal(res["samples"], want)
-    free, _ = sampling.fixed_schedule(model, mean, target, 2, explore.schedule(3), max_iter=0,
-                                      generator=torch.Generator().manual_seed(0))
+    free, _ = sampling.fixed_schedule(
+        model, mean, target, 2, explore.schedule(3), max_iter=0, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(res["unguided"], free) and not torch.equal(res["samples"], free)
     assert torch.isnan(res["free_error"]).all() and res["kept"] == target.table.shape[-1]
 
@@ -221,10 +230,10 @@ def test_free_channels_are_left_free(model, images, target):
     mask[:5] = True
     a, _ = explore.masked_sample(model, target, mean, mask, steps=3, match_iter=3)
     moved = target.table.clone()
-    moved[..., 5:] = moved[..., 5:] * 3 + 1                 # another target on the free channels only
+    moved[..., 5:] = moved[..., 5:] * 3 + 1  # another target on the free channels only
     b, _ = explore.masked_sample(model, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
     assert torch.equal(a, b)
-    moved[..., :5] += 1                                     # ... and on the kept ones: the result changes
+    moved[..., :5] += 1  # ... and on the kept ones: the result changes
     c, _ = explore.masked_sample(model, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
     assert not torch.equal(a, c)
 
@@ -248,8 +257,10 @@ def test_masked_view_errors_on_kept_and_free_channels(model, images, target):
 
 # ------------------------------------------------------------------ widgets (no kernel)
 
+
 def test_noise_widget_builds_headlessly_and_recomputes_on_change(model, images):
     import ipywidgets
+
     ex = explore.noise_widget(model, images, sigma=0.2)
     assert isinstance(ex.widget, ipywidgets.VBox) and bytes(ex.image.value).startswith(PNG) and ex.calls == 1
     before = bytes(ex.image.value)
@@ -289,15 +300,16 @@ def test_masked_widget_runs_on_its_button_only(model, images, feats):
     ex = explore.masked_widget(model, images, mean, feats["phi mid"], k=4, steps=2, match_iter=2, n_noise=2)
     assert ex.result is None and ex.calls == 0 and "Run" in ex.text.value
     ex.controls["mask"].value = "all but top-k"
-    assert ex.calls == 0                                   # no run on a change
+    assert ex.calls == 0  # no run on a change
     ex.controls["run"].click()
     assert ex.calls == 1 and bytes(ex.image.value).startswith(PNG)
     assert ex.result["kept"] == feats["phi mid"].shape[1] - 4
     ex.controls["mask"].value = "top-k of the target"
     ex.controls["run"].click()
     assert ex.calls == 2 and ex.result["kept"] == 4
-    start = explore.masked_view(model, images[0], mean, torch.ones(16, dtype=torch.bool), 2, steps=2,
-                                match_iter=2, n_noise=2)
+    start = explore.masked_view(
+        model, images[0], mean, torch.ones(16, dtype=torch.bool), 2, steps=2, match_iter=2, n_noise=2
+    )
     ex = explore.masked_widget(model, images, mean, feats["phi mid"], initial=start)
     assert ex.result is start[0] and ex.calls == 0 and bytes(ex.image.value).startswith(PNG)
 

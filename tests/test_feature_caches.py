@@ -1,6 +1,7 @@
 """The feature caches committed beside each reference (checkpoints/<name>/features/) hold what they say: a
 random subset of the rows of every file, recomputed from the checkpoint and its data, matches the stored
 values (float16), and each file was made with the reference's current weights."""
+
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ FILES = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"**/{representation.FEATURES}/
 
 def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dict[str, torch.Tensor]:
     """The stored tensors of a cache file, recomputed for some of its rows."""
-    from safetensors.torch import load_file
+
     full = checkpoints.load_data(ck, meta["split"], **meta.get("data_kwargs", {}))
     images = full.images[rows]
     nets = {"phi": ck.model}
@@ -22,20 +23,28 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
     out = {}
     for prefix, m in nets.items():
         if meta["kind"] == "features":
-            got = representation.phi_blocks(m, images, meta["sigma"], meta["n_noise"], meta["blocks"], meta["seed"],
-                                            index=rows)
+            got = representation.phi_blocks(
+                m, images, meta["sigma"], meta["n_noise"], meta["blocks"], meta["seed"], index=rows
+            )
             out.update({f"{prefix} {b}": v for b, v in got.items()})
         else:
-            out[f"{prefix} mid"] = torch.stack([representation.phi_blocks(
-                m, images, s, meta["n_noise"], ("mid",), meta["seed"], index=rows)["mid"] for s in meta["sigmas"]])
+            out[f"{prefix} mid"] = torch.stack(
+                [
+                    representation.phi_blocks(m, images, s, meta["n_noise"], ("mid",), meta["seed"], index=rows)["mid"]
+                    for s in meta["sigmas"]
+                ]
+            )
     if meta.get("texture"):
         out["texture stats"] = representation.texture_stats(images)
     return out
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.parent.relative_to(checkpoints.REPO_CHECKPOINTS)}/{p.stem[:8]}" for p in FILES])
+@pytest.mark.parametrize(
+    "path", FILES, ids=[f"{p.parent.parent.relative_to(checkpoints.REPO_CHECKPOINTS)}/{p.stem[:8]}" for p in FILES]
+)
 def test_cache_matches_a_recomputed_subset(path: Path):
     from safetensors.torch import load_file
+
     meta = representation.cache_meta(path)
     ck = checkpoints.load(path.parent.parent, weights=meta["weights"])
     assert ck.sha256 == meta["checkpoint"], f"{path} was made with other weights: delete it and re-run the chapters"
@@ -46,8 +55,9 @@ def test_cache_matches_a_recomputed_subset(path: Path):
     for key, v in fresh.items():
         s = stored[key].float()
         s = s[:, pick] if meta["kind"] == "grid" else s[pick]
-        torch.testing.assert_close(v, s, rtol=5e-3, atol=2e-3 * max(float(s.abs().max()), 1e-6),
-                                   msg=lambda m, k=key: f"{path.name} {k}: {m}")
+        torch.testing.assert_close(
+            v, s, rtol=5e-3, atol=2e-3 * max(float(s.abs().max()), 1e-6), msg=lambda m, k=key: f"{path.name} {k}: {m}"
+        )
 
 
 def test_every_cache_file_has_its_parameters():

@@ -1,4 +1,5 @@
 """Noise-level laws and the noisy-pair maker (SPEC section 1)."""
+
 import math
 
 import pytest
@@ -8,8 +9,10 @@ from scipy import stats
 from sdrlib import noise
 
 
-@pytest.mark.parametrize("law, lo, hi", [("uniform", 0.0, 1.0), ("sqrt-uniform", 0.0, 1.0),
-                                         ("uniform", 0.05, 3.0), ("sqrt-uniform", 0.01, 0.5)])
+@pytest.mark.parametrize(
+    "law, lo, hi",
+    [("uniform", 0.0, 1.0), ("sqrt-uniform", 0.0, 1.0), ("uniform", 0.05, 3.0), ("sqrt-uniform", 0.01, 0.5)],
+)
 def test_sigma_laws_match_their_cdf(law, lo, hi):
     g = torch.Generator().manual_seed(0)
     s = noise.sample_sigma(20_000, law, lo, hi, g)

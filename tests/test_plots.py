@@ -1,4 +1,5 @@
 """Figure helpers draw what they are given, and refuse what they cannot draw."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,8 +19,10 @@ def close_figures():
 
 
 def rows(offset: float) -> list[dict]:
-    return [{"sigma": s, "psnr_noisy": 20 - 20 * np.log10(s / 0.1), "psnr_denoised": 25 + offset - 5 * s}
-            for s in (0.05, 0.1, 0.2)]
+    return [
+        {"sigma": s, "psnr_noisy": 20 - 20 * np.log10(s / 0.1), "psnr_denoised": 25 + offset - 5 * s}
+        for s in (0.05, 0.1, 0.2)
+    ]
 
 
 def test_image_grid_layout_titles_and_colour():
@@ -28,7 +31,7 @@ def test_image_grid_layout_titles_and_colour():
     assert isinstance(fig, Figure)
     axes = fig.axes
     assert len(axes) == 6 and [a.get_title() for a in axes[:5]] == list("abcde")
-    assert not axes[5].axison                            # the unused slot is blank
+    assert not axes[5].axison  # the unused slot is blank
     shown = axes[0].images[0].get_array()
     assert shown.shape == (8, 8, 3) and np.allclose(shown, imgs[0].permute(1, 2, 0).numpy())
 
@@ -36,7 +39,7 @@ def test_image_grid_layout_titles_and_colour():
 def test_image_grid_on_an_axis_tiles_one_picture():
     fig, ax = plt.subplots()
     out = plots.image_grid(torch.rand(4, 1, 6, 6), 2, ax=ax)
-    assert out is fig and ax.images[0].get_array().shape == (13, 13)   # 2x2 tiles with a 1-pixel gap
+    assert out is fig and ax.images[0].get_array().shape == (13, 13)  # 2x2 tiles with a 1-pixel gap
 
 
 def test_image_grid_rejects_bad_input():
@@ -57,8 +60,12 @@ def test_psnr_curves_one_line_per_method_plus_noisy():
 
 
 def test_training_curves_from_a_log():
-    log = [{"step": 0, "eval": rows(0)}, {"step": 10, "loss": 0.1}, {"step": 20, "loss": 0.05},
-           {"step": 20, "eval": rows(2)}]
+    log = [
+        {"step": 0, "eval": rows(0)},
+        {"step": 10, "loss": 0.1},
+        {"step": 20, "loss": 0.05},
+        {"step": 20, "eval": rows(2)},
+    ]
     fig = plots.training_curves(log, title="t")
     loss_ax, psnr_ax = fig.axes[:2]
     assert list(loss_ax.get_lines()[0].get_ydata()) == [0.1, 0.05]
@@ -74,7 +81,7 @@ def test_sigma_grid_shape_and_labels():
     fig = plots.sigma_grid(clean, res, [0.1, 0.2, 0.4], {"net": torch.full((3, 2), 21.0)})
     assert len(fig.axes) == 2 * 3 * 3
     assert fig.axes[0].get_title() == "σ = 0.1" and fig.axes[0].get_ylabel() == "clean"
-    assert fig.axes[2 * 3].get_xlabel() == "21.0 dB"           # row "net" of the first image, first sigma
+    assert fig.axes[2 * 3].get_xlabel() == "21.0 dB"  # row "net" of the first image, first sigma
     with pytest.raises(ValueError, match="expected \\(3, 2"):
         plots.sigma_grid(clean, {"x": torch.rand(2, 2, 1, 8, 8)}, [0.1, 0.2, 0.4])
 

@@ -1,4 +1,5 @@
 """phi (SPEC section 2) and the analyses of SPEC section 3 on inputs with known answers."""
+
 import pytest
 import torch
 
@@ -26,7 +27,7 @@ def test_phi_clean_is_the_spatial_mean_of_the_block(model):
 def test_phi_noisy_is_the_average_over_draws(model):
     x = torch.rand(3, 1, 16, 16)
     p = representation.phi(model, x, sigma=0.3, n_noise=4, seed=5, batch=2)
-    z = representation.noise_for(torch.arange(3), x.shape[1:], 4, seed=5)        # (draws, N, C, H, W)
+    z = representation.noise_for(torch.arange(3), x.shape[1:], 4, seed=5)  # (draws, N, C, H, W)
     ref = torch.stack([model.encode(x + 0.3 * z[d]).mean(dim=(2, 3)) for d in range(4)]).mean(0)
     torch.testing.assert_close(p, ref)
     assert (p >= 0).all()
@@ -50,7 +51,7 @@ def test_phi_average_converges_as_n_grows(model):
         return est.std(0).mean().item()
 
     s1, s16 = spread(1), spread(16)
-    assert s16 < s1 / 2.5     # ideal ratio is 4
+    assert s16 < s1 / 2.5  # ideal ratio is 4
 
 
 def test_phi_is_seeded_and_grid_shapes(model):
@@ -89,6 +90,7 @@ def test_cache_round_trip(tmp_path):
 
 # ------------------------------------------------------------------ analyses with known answers
 
+
 def clustered(n_per=20, n_cls=3, dim=6, spread=0.01, seed=0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.eye(dim)[:n_cls] * 5
@@ -97,9 +99,7 @@ def clustered(n_per=20, n_cls=3, dim=6, spread=0.01, seed=0):
 
 
 def test_sparsity_on_hand_built_phi():
-    phi = torch.tensor([[1.0, 0.0, 0.05, 0.0],
-                        [0.5, 2.0, 0.00, 0.0],
-                        [0.0, 1.0, 1.00, 0.0]])
+    phi = torch.tensor([[1.0, 0.0, 0.05, 0.0], [0.5, 2.0, 0.00, 0.0], [0.0, 1.0, 1.00, 0.0]])
     m = sparsity.active_mask(phi, tau=0.1)
     assert m.tolist() == [[True, False, False, False], [True, True, False, False], [False, True, True, False]]
     assert sparsity.dead_channels(phi).tolist() == [False, False, False, True]
@@ -123,7 +123,7 @@ def test_knn_on_clusters_and_on_noise():
     assert s["agreement"] == 1.0 and s["accuracy"] == 1.0
     g = torch.Generator().manual_seed(1)
     r = analysis.knn_scores(torch.randn(600, 4, generator=g), torch.randint(0, 3, (600,), generator=g), k=10)
-    assert abs(r["agreement"] - 1 / 3) < 0.05    # chance level for 3 balanced classes
+    assert abs(r["agreement"] - 1 / 3) < 0.05  # chance level for 3 balanced classes
     with pytest.raises(ValueError, match="k must be"):
         analysis.knn_scores(f, y, k=len(y))
 
@@ -139,8 +139,12 @@ def test_linear_probe_separable_and_chance():
     ft, yt = clustered(spread=0.5, seed=1)
     assert analysis.linear_probe(f, y, ft, yt, epochs=100)["test_accuracy"] == 1.0
     g = torch.Generator().manual_seed(0)
-    noise = analysis.linear_probe(torch.randn(300, 5, generator=g), torch.randint(0, 2, (300,), generator=g),
-                                  torch.randn(300, 5, generator=g), torch.randint(0, 2, (300,), generator=g))
+    noise = analysis.linear_probe(
+        torch.randn(300, 5, generator=g),
+        torch.randint(0, 2, (300,), generator=g),
+        torch.randn(300, 5, generator=g),
+        torch.randint(0, 2, (300,), generator=g),
+    )
     assert abs(noise["test_accuracy"] - 0.5) < 0.1
 
 
@@ -156,21 +160,27 @@ def test_features_include_controls_and_baselines(model):
 
 def test_sparsity_summary_counts():
     phi = torch.zeros(10, 4)
-    phi[:, 0] = 1.0            # non-selective: active everywhere
-    phi[0, 1] = 1.0            # selective: active for one image in ten
-    phi[:5, 2] = 1.0           # intermediate
+    phi[:, 0] = 1.0  # non-selective: active everywhere
+    phi[0, 1] = 1.0  # selective: active for one image in ten
+    phi[:5, 2] = 1.0  # intermediate
     s = sparsity.sparsity_summary(phi)
     assert (s["dead"], s["selective"], s["non_selective"], s["intermediate"]) == (1, 1, 1, 1)
-    assert s["active_frac_median"] == pytest.approx(0.5)   # five images at 1/3, four at 2/3, one at 1
+    assert s["active_frac_median"] == pytest.approx(0.5)  # five images at 1/3, four at 2/3, one at 1
 
 
 def test_compare_ranks_a_clustered_feature_above_noise():
     f, y = clustered(n_per=30, spread=1.0)
     ft, yt = clustered(n_per=30, spread=1.0, seed=1)
     g = torch.Generator().manual_seed(0)
-    rows = analysis.compare({"good": f, "noise": torch.randn(f.shape, generator=g)}, y,
-                            {"good": ft, "noise": torch.randn(ft.shape, generator=g)}, yt,
-                            k=5, kmeans_restarts=2, probe_epochs=50)
+    rows = analysis.compare(
+        {"good": f, "noise": torch.randn(f.shape, generator=g)},
+        y,
+        {"good": ft, "noise": torch.randn(ft.shape, generator=g)},
+        yt,
+        k=5,
+        kmeans_restarts=2,
+        probe_epochs=50,
+    )
     good, noise = rows
     assert good["knn_agreement"] > 0.9 and good["nmi"] > 0.8 and good["probe_accuracy"] > 0.9
     assert noise["knn_agreement"] < 0.5 and noise["nmi"] < 0.2
@@ -178,6 +188,7 @@ def test_compare_ranks_a_clustered_feature_above_noise():
 
 def test_checkpoint_features_share_one_control_across_image_sets(tmp_path, monkeypatch):
     from sdrlib import checkpoints
+
     monkeypatch.setenv("SDR_CACHE", str(tmp_path))
     torch.manual_seed(0)
     path = checkpoints.save(tmp_path / "ck", build("tiny"), {"train": {"data": "fashion-mnist", "size": None}})
@@ -186,7 +197,7 @@ def test_checkpoint_features_share_one_control_across_image_sets(tmp_path, monke
     ctrl = representation.untrained_like(checkpoints.load_model(path), 0)
     torch.testing.assert_close(a["untrained phi mid"], representation.phi(ctrl, ia.images, 0.0))
     torch.testing.assert_close(b["untrained phi mid"], representation.phi(ctrl, ib.images, 0.0))
-    again, _ = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)   # from the cache
+    again, _ = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)  # from the cache
     assert torch.equal(again["phi mid"], a["phi mid"])
 
 

@@ -1,4 +1,5 @@
 """Chapter 4's sample sets: drawn once, cached with their parameters, re-read identically; the no-copy floor."""
+
 import pytest
 import torch
 
@@ -9,8 +10,19 @@ from sdrlib.train import TrainConfig, train
 @pytest.fixture(scope="module")
 def tiny_ck(tmp_path_factory):
     out = tmp_path_factory.mktemp("ck") / "run"
-    train(TrainConfig(preset="tiny", data="fashion-mnist", batch=8, steps=3, max_train=200, n_eval=8, eval_every=3,
-                      progress=False, out=str(out)))
+    train(
+        TrainConfig(
+            preset="tiny",
+            data="fashion-mnist",
+            batch=8,
+            steps=3,
+            max_train=200,
+            n_eval=8,
+            eval_every=3,
+            progress=False,
+            out=str(out),
+        )
+    )
     return checkpoints.load(out)
 
 
@@ -23,7 +35,7 @@ def test_guided_samples_are_cached_and_reread(tiny_ck, tmp_path, monkeypatch):
     b = samples.guided(tiny_ck, rows, 2, [1.0, 0.3, 0.05], max_iter=3, n_noise_target=1)
     assert torch.equal(a["samples"], b["samples"]) and torch.equal(a["seconds_per_sample"], b["seconds_per_sample"])
     c = samples.guided(tiny_ck, torch.tensor([3, 12]), 2, [1.0, 0.3, 0.05], max_iter=3, n_noise_target=1)
-    assert not torch.equal(a["samples"], c["samples"])          # other targets: another entry of the cache
+    assert not torch.equal(a["samples"], c["samples"])  # other targets: another entry of the cache
 
 
 def test_unconditional_and_adaptive_shapes(tiny_ck, tmp_path, monkeypatch):

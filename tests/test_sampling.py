@@ -1,4 +1,5 @@
 """Samplers of SPEC section 4 on models with known answers."""
+
 import math
 
 import pytest
@@ -26,7 +27,7 @@ def test_ascent_effective_sigma_decays_as_scheduled():
     model = ConstantDenoiser(mu)
     cfg = AscentConfig(sigma0=1.0, sigma_L=0.05, h0=0.05, beta=0.2, max_iter=2000)
     x, diag = sampling.unconditional(model, mu, 16, cfg, torch.Generator().manual_seed(0))
-    sig = diag.sigma                                      # (T, N)
+    sig = diag.sigma  # (T, N)
     t = torch.arange(sig.shape[0], dtype=torch.float64)
     pred = cfg.sigma0 * (1 - cfg.beta * cfg.h0) ** t
     ok = ~torch.isnan(sig)
@@ -53,7 +54,7 @@ def test_growing_step_schedule():
 def tiny():
     torch.manual_seed(0)
     m = build("tiny").eval()
-    for mod in m.modules():                      # unit gains: a responsive untrained network
+    for mod in m.modules():  # unit gains: a responsive untrained network
         if isinstance(mod, torch.nn.Module) and hasattr(mod, "gain"):
             mod.gain.data.fill_(1.0)
     return m
@@ -63,8 +64,9 @@ def test_phi_match_lowers_its_loss(tiny):
     g = torch.Generator().manual_seed(0)
     target_img, y = torch.rand(2, 1, 1, 16, 16, generator=g)
     target = sampling.phi1(tiny, target_img).detach().repeat(3, 1)
-    r = sampling.phi_match(tiny, y.repeat(3, 1, 1, 1) + 0.1 * torch.randn(3, 1, 16, 16, generator=g),
-                           target, lr=0.02, max_iter=200)
+    r = sampling.phi_match(
+        tiny, y.repeat(3, 1, 1, 1) + 0.1 * torch.randn(3, 1, 16, 16, generator=g), target, lr=0.02, max_iter=200
+    )
     assert (r.loss_after < 0.2 * r.loss_before).all(), (r.loss_before, r.loss_after)
     assert (r.iterations > 0).all() and (r.iterations <= 200).all()
     # stopping rule: a sample that reached 1 % of its first loss stops there
@@ -87,8 +89,12 @@ def test_fixed_schedule_is_seeded_and_matches(tiny):
     target = sampling.image_target(tiny, cond, n_per=2, n_noise=2, grid=[0.05, 0.2, 1.0])
     mean = torch.full((1, 1, 16, 16), 0.5)
     sched = [1.0, 0.5, 0.2, 0.05]
-    a, da = sampling.fixed_schedule(tiny, mean, target, 4, sched, max_iter=30, generator=torch.Generator().manual_seed(3))
-    b, _ = sampling.fixed_schedule(tiny, mean, target, 4, sched, max_iter=30, generator=torch.Generator().manual_seed(3))
+    a, da = sampling.fixed_schedule(
+        tiny, mean, target, 4, sched, max_iter=30, generator=torch.Generator().manual_seed(3)
+    )
+    b, _ = sampling.fixed_schedule(
+        tiny, mean, target, 4, sched, max_iter=30, generator=torch.Generator().manual_seed(3)
+    )
     assert torch.equal(a, b) and a.shape == (4, 1, 16, 16)
     assert da.loss_after.shape == (4, 4) and (da.loss_after <= da.loss_before).all()
     assert da.schedule.tolist() == sched and da.match_iterations.shape == (4, 4)
@@ -98,7 +104,7 @@ def test_image_target_interpolates_in_log_sigma(tiny):
     cond = torch.rand(4, 1, 16, 16)
     t = sampling.image_target(tiny, cond, n_noise=1, grid=[0.0001, 0.5], seed=0)
     lo, hi = t(torch.full((4,), 0.0001)), t(torch.full((4,), 0.5))
-    mid = t(torch.full((4,), math.sqrt(0.0001 * 0.5)))      # halfway in log sigma
+    mid = t(torch.full((4,), math.sqrt(0.0001 * 0.5)))  # halfway in log sigma
     torch.testing.assert_close(mid, (lo + hi) / 2)
     two = sampling.image_target(tiny, cond[:2], n_per=3, n_noise=1, fixed_sigma=0.0)
     assert len(two) == 6
@@ -132,7 +138,10 @@ def test_channel_mask_leaves_masked_out_channels_free(tiny):
     a = sampling.phi_match(tiny, y, target, lr=0.02, max_iter=40, mask=mask)
     b = sampling.phi_match(tiny, y, other, lr=0.02, max_iter=40, mask=mask)
     assert torch.equal(a.y, b.y)
-    err = lambda x: (sampling.phi1(tiny, x).detach() - target)[:, keep].pow(2).mean()
+
+    def err(x):
+        return (sampling.phi1(tiny, x).detach() - target)[:, keep].pow(2).mean()
+
     assert err(a.y) < 0.5 * err(y)
     t = sampling.image_target(tiny, y, fixed_sigma=0.0, n_noise=1).masked(keep)
     assert torch.equal(t.mask, mask)
@@ -183,7 +192,10 @@ def test_fixed_schedule_effective_sigma_follows_its_schedule():
 
 def test_phi_fn_is_a_parameter(tiny):
     """The benchmark's whole-network phi gives the same matching as the encoder-only one."""
-    whole = lambda m, y, block: m.blocks(y)[1][block].mean(dim=(2, 3))
+
+    def whole(m, y, block):
+        return m.blocks(y)[1][block].mean(dim=(2, 3))
+
     y = torch.rand(2, 1, 16, 16)
     target = sampling.phi1(tiny, torch.rand(2, 1, 16, 16)).detach()
     a = sampling.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0)

@@ -1,5 +1,4 @@
 """Training: it denoises after a minute, resumes bit-exactly, validates its config."""
-import json
 
 import pytest
 import torch
@@ -13,8 +12,9 @@ FAST = dict(preset="tiny", data="fashion-mnist", batch=32, n_eval=64, log_every=
 
 def test_short_run_beats_noisy_input_by_3db(tmp_path):
     """~30 s of tiny training raises held-out PSNR at sigma 0.2 by >= 3 dB over the noisy input."""
-    cfg = TrainConfig(**{**FAST, "max_train": 0}, steps=600, lr=2e-3, eval_every=600, eval_sigmas=(0.2,),
-                      out=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        **{**FAST, "max_train": 0}, steps=600, lr=2e-3, eval_every=600, eval_sigmas=(0.2,), out=str(tmp_path / "run")
+    )
     out = train(cfg)
     log = checkpoints.read_log(out)
     first, last = [r["eval"][0] for r in log if "eval" in r][::-1][-1], [r["eval"][0] for r in log if "eval" in r][-1]
@@ -36,7 +36,7 @@ def test_resume_is_bit_exact(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     ea = {r["step"]: r["eval"] for r in checkpoints.read_log(a) if "eval" in r}
     eb = {r["step"]: r["eval"] for r in checkpoints.read_log(b) if "eval" in r}
-    assert sorted(ea) == [0, 10, 20, 24] and all(eb[k] == ea[k] for k in ea)   # same PSNR at every evaluation
+    assert sorted(ea) == [0, 10, 20, 24] and all(eb[k] == ea[k] for k in ea)  # same PSNR at every evaluation
     snap = checkpoints.load(tmp_path / "a" / "step-0000012")
     assert snap.config["step"] == 12 and snap.state is None
 
@@ -53,6 +53,7 @@ def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path):
 def test_interrupt_saves_a_resumable_checkpoint(tmp_path, monkeypatch):
     """Ctrl-C (KeyboardInterrupt) during training saves a checkpoint before exiting."""
     import sdrlib.train as T
+
     calls = {"n": 0}
     real = T.draw_batch
 
@@ -75,10 +76,18 @@ def test_lr_schedule_halves():
     assert [lr_at(cfg, s) for s in (0, 99, 100, 250)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
 
 
-@pytest.mark.parametrize("kw, msg", [({"preset": "huge"}, "unknown preset"), ({"sigma_law": "log"}, "sigma law"),
-                                     ({"sigma_min": -1.0}, "non-negative"), ({"sigma_max": float("nan")}, "finite"),
-                                     ({"batch": 0}, "batch"), ({"lr": -1.0}, "lr"),
-                                     ({"eval_sigmas": (0.1, -0.2)}, "sigma")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"preset": "huge"}, "unknown preset"),
+        ({"sigma_law": "log"}, "sigma law"),
+        ({"sigma_min": -1.0}, "non-negative"),
+        ({"sigma_max": float("nan")}, "finite"),
+        ({"batch": 0}, "batch"),
+        ({"lr": -1.0}, "lr"),
+        ({"eval_sigmas": (0.1, -0.2)}, "sigma"),
+    ],
+)
 def test_bad_train_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
         TrainConfig(**kw)
@@ -92,12 +101,13 @@ def test_unknown_data_set_writes_nothing(tmp_path):
 
 def test_holdout_classes_are_never_trained_on(tmp_path, monkeypatch):
     import sdrlib.train as T
+
     seen = []
     real = T.draw_batch
     monkeypatch.setattr(T, "draw_batch", lambda x, *a: seen.append(x.shape[0]) or real(x, *a))
     out = train(TrainConfig(**{**FAST, "max_train": 0}, holdout_every=5, steps=1, out=str(tmp_path / "r")))
     cfg = checkpoints.read_config(out)
-    assert sorted(cfg["held_out_classes"]) == ["Ankle boot", "Coat"]   # labels 4 and 9
+    assert sorted(cfg["held_out_classes"]) == ["Ankle boot", "Coat"]  # labels 4 and 9
     assert cfg["n_train"] == seen[0] == 48_000
 
 
@@ -106,19 +116,28 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
     import signal
     import subprocess
     import sys
+
     out = tmp_path / "r"
-    code = "\n".join([
-        "import sdrlib.train as T",
-        "real, n = T.draw_batch, [0]",
-        "def batch(*a):",
-        "    n[0] += 1",
-        "    if n[0] == 3: print('training', flush=True)",
-        "    return real(*a)",
-        "T.draw_batch = batch",
-        "T.train(T.TrainConfig(preset='tiny', steps=10**6, batch=8, max_train=200, n_eval=8, eval_every=10**6,",
-        f"        ckpt_every=10**6, progress=False, out={str(out)!r}))"])
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    code = "\n".join(
+        [
+            "import sdrlib.train as T",
+            "real, n = T.draw_batch, [0]",
+            "def batch(*a):",
+            "    n[0] += 1",
+            "    if n[0] == 3: print('training', flush=True)",
+            "    return real(*a)",
+            "T.draw_batch = batch",
+            "T.train(T.TrainConfig(preset='tiny', steps=10**6, batch=8, max_train=200, n_eval=8, eval_every=10**6,",
+            f"        ckpt_every=10**6, progress=False, out={str(out)!r}))",
+        ]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     assert proc.stdout.readline().strip() == "training"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
@@ -129,10 +148,18 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
 
 def test_history_table_has_one_row_per_evaluation():
     """The README's training history lists every evaluation of the log, in order, with its PSNR."""
-    ev = lambda a, b: [{"sigma": 0.1, "psnr_noisy": 20.0, "psnr_denoised": a},
-                       {"sigma": 0.4, "psnr_noisy": 8.0, "psnr_denoised": b}]
-    log = [{"step": 0, "elapsed_s": 0.0, "eval": ev(20.5, 9.0)}, {"step": 50, "loss": 0.1, "elapsed_s": 30.0},
-           {"step": 1500, "elapsed_s": 1800.0, "eval": ev(27.25, 22.004)}]
+
+    def ev(a, b):
+        return [
+            {"sigma": 0.1, "psnr_noisy": 20.0, "psnr_denoised": a},
+            {"sigma": 0.4, "psnr_noisy": 8.0, "psnr_denoised": b},
+        ]
+
+    log = [
+        {"step": 0, "elapsed_s": 0.0, "eval": ev(20.5, 9.0)},
+        {"step": 50, "loss": 0.1, "elapsed_s": 30.0},
+        {"step": 1500, "elapsed_s": 1800.0, "eval": ev(27.25, 22.004)},
+    ]
     lines = history_table(log).splitlines()
     assert lines[0] == "| step | minutes | sigma 0.1 | sigma 0.4 |"
     assert lines[2:] == ["| 0 | 0 | 20.50 | 9.00 |", "| 1,500 | 30 | 27.25 | 22.00 |"]
@@ -142,22 +169,26 @@ def test_history_table_has_one_row_per_evaluation():
 def test_ema_schedule_and_snapshots_keep_the_ema(tmp_path):
     """With --ema, the log scores both weights, the checkpoint keeps both, and a snapshot keeps the EMA only."""
     from sdrlib.trainstate import ema_decay
-    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10 ** 6) == 0.999
+
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
     out = train(TrainConfig(**FAST, steps=6, eval_every=3, snapshots=(3,), ema=0.9, out=str(tmp_path / "r")))
     ck = checkpoints.load(out, with_state=True)
     assert ck.weights == "ema" and ck.ema is not None
     snap = checkpoints.load(tmp_path / "r" / "step-0000003")
     assert snap.weights == "raw" and snap.config["snapshot_weights"] == "ema"
     assert sorted(p.name for p in (tmp_path / "r" / "step-0000003").iterdir()) == [
-        "config.json", "log.jsonl", "model.safetensors"]
+        "config.json",
+        "log.jsonl",
+        "model.safetensors",
+    ]
     assert all("eval_ema" in r for r in checkpoints.read_log(out) if "eval" in r)
 
 
 def test_lr_warmup_and_final_decay():
     cfg = TrainConfig(lr=1e-3, steps=100, warmup=10, decay="cosine", decay_steps=40, lr_final=0.1)
     assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
-    assert lr_at(cfg, 59) == pytest.approx(1e-3)                      # flat until the decay phase
-    assert lr_at(cfg, 80) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))   # halfway down the cosine
+    assert lr_at(cfg, 59) == pytest.approx(1e-3)  # flat until the decay phase
+    assert lr_at(cfg, 80) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # halfway down the cosine
     assert lr_at(cfg, 100) == pytest.approx(1e-4)
     lin = TrainConfig(lr=1e-3, steps=100, decay="linear", decay_steps=50, lr_final=0.0)
     assert lr_at(lin, 75) == pytest.approx(5e-4)

@@ -1,10 +1,10 @@
 """The blind UNet of SPEC section 1: architecture arithmetic, the scale norm, blocks, errors."""
+
 import inspect
 
 import pytest
 import torch
 
-from sdrlib import unet
 from sdrlib.unet import ScaleNorm, UNet, UNetConfig, build, n_params, preset, receptive_field
 
 
@@ -14,7 +14,10 @@ def conv(cin: int, cout: int, bias: bool = True, k: int = 3) -> int:
 
 def paper_param_count(c: int = 1) -> int:
     """Parameter count of the paper's model written out layer by layer from SPEC section 1."""
-    layer = lambda cin, cout: conv(cin, cout) + cout           # conv + scale-norm gain
+
+    def layer(cin, cout):
+        return conv(cin, cout) + cout  # conv + scale-norm gain
+
     enc = conv(c, 64) + layer(64, 64) + layer(64, 128) + layer(128, 128) + layer(128, 256) + layer(256, 256)
     mid = layer(256, 512) + 2 * layer(512, 512)
     dec3 = conv(512, 256, False, 2) + layer(512, 256) + 6 * layer(256, 256)
@@ -40,7 +43,7 @@ def test_receptive_field_matches_gradient_support(block):
     torch.manual_seed(0)
     cfg = preset("tiny", norm="none")
     m = UNet(cfg).double()
-    for p in m.parameters():       # positive weights: no accidental cancellation in the gradient
+    for p in m.parameters():  # positive weights: no accidental cancellation in the gradient
         p.data.abs_()
     widths = []
     for off in range(4):
@@ -74,7 +77,7 @@ def test_features_stop_at_the_deepest_block_asked_for():
 
 def test_blind_and_fully_convolutional():
     m = build("tiny").eval()
-    assert list(inspect.signature(m.forward).parameters) == ["y"]   # no sigma / time input
+    assert list(inspect.signature(m.forward).parameters) == ["y"]  # no sigma / time input
     for shape in [(2, 1, 32, 32), (1, 1, 16, 48)]:
         y = torch.rand(shape)
         assert m(y).shape == shape
@@ -87,7 +90,7 @@ def test_scale_norm_definition():
     x = torch.randn(3, 6, 5, 7) * 3 + 1
     ref = torch.stack([x[i] / (x[i].std(unbiased=False) + 1e-5) for i in range(3)]) * n.gain
     torch.testing.assert_close(n(x), ref)
-    assert ScaleNorm(512).gain.abs().max() <= 0.025        # the paper's small initial gains
+    assert ScaleNorm(512).gain.abs().max() <= 0.025  # the paper's small initial gains
     # scale equivariance: the norm divides out any positive scale of its input
     torch.testing.assert_close(n(5 * x), n(x), rtol=1e-4, atol=1e-5)
 
@@ -108,7 +111,7 @@ def test_tiny_exact_output_values():
     """Regression pin: a seeded tiny model gives these outputs (torch 2.13 CPU, float32)."""
     torch.manual_seed(0)
     m = build("tiny").eval()
-    for mod in m.modules():        # unit gains, so that every layer contributes visibly
+    for mod in m.modules():  # unit gains, so that every layer contributes visibly
         if isinstance(mod, ScaleNorm):
             mod.gain.data.fill_(1.0)
     y = torch.linspace(0, 1, 32 * 32).view(1, 1, 32, 32)
@@ -129,8 +132,9 @@ def test_residual_and_options():
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("shape, msg", [((1, 3, 32, 32), "channel"), ((1, 1, 30, 32), "multiple of 4"),
-                                        ((1, 32, 32), "4-D")])
+@pytest.mark.parametrize(
+    "shape, msg", [((1, 3, 32, 32), "channel"), ((1, 1, 30, 32), "multiple of 4"), ((1, 32, 32), "4-D")]
+)
 def test_bad_input_shapes(shape, msg):
     with pytest.raises(ValueError, match=msg):
         build("tiny")(torch.rand(shape))
@@ -156,7 +160,10 @@ def test_bad_configs():
 
 def test_gain_init_modes():
     torch.manual_seed(0)
-    gains = lambda m: torch.cat([x.gain.flatten() for x in m.modules() if isinstance(x, ScaleNorm)])
+
+    def gains(m):
+        return torch.cat([x.gain.flatten() for x in m.modules() if isinstance(x, ScaleNorm)])
+
     paper = gains(build("small"))
     assert paper.abs().max() <= 0.025 and (paper < 0).any() and (paper > 0).any()
     torch.manual_seed(0)

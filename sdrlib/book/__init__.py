@@ -15,6 +15,7 @@ so that plain papermill runs the same thing as ``sdr book --profile``:
 
 The ``cpu`` profile is each notebook's own ``parameters`` cell (no file).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,7 @@ BUILD_ARGS = ("-W", "-n", "--keep-going")
 JUPYTEXT_FORMATS = "ipynb,src//py:percent"
 SOURCE_FORMAT = "py:percent"
 # The Debian packages that hold the data the reference checkpoints were trained on (the Makefile's DATA_DEBS).
-DATA_DEBS = ("dataset-fashion-mnist", "ufoai-textures", "opencv-doc", "mate-backgrounds",
-             "plasma-workspace-wallpapers")
+DATA_DEBS = ("dataset-fashion-mnist", "ufoai-textures", "opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers")
 # MathJax 3 is shipped with the built HTML (formulas render offline): the npm package, checked against the
 # registry's integrity hash, unpacked under VENDOR_STATIC/mathjax, which _config.yml copies into _static.
 MATHJAX_VERSION = "3.2.2"
@@ -63,6 +63,7 @@ class ChapterRun:
 
 
 # ----------------------------------------------------------------------------- the book and its chapters
+
 
 def find_root(start: str | Path | None = None) -> Path:
     """The book's root: ``start`` (default: the working directory) or the package's parent, holding _config.yml."""
@@ -97,6 +98,7 @@ def select(available: Mapping[str, Path], wanted: Sequence[str] | None) -> dict[
 
 # ----------------------------------------------------------------------------- profiles
 
+
 def profile_names(root: Path) -> list[str]:
     """``cpu`` (the notebooks' own defaults) and each folder of book/profiles/."""
     d = root / PROFILES_DIR
@@ -116,15 +118,18 @@ def profile_file(root: Path, profile: str, notebook: Path) -> Path | None:
 def read_parameter_file(path: Path) -> dict[str, Any]:
     """A papermill parameter file, read exactly as ``papermill -f`` reads it."""
     from papermill.iorw import read_yaml_file
+
     params = read_yaml_file(str(path)) or {}
     if not isinstance(params, dict):
         raise ValueError(  # noqa: TRY004 - a user's file: ValueError, which the CLI reports in one line
-            f"{path}: expected a mapping of parameter names to values, got {type(params).__name__}")
+            f"{path}: expected a mapping of parameter names to values, got {type(params).__name__}"
+        )
     return params
 
 
-def chapter_parameters(root: Path, profile: str, notebook: Path, declared: Mapping[str, Any],
-                       overrides: Mapping[str, Any]) -> dict[str, Any]:
+def chapter_parameters(
+    root: Path, profile: str, notebook: Path, declared: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
     """The parameters papermill injects into a chapter: its profile file's, then the -p overrides it declares."""
     f = profile_file(root, profile, notebook)
     params = read_parameter_file(f) if f else {}
@@ -137,6 +142,7 @@ def chapter_parameters(root: Path, profile: str, notebook: Path, declared: Mappi
 
 # ----------------------------------------------------------------------------- execution
 
+
 def execute_chapter(chapter: str, source: Path, output: Path, parameters: Mapping[str, Any]) -> float:
     """Execute one chapter with papermill (venv kernel, working directory book/); seconds taken.
 
@@ -144,20 +150,31 @@ def execute_chapter(chapter: str, source: Path, output: Path, parameters: Mappin
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(source), str(output), parameters=dict(parameters), kernel_name=KERNEL,
-                            cwd=str(source.parent), progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(source),
+            str(output),
+            parameters=dict(parameters),
+            kernel_name=KERNEL,
+            cwd=str(source.parent),
+            progress_bar=False,
+            log_output=False,
+        )
     except PapermillExecutionError as e:
         first = (e.source or "").strip().splitlines()[0][:60] if (e.source or "").strip() else ""
         evalue = (e.evalue or "").strip().splitlines()[0] if (e.evalue or "").strip() else ""
-        raise ChapterFailed(f"chapter {chapter} ({source.name}) failed in cell [{e.exec_count}] \"{first}\": "
-                            f"{e.ename}: {evalue} (executed notebook: {output})") from None
+        raise ChapterFailed(
+            f'chapter {chapter} ({source.name}) failed in cell [{e.exec_count}] "{first}": '
+            f"{e.ename}: {evalue} (executed notebook: {output})"
+        ) from None
     except Exception as e:  # noqa: BLE001 - a dead kernel, a missing kernel, an unreadable notebook
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ChapterFailed(f"chapter {chapter} ({source.name}) could not be executed: "
-                            f"{type(e).__name__}: {msg}") from None
+        raise ChapterFailed(
+            f"chapter {chapter} ({source.name}) could not be executed: {type(e).__name__}: {msg}"
+        ) from None
     return time.perf_counter() - t0
 
 
@@ -167,18 +184,19 @@ def _check_overrides(overrides: Mapping[str, Any], declared: Mapping[str, Mappin
     unused = [k for k in overrides if not any(k in d for d in declared.values())]
     if unused:
         known = sorted({k for d in declared.values() for k in d})
-        raise ValueError(f"-p {', '.join(unused)}: not a parameter of chapter(s) {', '.join(declared)}; "
-                         f"known: {known}")
-    for d in declared.values():           # a value of the wrong type: refused before anything runs
+        raise ValueError(f"-p {', '.join(unused)}: not a parameter of chapter(s) {', '.join(declared)}; known: {known}")
+    for d in declared.values():  # a value of the wrong type: refused before anything runs
         for k, v in overrides.items():
             if k in d:
                 typed_value(k, v, d[k])
 
 
-def _run_one(root: Path, ch: str, nb: Path, params: Mapping[str, Any], output_dir: Path | None,
-             log: Callable) -> ChapterRun:
+def _run_one(
+    root: Path, ch: str, nb: Path, params: Mapping[str, Any], output_dir: Path | None, log: Callable
+) -> ChapterRun:
     """Execute one chapter; in place, fold the injected values and move the result over book/NN_*.ipynb."""
     import nbformat
+
     out = output_dir / nb.name if output_dir else root / "_build" / "papermill" / nb.name
     secs = execute_chapter(ch, nb, out, params)
     if not output_dir:
@@ -188,15 +206,24 @@ def _run_one(root: Path, ch: str, nb: Path, params: Mapping[str, Any], output_di
         os.replace(out, nb)
         out = nb
         if changed:
-            log(f"sdr book: note: {nb.name}'s parameters cell now holds {sorted(changed)} of this run "
-                f"(sdr book --sync {ch} restores its source's)", flush=True)
+            log(
+                f"sdr book: note: {nb.name}'s parameters cell now holds {sorted(changed)} of this run "
+                f"(sdr book --sync {ch} restores its source's)",
+                flush=True,
+            )
     log(f"sdr book: chapter {ch} done in {secs:.0f} s -> {out}", flush=True)
     return ChapterRun(ch, nb, out, dict(params), secs)
 
 
-def run(profile: str = DEFAULT_PROFILE, wanted: Sequence[str] | None = None,
-        overrides: Mapping[str, Any] | None = None, output_dir: str | Path | None = None, build: bool = True,
-        root: str | Path | None = None, log: Callable = print) -> list[ChapterRun]:
+def run(
+    profile: str = DEFAULT_PROFILE,
+    wanted: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = None,
+    build: bool = True,
+    root: str | Path | None = None,
+    log: Callable = print,
+) -> list[ChapterRun]:
     """Execute the chosen chapters with a profile's parameter files (+ overrides), then build the HTML.
 
     In place by default: the notebooks are first synced from their sources, each chapter is executed into
@@ -207,8 +234,9 @@ def run(profile: str = DEFAULT_PROFILE, wanted: Sequence[str] | None = None,
     root = find_root(root)
     todo = select(chapters(root), wanted)
     scripts = {s.name[:2]: s for s in sources(root)}
-    declared = {ch: source_parameters(scripts[ch]) if ch in scripts else declared_parameters(nb)
-                for ch, nb in todo.items()}
+    declared = {
+        ch: source_parameters(scripts[ch]) if ch in scripts else declared_parameters(nb) for ch, nb in todo.items()
+    }
     overrides = dict(overrides or {})
     _check_overrides(overrides, declared)
     params = {ch: chapter_parameters(root, profile, nb, declared[ch], overrides) for ch, nb in todo.items()}
@@ -218,8 +246,11 @@ def run(profile: str = DEFAULT_PROFILE, wanted: Sequence[str] | None = None,
     runs = []
     for ch, nb in todo.items():
         if profile != DEFAULT_PROFILE and profile_file(root, profile, nb) is None:
-            log(f"sdr book: note: no {PROFILES_DIR / profile / (nb.stem + '.yaml')}; chapter {ch} runs with "
-                "its notebook's defaults (plus -p)", flush=True)
+            log(
+                f"sdr book: note: no {PROFILES_DIR / profile / (nb.stem + '.yaml')}; chapter {ch} runs with "
+                "its notebook's defaults (plus -p)",
+                flush=True,
+            )
         log(f"sdr book: chapter {ch} ({nb.name}), profile {profile}: executing ...", flush=True)
         runs.append(_run_one(root, ch, nb, params[ch], Path(output_dir) if output_dir else None, log))
     if build:
@@ -230,11 +261,29 @@ def run(profile: str = DEFAULT_PROFILE, wanted: Sequence[str] | None = None,
     return runs
 
 
-
 # The parts of the runner in their own modules (names re-exported: ``book.X`` works for each).
 from .html import build_html, jupyter_book_executable, vendor_mathjax, write_verdicts  # noqa: E402,F401
-from .params import (assignments, chapter_defaults, coerce, declared_parameters, fold_file,  # noqa: E402,F401
-                     fold_parameters, literal, parameters_cell, parse_overrides, parse_value, source_parameters,
-                     typed_value)
-from .sources import (cell_sources, install_cell, keep_outputs, notebook_from_source, repository_url,  # noqa: E402,F401
-                      sources, sync, with_install_cell)
+from .params import (
+    assignments,
+    chapter_defaults,
+    coerce,
+    declared_parameters,
+    fold_file,  # noqa: E402,F401
+    fold_parameters,
+    literal,
+    parameters_cell,
+    parse_overrides,
+    parse_value,
+    source_parameters,
+    typed_value,
+)
+from .sources import (
+    cell_sources,
+    install_cell,
+    keep_outputs,
+    notebook_from_source,
+    repository_url,  # noqa: E402,F401
+    sources,
+    sync,
+    with_install_cell,
+)

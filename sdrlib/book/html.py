@@ -1,5 +1,6 @@
 """The HTML build: MathJax 3 vendored from the npm registry (so formulas render offline), the verdict page,
 and ``jupyter-book build -W``."""
+
 from __future__ import annotations
 
 import base64
@@ -16,10 +17,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from . import BUILD_ARGS, BuildFailed, DEFAULT_PROFILE, MATHJAX_INTEGRITY, MATHJAX_KEEP, MATHJAX_VERSION, VENDOR_STATIC
-
+from . import BUILD_ARGS, DEFAULT_PROFILE, MATHJAX_INTEGRITY, MATHJAX_KEEP, MATHJAX_VERSION, VENDOR_STATIC, BuildFailed
 
 # ----------------------------------------------------------------------------- the HTML build
+
 
 def jupyter_book_executable() -> str:
     """The jupyter-book command next to this Python (the venv's bin), else the one on PATH."""
@@ -59,14 +60,15 @@ def vendor_mathjax(root: Path, log: Callable = print) -> Path:
         return dest
     registry = os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
     url = f"{registry}/mathjax/-/mathjax-{MATHJAX_VERSION}.tgz"
-    log(f"sdr book: fetching MathJax {MATHJAX_VERSION} from {url} (once; kept in {VENDOR_STATIC.parent}/)",
-        flush=True)
+    log(f"sdr book: fetching MathJax {MATHJAX_VERSION} from {url} (once; kept in {VENDOR_STATIC.parent}/)", flush=True)
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             data = r.read()
     except OSError as e:
-        raise BuildFailed(f"could not fetch MathJax from {url} ({e}); the book ships it so that formulas "
-                          "render offline: connect once, or set NPM_CONFIG_REGISTRY to a reachable npm registry")
+        raise BuildFailed(
+            f"could not fetch MathJax from {url} ({e}); the book ships it so that formulas "
+            "render offline: connect once, or set NPM_CONFIG_REGISTRY to a reachable npm registry"
+        )
     if not _integrity_ok(data, MATHJAX_INTEGRITY):
         raise BuildFailed(f"{url} does not match the pinned integrity {MATHJAX_INTEGRITY[:20]}...")
     tmp = Path(tempfile.mkdtemp(prefix="mathjax-", dir=static.parent if static.parent.exists() else None))
@@ -92,14 +94,15 @@ def build_html(root: Path, log: Callable = print) -> float:
     write_verdicts(root)
     proc = subprocess.run([jupyter_book_executable(), "build", str(root), *BUILD_ARGS], cwd=root, check=False)
     if proc.returncode != 0:
-        raise BuildFailed(f"jupyter-book build {' '.join(BUILD_ARGS)} failed with exit status {proc.returncode} "
-                          "(its warnings are printed above)")
+        raise BuildFailed(
+            f"jupyter-book build {' '.join(BUILD_ARGS)} failed with exit status {proc.returncode} "
+            "(its warnings are printed above)"
+        )
     return time.perf_counter() - t0
 
 
 def write_verdicts(root: Path) -> Path:
     """``book/verdicts.md`` for the references of the cpu profile (checkpoints/references.yaml)."""
     from . import checkpoints, verdicts
+
     return verdicts.write_page(root, checkpoints.reference_names(DEFAULT_PROFILE))
-
-

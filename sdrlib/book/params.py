@@ -1,6 +1,7 @@
 """Chapter parameters: the ``parameters`` cell of a notebook or source, ``-p`` values, typed coercion of
 papermill's text values (the cell each chapter runs after its parameters), and folding papermill's
 ``injected-parameters`` cell back into the ``parameters`` cell so that edits take effect."""
+
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,7 @@ _PARAMS_MARK = re.compile(r"^# %%.*\btags=\[[^\]]*\"parameters\"")
 
 
 # ----------------------------------------------------------------------------- parameters
+
 
 def parse_value(text: str) -> Any:
     """A -p value: JSON when it parses (numbers, lists, true/false/null, quoted strings), else the string."""
@@ -53,6 +55,7 @@ def parameters_cell(nb) -> int:
 def declared_parameters(notebook: Path) -> dict[str, Any]:
     """The names and default values assigned in a notebook's cell tagged ``parameters``."""
     import nbformat
+
     nb = nbformat.read(notebook, as_version=4)
     try:
         return assignments(nb.cells[parameters_cell(nb)].source)
@@ -91,6 +94,7 @@ def chapter_defaults(chapter: str) -> dict[str, Any]:
 def _parse_text(text: str) -> Any:
     """A parameter given as text: JSON, else YAML (``[a, b]``, ``{k: 1}``), else the text itself."""
     import yaml
+
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -119,8 +123,10 @@ def typed_value(name: str, value: Any, default: Any) -> Any:
         parsed = want(parsed)
     if not isinstance(parsed, want) or (isinstance(parsed, bool) and want is not bool):
         hint = " (write it as JSON, e.g. '[1, 2]' or '{\"a\": 1}')" if want in (list, tuple, dict) else ""
-        raise ValueError(f"parameter {name!r}: got {value!r}, expected a value of type {want.__name__} like its "
-                         f"default {default!r}{hint}")
+        raise ValueError(
+            f"parameter {name!r}: got {value!r}, expected a value of type {want.__name__} like its "
+            f"default {default!r}{hint}"
+        )
     return parsed
 
 
@@ -140,6 +146,7 @@ def coerce(namespace: MutableMapping[str, Any], defaults: Mapping[str, Any]) -> 
 
 # ----------------------------------------------------------------------------- folding papermill's injected cell
 
+
 def literal(value: Any) -> str:
     """A Python literal for a parameter value, strings in double quotes (the parameters cells' style)."""
     if isinstance(value, str):
@@ -158,15 +165,20 @@ def _replace_values(source: str, values: Mapping[str, Any]) -> str:
     lines = source.split("\n")
     edits = []
     for node in ast.parse(source).body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id in values):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in values
+        ):
             v = node.value
-            edits.append((v.lineno - 1, v.col_offset, v.end_lineno - 1, v.end_col_offset,
-                          literal(values[node.targets[0].id])))
-    for l0, c0, l1, c1, text in sorted(edits, reverse=True):   # ast offsets are in UTF-8 bytes
+            edits.append(
+                (v.lineno - 1, v.col_offset, v.end_lineno - 1, v.end_col_offset, literal(values[node.targets[0].id]))
+            )
+    for l0, c0, l1, c1, text in sorted(edits, reverse=True):  # ast offsets are in UTF-8 bytes
         head = lines[l0].encode()[:c0].decode()
         tail = lines[l1].encode()[c1:].decode()
-        lines[l0:l1 + 1] = [head + text + tail]
+        lines[l0 : l1 + 1] = [head + text + tail]
     return "\n".join(lines)
 
 
@@ -197,10 +209,9 @@ def fold_parameters(nb) -> dict[str, Any] | None:
 def fold_file(path: str | Path) -> dict[str, Any] | None:
     """:func:`fold_parameters` on a notebook file, rewritten in place when it had an injected cell."""
     import nbformat
+
     nb = nbformat.read(path, as_version=4)
     changed = fold_parameters(nb)
     if changed is not None:
         nbformat.write(nb, path)
     return changed
-
-

@@ -1,6 +1,7 @@
 """Notebook sources: each chapter is a jupytext percent-format script ``book/src/NN_name.py`` paired with
 ``book/NN_name.ipynb``; ``sync`` writes the notebook from the script (keeping the outputs of unchanged
 cells) with the Colab install cell built from ``_config.yml``'s repository URL."""
+
 from __future__ import annotations
 
 import textwrap
@@ -9,12 +10,13 @@ from pathlib import Path
 
 from . import DATA_DEBS, JUPYTEXT_FORMATS, SOURCE_FORMAT, find_root, select
 
-
 # ----------------------------------------------------------------------------- notebook sources (jupytext)
+
 
 def repository_url(root: Path) -> str:
     """``repository.url`` of the book's _config.yml (the one place the repository address is written)."""
     import yaml
+
     cfg = yaml.safe_load((root / "_config.yml").read_text())
     url = (cfg.get("repository") or {}).get("url")
     if not url:
@@ -22,7 +24,7 @@ def repository_url(root: Path) -> str:
     return url
 
 
-INSTALL_CELL = '''\
+INSTALL_CELL = """\
 # In Colab: install the book's library, and the Debian packages that hold the
 # data its reference checkpoints were trained on. Elsewhere: check that sdrlib
 # is installed. (Written by `sdr book --sync` from _config.yml's repository.)
@@ -47,16 +49,24 @@ else:
         import sdrlib  # noqa: F401
     except ImportError:
         print(f"sdrlib is not installed for this kernel: in a clone of {{REPO}}"
-              " run `make setup` and pick its .venv kernel (or pip install -e)")'''
+              " run `make setup` and pick its .venv kernel (or pip install -e)")"""
 
 
 def install_cell(root: Path) -> str:
     """The first cell of every chapter: installs sdrlib and the data in Colab, from _config.yml's repository."""
     url = repository_url(root)
     name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-    debs = textwrap.fill(", ".join(f'"{d}"' for d in DATA_DEBS), width=78, initial_indent="    DEBS = [",
-                         subsequent_indent=" " * 12, break_long_words=False,
-                         break_on_hyphens=False) + "]"
+    debs = (
+        textwrap.fill(
+            ", ".join(f'"{d}"' for d in DATA_DEBS),
+            width=78,
+            initial_indent="    DEBS = [",
+            subsequent_indent=" " * 12,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        + "]"
+    )
     return INSTALL_CELL.format(url=url, name=name, debs=debs)
 
 
@@ -70,9 +80,9 @@ def with_install_cell(text: str, cell: str) -> str:
     lines = text.split("\n")
     starts = [i for i, ln in enumerate(lines) if ln.startswith("# %%")]
     if not starts or "remove-cell" not in lines[starts[0]]:
-        raise ValueError("a chapter script must start with its install cell (# %% tags=[\"remove-cell\"])")
+        raise ValueError('a chapter script must start with its install cell (# %% tags=["remove-cell"])')
     end = starts[1] if len(starts) > 1 else len(lines)
-    return "\n".join(lines[:starts[0] + 1] + cell.split("\n") + [""] + lines[end:])
+    return "\n".join(lines[: starts[0] + 1] + cell.split("\n") + [""] + lines[end:])
 
 
 def keep_outputs(nb, previous) -> int:
@@ -97,6 +107,7 @@ def notebook_from_source(script: Path, previous: Path | None = None):
     """The notebook of a chapter script (jupytext), with the outputs of ``previous`` kept for unchanged cells."""
     import jupytext
     import nbformat
+
     nb = jupytext.read(script, fmt=SOURCE_FORMAT)
     if previous is not None and previous.is_file():
         keep_outputs(nb, nbformat.read(previous, as_version=4))
@@ -110,6 +121,7 @@ def sync(wanted: Sequence[str] | None = None, root: str | Path | None = None, lo
     The install cell of the script is first brought in line with _config.yml. Cells whose code is unchanged
     keep their outputs; changed cells have none until ``sdr book`` runs them."""
     import jupytext
+
     root = find_root(root)
     by_chapter = {s.name[:2]: (s, nb) for s, nb in sources(root).items()}
     cell = install_cell(root)
@@ -128,5 +140,8 @@ def sync(wanted: Sequence[str] | None = None, root: str | Path | None = None, lo
 
 def cell_sources(nb) -> list[tuple[str, str, tuple[str, ...]]]:
     """(type, source, tags) of a notebook's cells, leaving out papermill's injected-parameters cell."""
-    return [(c.cell_type, c.source, tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells
-            if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return [
+        (c.cell_type, c.source, tuple(c.get("metadata", {}).get("tags", [])))
+        for c in nb.cells
+        if "injected-parameters" not in c.get("metadata", {}).get("tags", [])
+    ]

@@ -1,6 +1,7 @@
 """The reference checkpoints of the book: ``checkpoints/references.yaml`` (which checkpoints each profile
 analyses, their extra training seeds, the verdict each claim is expected to reach on each), and a
 checkpoint's own data set, refused when this machine builds it from other sources (fingerprint)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,21 +9,25 @@ from pathlib import Path
 from ..stats import VERDICTS
 from . import REPO_CHECKPOINTS, Checkpoint, read_config
 
-REFERENCES = REPO_CHECKPOINTS / "references.yaml"   # the one list of reference checkpoints and their verdicts
+REFERENCES = REPO_CHECKPOINTS / "references.yaml"  # the one list of reference checkpoints and their verdicts
 
 
 def references(profile: str | None = None, path: str | Path | None = None) -> dict[str, dict]:
     """The reference checkpoints of ``checkpoints/references.yaml`` ({name: {"profiles", "expect"}}), those
     of one profile when given (e.g. "cpu"), in file order."""
     import yaml
+
     f = Path(path or REFERENCES)
     refs = yaml.safe_load(f.read_text()) or {}
     for name, info in refs.items():
         bad = {k: v for k, v in (info.get("expect") or {}).items() if v not in VERDICTS}
         if bad:
             raise ValueError(f"{f}: {name}: unknown verdict(s) {bad}; expected one of {VERDICTS}")
-    return {n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}, "seeds": i.get("seeds", [])}
-            for n, i in refs.items() if profile is None or profile in i.get("profiles", [])}
+    return {
+        n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}, "seeds": i.get("seeds", [])}
+        for n, i in refs.items()
+        if profile is None or profile in i.get("profiles", [])
+    }
 
 
 def seeds_of(name: str) -> list[str]:
@@ -35,9 +40,11 @@ def reference_names(profile: str) -> list[str]:
     paper profile expects a paper-preset checkpoint you trained: pass it with -p references)."""
     names = list(references(profile))
     if not names:
-        raise ValueError(f"checkpoints/references.yaml lists no reference checkpoint for profile {profile!r}: "
-                         "train one (README, 'Scale up') and pass it with -p references '[\"runs/NAME\"]', "
-                         "or add it to checkpoints/references.yaml")
+        raise ValueError(
+            f"checkpoints/references.yaml lists no reference checkpoint for profile {profile!r}: "
+            "train one (README, 'Scale up') and pass it with -p references '[\"runs/NAME\"]', "
+            "or add it to checkpoints/references.yaml"
+        )
     return names
 
 
@@ -60,6 +67,7 @@ def load_data(checkpoint: "Checkpoint | str | Path", split: str = "test", check:
     """The checkpoint's own data set (same name, size and crop), refused with one message saying how to get
     the right data when the sources found here differ from those it was trained on (fingerprint)."""
     from .. import data
+
     config = checkpoint.config if isinstance(checkpoint, Checkpoint) else read_config(checkpoint)
     name = config["train"]["data"]
     ds = data.load(name, split, **{**data_kwargs(config), **kwargs})
@@ -70,10 +78,13 @@ def load_data(checkpoint: "Checkpoint | str | Path", split: str = "test", check:
             where = getattr(checkpoint, "path", None) or checkpoint
             raise DataMismatch(
                 f"{where} was trained on {name!r} built from {_sources(want)} ({want['classes']} classes), but this "
-                f"machine builds it from {_sources(got)} ({got['classes']} classes); {data.how_to_get(name)}")
+                f"machine builds it from {_sources(got)} ({got['classes']} classes); {data.how_to_get(name)}"
+            )
     return ds
 
 
 def _sources(fp: dict) -> str:
-    return ", ".join(f"{k}={v['images'] if isinstance(v, dict) else v}" for k, v in fp.get("sources", {}).items()) \
+    return (
+        ", ".join(f"{k}={v['images'] if isinstance(v, dict) else v}" for k, v in fp.get("sources", {}).items())
         or "unknown sources"
+    )

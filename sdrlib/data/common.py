@@ -1,4 +1,5 @@
 """Shared image I/O of the data sets: resizing, padding, decoding, seeds, splits and IDX files."""
+
 from __future__ import annotations
 
 import gzip
@@ -104,7 +105,7 @@ def read_idx(path: Path) -> np.ndarray:
     zero, dtype, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
         raise ValueError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {arr.size}")
@@ -156,8 +157,10 @@ def require_files(root: Path, files: list[str], env: str, what: str) -> list[Pat
     """The paths of ``files`` under ``root``; FileNotFoundError listing every missing one and the variable to set."""
     missing = [f for f in files if not (root / f).exists()]
     if missing:
-        raise FileNotFoundError(f"{what}: missing in {root}: {', '.join(missing)}; put the files there or point "
-                                f"root= or {env} at the folder that holds them (nothing is downloaded)")
+        raise FileNotFoundError(
+            f"{what}: missing in {root}: {', '.join(missing)}; put the files there or point "
+            f"root= or {env} at the folder that holds them (nothing is downloaded)"
+        )
     return [root / f for f in files]
 
 

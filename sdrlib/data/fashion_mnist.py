@@ -1,5 +1,6 @@
 """Fashion-MNIST (Zalando Research): the four IDX files from Debian's dataset-fashion-mnist, a folder, or an
 explicit opt-in download."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,18 @@ from ..utils import cache_dir
 from . import ImageSet, register
 from .common import file_stamp, pad_to, read_idx, resize, source_counts
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_FILES = {  # standard IDX files and their MD5 as published by Zalando Research
@@ -38,7 +49,8 @@ def _fashion_dir(root: str | None, download: bool) -> Path:
     raise FileNotFoundError(
         "Fashion-MNIST not found (looked in " + ", ".join(str(c) for c in cands if c) + "). Get it with "
         "'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu), or point SDR_FASHION_MNIST (or root=) at a "
-        "folder holding the four IDX files, or opt in to a download: sdr data fashion-mnist --download")
+        "folder holding the four IDX files, or opt in to a download: sdr data fashion-mnist --download"
+    )
 
 
 def download_fashion_mnist(dest: Path) -> Path:
@@ -52,9 +64,11 @@ def download_fashion_mnist(dest: Path) -> Path:
                 with urllib.request.urlopen(FASHION_URL + fname, timeout=30) as r, open(tmp, "wb") as f:
                     shutil.copyfileobj(r, f)
             except OSError as e:
-                tmp.unlink(missing_ok=True)        # nothing half-downloaded is left behind
-                raise FileNotFoundError(f"could not download {FASHION_URL + fname} ({e}); are you offline? "
-                                        "Install 'dataset-fashion-mnist' or set SDR_FASHION_MNIST instead") from e
+                tmp.unlink(missing_ok=True)  # nothing half-downloaded is left behind
+                raise FileNotFoundError(
+                    f"could not download {FASHION_URL + fname} ({e}); are you offline? "
+                    "Install 'dataset-fashion-mnist' or set SDR_FASHION_MNIST instead"
+                ) from e
             got = hashlib.md5(tmp.read_bytes()).hexdigest()
             if got != md5:
                 tmp.unlink()
@@ -78,10 +92,10 @@ def fashion_stamp(root: str | None = None, **_: object) -> str:
     return file_stamp(*(_fashion_file(d, s, k) for s in ("train", "test") for k in ("images-idx3", "labels-idx1")))
 
 
-@register("fashion-mnist", "Fashion-MNIST, 70k greyscale clothing images, 10 classes, zero-padded 28->32",
-          stamp=fashion_stamp)
-def fashion_mnist(split: str, size: int | None, seed: int, root: str | None = None,
-                  download: bool = False) -> ImageSet:
+@register(
+    "fashion-mnist", "Fashion-MNIST, 70k greyscale clothing images, 10 classes, zero-padded 28->32", stamp=fashion_stamp
+)
+def fashion_mnist(split: str, size: int | None, seed: int, root: str | None = None, download: bool = False) -> ImageSet:
     """The real Fashion-MNIST (60k train / 10k test), padded to 32x32 (or resized to ``size``)."""
     d = _fashion_dir(root, download)
     x = torch.from_numpy(read_idx(_fashion_file(d, split, "images-idx3")).copy()).float().div_(255).unsqueeze(1)
@@ -90,6 +104,9 @@ def fashion_mnist(split: str, size: int | None, seed: int, root: str | None = No
         raise ValueError(f"Fashion-MNIST in {d}: {x.shape[0]} images but {y.shape[0]} labels")
     x = pad_to(x, 32)
     x = resize(x, size)
-    meta = {"source": str(d), "licence": "MIT (Zalando Research)",
-            "source_counts": source_counts({"fashion-mnist": (len(y), len(torch.unique(y)))})}
+    meta = {
+        "source": str(d),
+        "licence": "MIT (Zalando Research)",
+        "source_counts": source_counts({"fashion-mnist": (len(y), len(torch.unique(y)))}),
+    }
     return ImageSet("fashion-mnist", x.contiguous(), y, list(FASHION_CLASSES), meta)

@@ -1,4 +1,5 @@
 """Any image tree on disk (``folder:PATH``): class = immediate sub-folder, RGB, resized and centre-cropped."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,10 @@ def _folder_files(root: Path) -> dict[str, list[Path]]:
     if not out and not others:
         raise FileNotFoundError(f"folder data set: no images under {root}: it holds no files")
     if not out:
-        raise ValueError(f"folder data set: no images under {root}: all {others} files were skipped (image files "
-                         f"end in {', '.join(IMAGE_EXTS)})")
+        raise ValueError(
+            f"folder data set: no images under {root}: all {others} files were skipped (image files "
+            f"end in {', '.join(IMAGE_EXTS)})"
+        )
     return out
 
 
@@ -74,18 +77,19 @@ def _square_u8(path: Path, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     if min(h, w) < size:  # grow small images
         s = size / min(h, w)
-        img = np.asarray(Image.fromarray(img).resize((max(size, round(w * s)), max(size, round(h * s))),
-                                                     Image.Resampling.BICUBIC))
+        img = np.asarray(
+            Image.fromarray(img).resize((max(size, round(w * s)), max(size, round(h * s))), Image.Resampling.BICUBIC)
+        )
         h, w = img.shape[:2]
     t, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(img[t:t + size, left:left + size].transpose(2, 0, 1))
+    return np.ascontiguousarray(img[t : t + size, left : left + size].transpose(2, 0, 1))
 
 
 def _square_chunks(files: list[Path], size: int, failed: list[int]) -> Iterator[np.ndarray]:
     """uint8 (n,3,size,size) chunks of the files in order; an unreadable file gives zeros and its index in failed."""
     for i in range(0, len(files), CHUNK):
-        out = np.zeros((len(files[i:i + CHUNK]), 3, size, size), dtype=np.uint8)
-        for j, f in enumerate(files[i:i + CHUNK]):
+        out = np.zeros((len(files[i : i + CHUNK]), 3, size, size), dtype=np.uint8)
+        for j, f in enumerate(files[i : i + CHUNK]):
             try:
                 out[j] = _square_u8(f, size)
             except (OSError, ValueError, Image.DecompressionBombError):
@@ -93,8 +97,9 @@ def _square_chunks(files: list[Path], size: int, failed: list[int]) -> Iterator[
         yield out
 
 
-def read_squares(files: list[Path], size: int, in_memory: bool | None = None, store: Path | None = None
-                 ) -> tuple[torch.Tensor | U8Images, np.ndarray]:
+def read_squares(
+    files: list[Path], size: int, in_memory: bool | None = None, store: Path | None = None
+) -> tuple[torch.Tensor | U8Images, np.ndarray]:
     """The files as square RGB images (in memory or a store, see ``store``) and the indices of the readable ones."""
     failed: list[int] = []
     x = from_chunks(len(files), (3, size, size), _square_chunks(files, size, failed), in_memory, store)
@@ -104,10 +109,21 @@ def read_squares(files: list[Path], size: int, in_memory: bool | None = None, st
     return x, ok
 
 
-@register("folder", "Any image tree: folder:PATH, class = sub-folder name, RGB, resized and centre-cropped",
-          stamp=folder_stamp, large=True)
-def folder(split: str, size: int | None, seed: int, path: str, test_fraction: float = 0.2,
-           in_memory: bool | None = None, store: Path | None = None) -> ImageSet:
+@register(
+    "folder",
+    "Any image tree: folder:PATH, class = sub-folder name, RGB, resized and centre-cropped",
+    stamp=folder_stamp,
+    large=True,
+)
+def folder(
+    split: str,
+    size: int | None,
+    seed: int,
+    path: str,
+    test_fraction: float = 0.2,
+    in_memory: bool | None = None,
+    store: Path | None = None,
+) -> ImageSet:
     """Images under ``path``; class = immediate sub-folder ("." for files directly in ``path``).
 
     Each class is split by ``seed``: ``test_fraction`` of its images (at least one when it has two) to test.
@@ -124,9 +140,15 @@ def folder(split: str, size: int | None, seed: int, path: str, test_fraction: fl
     x, ok = read_squares(chosen, size or 32, in_memory, store)
     skipped = len(chosen) - len(ok)
     if chosen and not len(ok):
-        raise ValueError(f"folder data set {root}: none of the {len(chosen)} image files of the {split} split could "
-                         f"be read ({skipped} skipped, e.g. {chosen[0].name}); expected readable images")
+        raise ValueError(
+            f"folder data set {root}: none of the {len(chosen)} image files of the {split} split could "
+            f"be read ({skipped} skipped, e.g. {chosen[0].name}); expected readable images"
+        )
     y = labels[idx][torch.from_numpy(ok)]
-    meta = {"root": str(root), "skipped": str(skipped), "files": str(len(files)),
-            "source_counts": source_counts({"folder": (len(y), n_classes(y))})}
+    meta = {
+        "root": str(root),
+        "skipped": str(skipped),
+        "files": str(len(files)),
+        "source_counts": source_counts({"folder": (len(y), n_classes(y))}),
+    }
     return ImageSet(f"folder:{path}", x, y, classes, meta)

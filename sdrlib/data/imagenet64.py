@@ -4,6 +4,7 @@ Layout: ``train_data_batch_1.npz`` .. ``train_data_batch_10.npz`` and ``val_data
 ``$SDR_DATA_IMAGENET64``); each holds ``data``, uint8 (N, 3*S*S) in C,H,W-flattened order, and ``labels`` 1..1000.
 The train split is 1.28 M images (15 GB of uint8 at 64x64): it is streamed batch by batch into a uint8 store.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ def _batch_files(split: str, batches: tuple[int, ...] | None) -> list[str]:
 def _open_member(z: zipfile.ZipFile, key: str, path: Path) -> tuple[object, tuple[int, ...], np.dtype]:
     """An array of an .npz opened as a stream, positioned at its data, with its shape and dtype."""
     if f"{key}.npy" not in z.namelist():
-        raise ValueError(f"{path}: no array {key!r}; expected keys 'data' and 'labels', found "
-                         f"{sorted(n[:-4] for n in z.namelist())}")
+        raise ValueError(
+            f"{path}: no array {key!r}; expected keys 'data' and 'labels', found {sorted(n[:-4] for n in z.namelist())}"
+        )
     f = z.open(f"{key}.npy")
     version = np.lib.format.read_magic(f)
     read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
@@ -110,11 +112,21 @@ def imagenet64_stamp(root: str | None = None, **_: object) -> str:
     return dir_stamp(root, IMAGENET64_ENV, IMAGENET64_TRAIN + IMAGENET64_TEST)
 
 
-@register("imagenet64", "Downsampled ImageNet 64x64 (or 32x32) .npz batches from $SDR_DATA_IMAGENET64, 1000 classes",
-          stamp=imagenet64_stamp, large=True)
-def imagenet64(split: str, size: int | None, seed: int, root: str | None = None,
-               batches: tuple[int, ...] | None = None, in_memory: bool | None = None,
-               store: Path | None = None) -> ImageSet:
+@register(
+    "imagenet64",
+    "Downsampled ImageNet 64x64 (or 32x32) .npz batches from $SDR_DATA_IMAGENET64, 1000 classes",
+    stamp=imagenet64_stamp,
+    large=True,
+)
+def imagenet64(
+    split: str,
+    size: int | None,
+    seed: int,
+    root: str | None = None,
+    batches: tuple[int, ...] | None = None,
+    in_memory: bool | None = None,
+    store: Path | None = None,
+) -> ImageSet:
     """Downsampled ImageNet: train = ``train_data_batch_*.npz`` (``batches`` picks some of 1..10), test =
     ``val_data.npz``; labels 0..999 (the files' 1..1000 minus one); native size inferred from the rows
     (64 or 32), or resized to ``size``. Larger than the memory budget: a uint8 store (see ``store``)."""
@@ -130,6 +142,10 @@ def imagenet64(split: str, size: int | None, seed: int, root: str | None = None,
     out = size or side
     chunks = (u8_resize(c, size) for p in paths for c in _chunks(p, side))
     x = from_chunks(sum(n for n, _ in headers), (3, out, out), chunks, in_memory, store)
-    meta = {"root": str(d), "native_size": str(side), "licence": "ImageNet terms of access (non-commercial research)",
-            "source_counts": source_counts({p.name: (len(y), n_classes(y)) for p, y in zip(paths, ys)})}
+    meta = {
+        "root": str(d),
+        "native_size": str(side),
+        "licence": "ImageNet terms of access (non-commercial research)",
+        "source_counts": source_counts({p.name: (len(y), n_classes(y)) for p, y in zip(paths, ys)}),
+    }
     return ImageSet("imagenet64", x, torch.from_numpy(np.concatenate(ys)), _class_names(d), meta)

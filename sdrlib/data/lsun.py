@@ -1,5 +1,6 @@
 """LSUN bedroom exported as an image folder (the LSUN tools' export writes one .webp per image, nested by key,
 or flat): one class, a deterministic train/test split, read with the folder reader's loading."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,10 +22,21 @@ def lsun_stamp(root: str | None = None, **_: object) -> str:
         return "absent"
 
 
-@register("lsun-bedroom", "LSUN bedroom exported as images under $SDR_DATA_LSUN_BEDROOM, one class, 64x64",
-          stamp=lsun_stamp, large=True)
-def lsun_bedroom(split: str, size: int | None, seed: int, root: str | None = None, test_fraction: float = 0.01,
-                 in_memory: bool | None = None, store: Path | None = None) -> ImageSet:
+@register(
+    "lsun-bedroom",
+    "LSUN bedroom exported as images under $SDR_DATA_LSUN_BEDROOM, one class, 64x64",
+    stamp=lsun_stamp,
+    large=True,
+)
+def lsun_bedroom(
+    split: str,
+    size: int | None,
+    seed: int,
+    root: str | None = None,
+    test_fraction: float = 0.01,
+    in_memory: bool | None = None,
+    store: Path | None = None,
+) -> ImageSet:
     """Every image under the folder (any depth) is a bedroom; ``test_fraction`` of them (chosen by ``seed``,
     at least one) form the test split; centre square resized to ``size`` (default 64)."""
     d = data_root(root, LSUN_ENV, "LSUN bedroom")
@@ -34,7 +46,11 @@ def lsun_bedroom(split: str, size: int | None, seed: int, root: str | None = Non
     x, ok = read_squares(chosen, size or 64, in_memory, store)
     if chosen and not len(ok):
         raise ValueError(f"LSUN bedroom in {d}: none of the {len(chosen)} images of the {split} split could be read")
-    meta = {"root": str(d), "skipped": str(len(chosen) - len(ok)), "files": str(len(files)),
-            "licence": "LSUN: research use, see the LSUN terms; images are from the web (their owners' rights)",
-            "source_counts": source_counts({"lsun-bedroom": (len(ok), 1)})}
+    meta = {
+        "root": str(d),
+        "skipped": str(len(chosen) - len(ok)),
+        "files": str(len(files)),
+        "licence": "LSUN: research use, see the LSUN terms; images are from the web (their owners' rights)",
+        "source_counts": source_counts({"lsun-bedroom": (len(ok), 1)}),
+    }
     return ImageSet("lsun-bedroom", x, torch.zeros(len(ok), dtype=torch.int64), ["bedroom"], meta)

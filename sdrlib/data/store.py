@@ -5,6 +5,7 @@ The rule (``load(..., in_memory=None)``): a set whose float32 images fit in :fun
 store beside the cache record and returned as :class:`U8Images`. ``in_memory=True`` / ``False`` forces either.
 Both give the same numbers: every large reader makes uint8 chunks, and both paths convert them as ``u8 / 255``.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ def memory_budget() -> int:
         raise ValueError(f"{BUDGET_ENV} must be a number of GiB, got {raw!r}") from None
     if not gb > 0:
         raise ValueError(f"{BUDGET_ENV} must be positive, got {raw!r}")
-    return int(gb * 2 ** 30)
+    return int(gb * 2**30)
 
 
 def use_memory(n: int, chw: tuple[int, ...], in_memory: bool | None) -> bool:
@@ -51,8 +52,10 @@ def write_store(path: Path, n: int, chw: tuple[int, int, int], chunks: Iterable[
         with open(tmp, "r+b") as f:  # positioned writes: no mapping, so memory stays at one chunk
             for c in chunks:
                 if c.dtype != np.uint8 or c.shape[1:] != tuple(chw) or done + len(c) > n:
-                    raise ValueError(f"store {path.name}: chunk of {c.dtype} {c.shape} does not fit "
-                                     f"uint8 (N, {', '.join(map(str, chw))}) at row {done} of {n}")
+                    raise ValueError(
+                        f"store {path.name}: chunk of {c.dtype} {c.shape} does not fit "
+                        f"uint8 (N, {', '.join(map(str, chw))}) at row {done} of {n}"
+                    )
                 f.seek(offset + done * row)
                 f.write(np.ascontiguousarray(c).data)
                 done += len(c)
@@ -63,15 +66,16 @@ def write_store(path: Path, n: int, chw: tuple[int, int, int], chunks: Iterable[
     return atomic_write(path, fill)
 
 
-def from_chunks(n: int, chw: tuple[int, int, int], chunks: Iterable[np.ndarray], in_memory: bool | None,
-                store: Path | None) -> "torch.Tensor | U8Images":
+def from_chunks(
+    n: int, chw: tuple[int, int, int], chunks: Iterable[np.ndarray], in_memory: bool | None, store: Path | None
+) -> "torch.Tensor | U8Images":
     """Images from uint8 NCHW chunks: a float32 tensor when they fit (see module rule), else a store at ``store``."""
     if n == 0 or use_memory(n, chw, in_memory) or store is None:
         if in_memory is False and n:
             raise ValueError("in_memory=False needs a store path: load the set through sdrlib.data.load")
         x, done = torch.empty((n, *chw), dtype=torch.float32), 0
         for c in chunks:
-            x[done:done + len(c)] = torch.from_numpy(np.ascontiguousarray(c)).float().div_(255)
+            x[done : done + len(c)] = torch.from_numpy(np.ascontiguousarray(c)).float().div_(255)
             done += len(c)
         if done != n:
             raise ValueError(f"expected {n} images, the source gave {done}")
@@ -165,7 +169,7 @@ class U8Images:
                 dest = order[a:b]
                 f.seek(self._offset + int(srt[a]) * row)
                 direct = dest[-1] - dest[0] == b - a - 1 and (b - a == 1 or bool(np.all(np.diff(dest) == 1)))
-                buf = out[dest[0]:dest[-1] + 1] if direct else np.empty((b - a, *self.chw), dtype=np.uint8)
+                buf = out[dest[0] : dest[-1] + 1] if direct else np.empty((b - a, *self.chw), dtype=np.uint8)
                 if f.readinto(memoryview(buf).cast("B")) != buf.nbytes:
                     raise ValueError(f"image store {self.path} is truncated")
                 if not direct:
@@ -175,4 +179,4 @@ class U8Images:
     def batches(self, batch_size: int = 256) -> Iterable[torch.Tensor]:
         """Consecutive float32 batches over the whole view."""
         for i in range(0, len(self), batch_size):
-            yield self[i:i + batch_size]
+            yield self[i : i + batch_size]

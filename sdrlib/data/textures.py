@@ -1,5 +1,6 @@
 """Colour textures: one class per photograph (ufoai-textures, opencv-doc, MATE and Plasma wallpapers, photos
 bundled in wheels), with a held-out strip of every photograph for test patches."""
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,32 @@ UFOAI_FOLDERS = ("tex_nature", "tex_dirt", "tex_material", "tex_mattn", "tex_ctp
 # The first word of a file name that is a natural material names the texture's material (a coarse second
 # label); textures whose name holds none (buildings, signs, metal, concrete, water, leaves...) are skipped.
 UFOAI_MATERIALS = {
-    "grass": "grass", "hedge": "foliage", "jungle": "foliage", "flower": "flower", "bark": "bark", "wood": "wood",
-    "hay": "straw", "straw": "straw", "dung": "dung", "dirt": "soil", "ground": "soil", "soil": "soil",
-    "drymud": "soil", "sand": "sand", "desert": "sand", "rock": "rock", "pjrock": "rock", "rockyground": "rock",
-    "volcano": "rock", "stone": "stone", "pebbles": "stone", "marble": "marble", "marmor": "marble",
-    "snow": "snow", "snowey": "snow", "ice": "ice",
+    "grass": "grass",
+    "hedge": "foliage",
+    "jungle": "foliage",
+    "flower": "flower",
+    "bark": "bark",
+    "wood": "wood",
+    "hay": "straw",
+    "straw": "straw",
+    "dung": "dung",
+    "dirt": "soil",
+    "ground": "soil",
+    "soil": "soil",
+    "drymud": "soil",
+    "sand": "sand",
+    "desert": "sand",
+    "rock": "rock",
+    "pjrock": "rock",
+    "rockyground": "rock",
+    "volcano": "rock",
+    "stone": "stone",
+    "pebbles": "stone",
+    "marble": "marble",
+    "marmor": "marble",
+    "snow": "snow",
+    "snowey": "snow",
+    "ice": "ice",
 }
 # Not photographs: normal/specular/gloss maps; game paths and vehicle tracks painted over grass003 and
 # dirt_se01; a framed variant of grass_mowed_dry_a.
@@ -37,20 +59,84 @@ DUPLICATE_RMS = 0.01  # a photo this close (RMS over a 16x16 thumbnail) to an ea
 
 # Photographs only (no charts, renders, drawings, logos, text, calibration targets; one image per stereo pair).
 PHOTO_SOURCES: dict[str, tuple[str | None, tuple[str, ...]]] = {
-    "opencv": ("/usr/share/doc/opencv-doc/examples/data", (
-        "aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png", "board.jpg", "box.png",
-        "box_in_scene.png", "building.jpg", "butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg",
-        "graf1.png", "home.jpg", "left.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png",
-        "smarties.png", "squirrel_cls.jpg", "stuff.jpg")),
-    "mate": ("/usr/share/backgrounds/mate/nature", (
-        "Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg", "GreenMeadow.jpg", "LadyBird.jpg",
-        "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg", "YellowFlower.jpg")),
-    "plasma": ("/usr/share/wallpapers", (  # <name>/contents/images/<largest>.jpg
-        "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
-        "OneStandsOut", "Path", "summer_1am")),
-    "skimage": (_wheel_dir("skimage", "data"), (  # files bundled in the wheel only: some loaders download
-        "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "coffee.png", "coins.png",
-        "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "rocket.jpg")),
+    "opencv": (
+        "/usr/share/doc/opencv-doc/examples/data",
+        (
+            "aero1.jpg",
+            "aloeL.jpg",
+            "apple.jpg",
+            "baboon.jpg",
+            "basketball1.png",
+            "board.jpg",
+            "box.png",
+            "box_in_scene.png",
+            "building.jpg",
+            "butterfly.jpg",
+            "chicky_512.png",
+            "ela_original.jpg",
+            "fruits.jpg",
+            "graf1.png",
+            "home.jpg",
+            "left.jpg",
+            "leuvenA.jpg",
+            "messi5.jpg",
+            "orange.jpg",
+            "rubberwhale1.png",
+            "smarties.png",
+            "squirrel_cls.jpg",
+            "stuff.jpg",
+        ),
+    ),
+    "mate": (
+        "/usr/share/backgrounds/mate/nature",
+        (
+            "Aqua.jpg",
+            "Blinds.jpg",
+            "Dune.jpg",
+            "FreshFlower.jpg",
+            "Garden.jpg",
+            "GreenMeadow.jpg",
+            "LadyBird.jpg",
+            "RainDrops.jpg",
+            "Storm.jpg",
+            "TwoWings.jpg",
+            "Wood.jpg",
+            "YellowFlower.jpg",
+        ),
+    ),
+    "plasma": (
+        "/usr/share/wallpapers",
+        (  # <name>/contents/images/<largest>.jpg
+            "BytheWater",
+            "ColdRipple",
+            "ColorfulCups",
+            "DarkestHour",
+            "EveningGlow",
+            "FallenLeaf",
+            "Grey",
+            "OneStandsOut",
+            "Path",
+            "summer_1am",
+        ),
+    ),
+    "skimage": (
+        _wheel_dir("skimage", "data"),
+        (  # files bundled in the wheel only: some loaders download
+            "astronaut.png",
+            "brick.png",
+            "camera.png",
+            "cell.png",
+            "chelsea.png",
+            "coffee.png",
+            "coins.png",
+            "grass.png",
+            "gravel.png",
+            "hubble_deep_field.jpg",
+            "ihc.png",
+            "retina.jpg",
+            "rocket.jpg",
+        ),
+    ),
     "sklearn": (_wheel_dir("sklearn", "datasets", "images"), ("china.jpg", "flower.jpg")),
     "matplotlib": (_wheel_dir("matplotlib", "mpl-data", "sample_data"), ("grace_hopper.jpg",)),
 }
@@ -67,8 +153,12 @@ def _ufoai_photos(short_side: int) -> Iterator[tuple[str, str, np.ndarray]]:
         for info in sorted(z.infolist(), key=lambda i: i.filename):
             parts = info.filename.split("/")
             stem = parts[-1].rsplit(".", 1)[0].lower()
-            if len(parts) != 3 or parts[1] not in UFOAI_FOLDERS or UFOAI_EXCLUDE.search(stem) \
-                    or not parts[-1].lower().endswith((".png", ".jpg", ".jpeg")):
+            if (
+                len(parts) != 3
+                or parts[1] not in UFOAI_FOLDERS
+                or UFOAI_EXCLUDE.search(stem)
+                or not parts[-1].lower().endswith((".png", ".jpg", ".jpeg"))
+            ):
                 continue
             material = next((UFOAI_MATERIALS[w] for w in re.findall(r"[a-z]+", stem) if w in UFOAI_MATERIALS), None)
             if material is None:
@@ -87,8 +177,10 @@ def _photo_files(source: str) -> list[Path]:
     if source == "plasma":  # the largest variant of each wallpaper
         files = []
         for d in allow:
-            imgs = sorted((Path(root) / d / "contents" / "images").glob("*.jpg"),
-                          key=lambda f: math.prod(int(v) for v in re.findall(r"\d+", f.stem)[:2] or [0]))
+            imgs = sorted(
+                (Path(root) / d / "contents" / "images").glob("*.jpg"),
+                key=lambda f: math.prod(int(v) for v in re.findall(r"\d+", f.stem)[:2] or [0]),
+            )
             files += imgs[-1:]
         return files
     return [Path(root) / f for f in allow if (Path(root) / f).is_file()]
@@ -114,8 +206,9 @@ def _thumb(img: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((16, 16), Image.Resampling.BOX), dtype=np.float32) / 255
 
 
-def _texture_photos(sources: tuple[str, ...], short_side: int, max_classes: int | None
-                    ) -> tuple[list[tuple[str, str, np.ndarray]], dict[str, int]]:
+def _texture_photos(
+    sources: tuple[str, ...], short_side: int, max_classes: int | None
+) -> tuple[list[tuple[str, str, np.ndarray]], dict[str, int]]:
     """Texture photographs as (class name, group, image), filtered and de-duplicated; photographs per source.
 
     Rejected: photos whose shorter side is under UFOAI_MIN_SIDES[0], near-flat photos (MIN_STD), and
@@ -140,8 +233,7 @@ def _texture_photos(sources: tuple[str, ...], short_side: int, max_classes: int 
     return photos, counts
 
 
-def _patch_boxes(h: int, w: int, n: int, crop: int, holdout: float, split: str,
-                 rng: np.random.Generator) -> np.ndarray:
+def _patch_boxes(h: int, w: int, n: int, crop: int, holdout: float, split: str, rng: np.random.Generator) -> np.ndarray:
     """n random square crops (top, left, height, width): test crops lie in the last ``holdout`` fraction of
     the photograph's longer axis (right-most strip, or bottom strip of a portrait), train crops before it."""
     wide = w >= h
@@ -175,11 +267,23 @@ def textures_stamp(sources: tuple[str, ...] | None = None, **_: object) -> str:
     return "; ".join(out)
 
 
-@register("textures", "Colour texture patches (SPEC 5): one class per photograph, a held-out strip per photo for test",
-          stamp=textures_stamp)
-def textures(split: str, size: int | None, seed: int, n_train: int = 64, n_test: int = 16, crop: int = 64,
-             holdout: float = 0.2, short_side: int = 512, sources: tuple[str, ...] | None = None,
-             max_classes: int | None = None) -> ImageSet:
+@register(
+    "textures",
+    "Colour texture patches (SPEC 5): one class per photograph, a held-out strip per photo for test",
+    stamp=textures_stamp,
+)
+def textures(
+    split: str,
+    size: int | None,
+    seed: int,
+    n_train: int = 64,
+    n_test: int = 16,
+    crop: int = 64,
+    holdout: float = 0.2,
+    short_side: int = 512,
+    sources: tuple[str, ...] | None = None,
+    max_classes: int | None = None,
+) -> ImageSet:
     """Patches of photographs, each photograph a class (ufoai-textures natural textures, opencv-doc, MATE and
     Plasma wallpapers, photos bundled in scikit-image/scikit-learn/matplotlib wheels).
 
@@ -192,11 +296,15 @@ def textures(split: str, size: int | None, seed: int, n_train: int = 64, n_test:
     if not 0 < holdout < 0.5:
         raise ValueError(f"holdout must be in (0, 0.5), got {holdout}")
     photos, found = _texture_photos(_check_sources(sources), short_side, max_classes)
-    meta = {"sources": ", ".join(f"{k}={v}" for k, v in found.items() if v),
-            "missing_sources": ", ".join(k for k, v in found.items() if not v)}
+    meta = {
+        "sources": ", ".join(f"{k}={v}" for k, v in found.items() if v),
+        "missing_sources": ", ".join(k for k, v in found.items() if not v),
+    }
     if not photos:
-        raise FileNotFoundError(f"no texture photographs found (sources {meta['missing_sources']}); install the "
-                                f"Debian packages: sudo apt-get install {TEXTURE_PACKAGES}")
+        raise FileNotFoundError(
+            f"no texture photographs found (sources {meta['missing_sources']}); install the "
+            f"Debian packages: sudo apt-get install {TEXTURE_PACKAGES}"
+        )
     size = size or 32
     n = n_train if split == "train" else n_test
     meta["source_counts"] = source_counts({k: (n * v, v) for k, v in found.items() if v})
@@ -205,12 +313,25 @@ def textures(split: str, size: int | None, seed: int, n_train: int = 64, n_test:
     for k, (name, group, img) in enumerate(photos):
         rng = np.random.default_rng(_seed(seed, split, name))
         bx = _patch_boxes(img.shape[0], img.shape[1], n, crop, holdout, split, rng)
-        patches = np.stack([img[t:t + c, left:left + c] for t, left, c, _ in bx])
+        patches = np.stack([img[t : t + c, left : left + c] for t, left, c, _ in bx])
         xs.append(resize(torch.from_numpy(patches).float().div_(255).permute(0, 3, 1, 2), size))
         boxes.append(torch.from_numpy(bx))
         labels.append(torch.full((n,), k, dtype=torch.int64))
         groups.append(torch.full((n,), group_names.index(group), dtype=torch.int64))
-    meta.update({"licence": "per source, see book/data_sources.md", "holdout": f"last {holdout:g} of the longer axis",
-                 "photo_sizes": ";".join(f"{img.shape[0]}x{img.shape[1]}" for _, _, img in photos)})
-    return ImageSet("textures", torch.cat(xs).contiguous(), torch.cat(labels), [p[0] for p in photos], meta,
-                    torch.cat(groups), group_names, {"boxes": torch.cat(boxes)})
+    meta.update(
+        {
+            "licence": "per source, see book/data_sources.md",
+            "holdout": f"last {holdout:g} of the longer axis",
+            "photo_sizes": ";".join(f"{img.shape[0]}x{img.shape[1]}" for _, _, img in photos),
+        }
+    )
+    return ImageSet(
+        "textures",
+        torch.cat(xs).contiguous(),
+        torch.cat(labels),
+        [p[0] for p in photos],
+        meta,
+        torch.cat(groups),
+        group_names,
+        {"boxes": torch.cat(boxes)},
+    )
