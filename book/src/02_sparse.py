@@ -77,7 +77,8 @@ top_fraction = 0.1               # the share of phi carried by this fraction of 
 selective_below = 0.3            # channels active on fewer images than this are "selective"
 nonselective_above = 0.9         # ... on more than this, "non-selective"
 n_top = 8                        # top-activating images shown per selective channel
-grid_sigmas = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+grid_sigmas = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2,
+               0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 grid_classes = 30                # the noise-level grid: up to this many classes ...
 grid_per_class = 10              # ... with this many held-out images each
 grid_noise = 20                  # noise draws per image on the grid
@@ -347,11 +348,13 @@ for name, ck in refs.items():
         if path is None:
             p = feats[name]["untrained phi mid"]
         else:
-            f, _ = representation.checkpoint_features(checkpoints.load(path, device=dev), "test", n_images, sigma,
-                                                      n_noise_sweep, blocks=["mid"], seed=seed, control=False, where=cache)
+            snap = checkpoints.load(path, device=dev)
+            f, _ = representation.checkpoint_features(snap, "test", n_images, sigma, n_noise_sweep, blocks=["mid"],
+                                                      seed=seed, control=False, where=cache)
             p = f["phi mid"]
         summ = sparsity.sparsity_summary(p, tau, rel_dead)
-        rows.append({"step": step, "channels": summ["channels"], "dead": summ["dead"], "exact zeros": summ["exact zeros"],
+        rows.append({"step": step, "channels": summ["channels"], "dead": summ["dead"],
+                     "exact zeros": summ["exact zeros"],
                      "Hoyer": sparsity.hoyer(p, ~sparsity.relative_dead(p, rel_dead)).mean().item(),
                      "median active": summ["active_frac_median"], "selective": summ["selective"],
                      "overlap ratio": sparsity.overlap_ratio(sparsity.active_mask(p, tau), images[name].labels)})
@@ -383,9 +386,11 @@ for name in refs:
                                                     where=cache)
         nums.append(sparsity.claim_numbers(f["phi mid"], f["untrained phi mid"], ims.labels, tau, rel_dead,
                                            selective_below, nonselective_above))
-        seed_rows.append({"reference": name, "run": f"{run} (seed {sck.config['train']['seed']}, "
-                          f"{sck.config['step']:,} steps)", **{k: v for k, v in nums[-1].items() if k != "matched tau"}})
-    spread = {k: torch.tensor([n[k] for n in nums], dtype=torch.float64) for k in ("sparsity", "selectivity", "subspaces")}
+        run_name = f"{run} (seed {sck.config['train']['seed']}, {sck.config['step']:,} steps)"
+        seed_rows.append({"reference": name, "run": run_name,
+                          **{k: v for k, v in nums[-1].items() if k != "matched tau"}})
+    claims = ("sparsity", "selectivity", "subspaces")
+    spread = {k: torch.tensor([n[k] for n in nums], dtype=torch.float64) for k in claims}
     seed_rows.append({"reference": name, "run": f"mean ± sd over {len(nums)} seeds",
                       **{k: f"{v.mean():.3f} ± {v.std():.3f}" for k, v in spread.items()}})
 if seed_rows:

@@ -80,7 +80,8 @@ kmeans_restarts = 10             # the authors: k-means++ with 10 restarts
 probe_keys = ["phi mid", "untrained phi mid", "pixels", "colour stats", "texture stats", "phi dec3", "phi enc3"]
 probe_epochs = 300               # our probe (standardised features, Adam 1e-2)
 probe_max_epochs = 3000          # the authors' probe (raw phi, Adam 1e-3) runs until its loss stops improving
-grid_sigmas = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+grid_sigmas = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2,
+               0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 grid_classes = 30                # the noise-level grid of chapter 2 (cached beside each reference)
 grid_per_class = 10
 grid_noise = 20
@@ -100,7 +101,6 @@ from sdrlib.book import chapter_defaults, coerce
 coerce(globals(), chapter_defaults("03"))
 
 # %%
-import numpy as np
 import torch
 from IPython.display import Markdown, display
 
@@ -301,10 +301,11 @@ for name, ck in refs.items():
                       title=f"{name}: versus noise level ({len(gims)} images)")
     steps = [(0, knn[name]["untrained phi mid"]["agreement"].mean().item())]
     for step, path in checkpoints.training_snapshots(ck.path)[:-1]:
-        a, ia = representation.checkpoint_features(checkpoints.load(path, device=dev), "train", n_train, sigma,
-                                                   n_noise_sweep, blocks=["mid"], seed=seed, control=False, where=cache)
-        b, ib = representation.checkpoint_features(checkpoints.load(path, device=dev), "test", n_test, sigma,
-                                                   n_noise_sweep, blocks=["mid"], seed=seed + 1, control=False, where=cache)
+        snap = checkpoints.load(path, device=dev)
+        a, ia = representation.checkpoint_features(snap, "train", n_train, sigma, n_noise_sweep, blocks=["mid"],
+                                                   seed=seed, control=False, where=cache)
+        b, ib = representation.checkpoint_features(snap, "test", n_test, sigma, n_noise_sweep, blocks=["mid"],
+                                                   seed=seed + 1, control=False, where=cache)
         x, y = analysis.standardize(a["phi mid"].double(), b["phi mid"].double())
         steps.append((step, analysis.knn_scores(x, ia.labels, k, y, ib.labels)["agreement"]))
     steps.append((ck.config["step"], knn[name]["phi mid"]["agreement"].mean().item()))

@@ -82,6 +82,10 @@ adaptive_match_iter = 5          # phi-matching iterations per step of the adapt
 n_authors_targets = 2            # the paper's schedule (100 levels, <= 100 iterations) on this many targets ...
 n_authors_per = 2                # ... with this many samples each
 n_centroid = 64                  # training images averaged per class centroid
+n_per_centroid = 2               # samples drawn per centroid target (and per target of a channel mask)
+split_images = 1000              # held-out images for the selective / non-selective channel split (chapter 2)
+split_sigma = 0.196              # ... the noise level of their phi (50/255)
+split_noise = 4                  # ... and noise draws per image
 classifier_epochs = 8            # the judge: a pixel-space CNN trained this many epochs (20,000 images)
 n_floor = 500                    # held-out images for the no-copy floor
 n_boot = 1000                    # bootstrap resamples (over targets)
@@ -101,8 +105,18 @@ coerce(globals(), chapter_defaults("04"))
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import analysis, checkpoints, classifier, plots, representation, samples, sampling, sparsity, stats
-from sdrlib import verdicts
+from sdrlib import (
+    analysis,
+    checkpoints,
+    classifier,
+    plots,
+    representation,
+    samples,
+    sampling,
+    sparsity,
+    stats,
+    verdicts,
+)
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
@@ -160,8 +174,8 @@ for name, ck in refs.items():
     fig = plots.image_grid(grid, show + 1, suptitle=f"{name}: target (left) and self-guided samples "
                            f"({g['seconds_per_sample'].item():.1f} s per sample when they were drawn)")
     sched = torch.tensor(schedule)
-    fig = plots.lines(schedule, {"schedule σ": schedule, "effective σ (mean over samples)": g["sigma"].mean(1).tolist()},
-                      "schedule σ", "σ", title=f"{name}: effective noise level")
+    curves = {"schedule σ": schedule, "effective σ (mean over samples)": g["sigma"].mean(1).tolist()}
+    fig = plots.lines(schedule, curves, "schedule σ", "σ", title=f"{name}: effective noise level")
     ratio = (g["loss_after"] / g["loss_before"].clamp(min=1e-20)).median(1).values
     fig = plots.lines(schedule, {"loss after / before (median)": ratio.tolist()}, "schedule σ", "ratio",
                       title=f"{name}: phi matching per step")
@@ -263,7 +277,8 @@ for name, ck in refs.items():
     long = samples.guided(ck, r_a, n_authors_per, torch.linspace(1.0, 0.03, 100).tolist(), match_lr, 100,
                           n_noise_target, seed, where=cache)
     short = samples.guided(ck, r_a, n_authors_per, schedule, match_lr, match_iter, n_noise_target, seed, where=cache)
-    for lab, res in (("the paper's (100 levels, ≤ 100 iterations)", long), (f"short ({n_steps}, ≤ {match_iter})", short)):
+    schedules = (("the paper's (100 levels, ≤ 100 iterations)", long), (f"short ({n_steps}, ≤ {match_iter})", short))
+    for lab, res in schedules:
         sc = score(name, res["samples"], n_authors_per, r_a)
         cost_rows.append({"reference": name, "schedule": lab, "phi error": f"{sc['phi error'].mean():.3f}",
                           "judge: target's class": f"{sc['judge agrees'].mean():.2f}",
@@ -284,27 +299,31 @@ variant_rows = []
 for name, ck in refs.items():
     train, tl = sets[name]["train"], sets[name]["test"].labels[rows[name][:2]]
     members = torch.cat([(train.labels == c).nonzero()[:n_centroid, 0] for c in tl])
-    ct, groups = sampling.centroid_target(ck.model, train.images[members].to(dev), train.labels[members], n_per=2,
-                                          n_noise=n_noise_target, seed=seed)
+    ct, groups = sampling.centroid_target(ck.model, train.images[members].to(dev), train.labels[members],
+                                          n_per=n_per_centroid, n_noise=n_noise_target, seed=seed)
+    group_of_sample = groups.repeat_interleave(n_per_centroid)
     xc, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), ct, len(ct), schedule, match_lr,
                                     match_iter, generator=torch.Generator().manual_seed(seed + 1))
     xc = xc.clamp(0, 1).cpu()
-    fig = plots.image_grid(xc, len(xc), titles=[train.classes[int(c)][:14] for c in groups.repeat_interleave(2)],
+    fig = plots.image_grid(xc, len(xc), titles=[train.classes[int(c)][:14] for c in group_of_sample],
                            suptitle=f"{name}: samples from class-centroid φ")
-    variant_rows.append({"reference": name, "variant": "class centroid", "samples": len(xc), "judge: target's class":
-                         (classifier.predict(judges[name][0], xc) == groups.repeat_interleave(2)).double().mean().item()})
-    f, _ = representation.checkpoint_features(ck, "test", 1000, 0.196, 4, blocks=["mid"], control=False, seed=seed)
+    agree = (classifier.predict(judges[name][0], xc) == group_of_sample).double().mean().item()
+    variant_rows.append({"reference": name, "variant": "class centroid", "samples": len(xc),
+                         "judge: target's class": agree})
+    f, _ = representation.checkpoint_features(ck, "test", split_images, split_sigma, split_noise, blocks=["mid"],
+                                              control=False, seed=seed)
     p = f["phi mid"]
     split = sparsity.selectivity_split(sparsity.channel_frequency(p), sparsity.relative_dead(p))
     it = sampling.image_target(ck.model, samples.targets(ck, rows[name][:2]).to(dev), 2, n_noise_target,
                                grid=samples.TARGET_SIGMAS, seed=seed)
     for part in ("selective", "non-selective"):
-        xm, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), it.masked(split[part]), 4, schedule,
-                                        match_lr, match_iter, generator=torch.Generator().manual_seed(seed + 2))
+        xm, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), it.masked(split[part]),
+                                        len(tl) * n_per_centroid, schedule, match_lr, match_iter,
+                                        generator=torch.Generator().manual_seed(seed + 2))
         xm = xm.clamp(0, 1).cpu()
+        agree = (classifier.predict(judges[name][0], xm) == tl.repeat_interleave(n_per_centroid)).double().mean()
         variant_rows.append({"reference": name, "variant": f"{part} channels only ({int(split[part].sum())})",
-                             "samples": len(xm), "judge: target's class":
-                             (classifier.predict(judges[name][0], xm) == tl.repeat_interleave(2)).double().mean().item()})
+                             "samples": len(xm), "judge: target's class": agree.item()})
 display(Markdown(plots.markdown_table(variant_rows, floatfmt=".2f")))
 
 # %% [markdown]
