@@ -194,3 +194,28 @@ def test_lr_warmup_and_final_decay():
     assert lr_at(lin, 75) == pytest.approx(5e-4)
     with pytest.raises(ValueError, match="decay_steps"):
         TrainConfig(steps=100, decay="cosine", decay_steps=0)
+
+
+def test_psnr_slope_is_the_least_squares_slope_over_the_last_window():
+    """The stopping rule's number: dB per 1,000 steps of held-out PSNR at sigma 0.1, EMA weights preferred."""
+
+    def ev(v):
+        return [
+            {"sigma": 0.1, "psnr_noisy": 20.0, "psnr_denoised": v},
+            {"sigma": 0.4, "psnr_noisy": 8.0, "psnr_denoised": 0},
+        ]
+
+    # raw weights: 25 dB at step 0 then 26, 26.5, 27 at 1000, 1500, 2000 -> the last 1,000 steps: +1 dB / 1,000
+    log = [
+        {"step": s, "elapsed_s": 60.0 * s, "eval": ev(v)}
+        for s, v in ((0, 25.0), (1000, 26.0), (1500, 26.5), (2000, 27.0))
+    ]
+    assert checkpoints.psnr_slope(log) == pytest.approx(1.0)
+    assert checkpoints.psnr_slope(log, window=100) is None  # one evaluation in the window
+    assert checkpoints.psnr_slope(log, sigma=0.2) is None
+    # with EMA evaluations, those are used: flat at 30 dB
+    for r in log:
+        r["eval_ema"] = ev(30.0)
+    assert checkpoints.psnr_slope(log) == pytest.approx(0.0)
+    assert checkpoints.psnr_slope(log, key="eval") == pytest.approx(1.0)
+    assert history_table(log).splitlines()[3] == "| 1,000 | 1000 | 30.00 | 0.00 |"  # the table shows the EMA's too

@@ -345,7 +345,7 @@ def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
 
 
 # The reference list (references.yaml), a checkpoint's own data, and its README live in their own modules.
-from .readme import history_table, readme_text, run_summary  # noqa: E402,F401
+from .readme import history_table, psnr_slope, readme_text, recipe_text, run_summary  # noqa: E402,F401
 from .references import (
     REFERENCES,
     DataMismatch,

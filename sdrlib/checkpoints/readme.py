@@ -24,23 +24,70 @@ def run_summary(run: str | Path) -> str:
     )
     if losses:
         head += f", loss {losses[-1]['loss']:.3e}, {losses[-1]['img_per_s']} img/s"
+    slope = psnr_slope(log)
+    if slope is not None:
+        head += f"; PSNR at sigma 0.1 {slope:+.3f} dB per 1,000 steps over the last 1,000"
     return head + (
         "\n" + format_table(evals[-1]["eval"], f"held-out PSNR at step {evals[-1]['step']}") if evals else ""
     )
 
 
+def psnr_slope(log: list[dict], sigma: float = 0.1, window: int = 1000, key: str | None = None) -> float | None:
+    """Least-squares slope of held-out denoised PSNR at ``sigma`` over the last ``window`` steps of a training
+    log, in dB per 1,000 steps (the references' stopping rule: below 0.05); the EMA weights' evaluations when
+    the log has them. None when fewer than two evaluations fall in the window."""
+    key = key or _eval_key(log)
+    pts = [
+        (r["step"], row["psnr_denoised"]) for r in log if key in r for row in r[key] if abs(row["sigma"] - sigma) < 1e-9
+    ]
+    if not pts:
+        return None
+    last = pts[-1][0]
+    pts = [(s, v) for s, v in pts if s >= last - window]
+    if len(pts) < 2:
+        return None
+    ms = sum(s for s, _ in pts) / len(pts)
+    mv = sum(v for _, v in pts) / len(pts)
+    var = sum((s - ms) ** 2 for s, _ in pts)
+    return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
+
+
+def recipe_text(tc: dict) -> str:
+    """One line naming a run's training recipe: learning rate and its schedule, EMA, gain init, crop."""
+    parts = [f"lr {tc['lr']}"]
+    if tc.get("warmup"):
+        parts.append(f"linear warm-up {tc['warmup']:,} steps")
+    if tc.get("decay"):
+        parts.append(f"{tc['decay']} decay to lr x {tc.get('lr_final', 0.1)} over the last {tc['decay_steps']:,} steps")
+    if tc.get("lr_halve_every"):
+        parts.append(f"halved every {tc['lr_halve_every']:,} steps")
+    if tc.get("ema"):
+        parts.append(f"EMA {tc['ema']}")
+    parts.append(f"gain init `{tc.get('gain_init') or 'paper'}`")
+    if tc.get("crop"):
+        parts.append(f"random {tc['crop']}x{tc['crop']} crops")
+    return ", ".join(parts)
+
+
+def _eval_key(log: list[dict]) -> str:
+    """The evaluations that score the weights a checkpoint loads by default: the EMA's when it has them."""
+    return "eval_ema" if any("eval_ema" in r for r in log) else "eval"
+
+
 def history_table(log: list[dict]) -> str:
-    """Held-out denoised PSNR at every evaluation of a training log, one row per evaluation (Markdown)."""
-    evals = [r for r in log if "eval" in r]
+    """Held-out denoised PSNR at every evaluation of a training log, one row per evaluation (Markdown); of the
+    EMA weights when the run kept an EMA."""
+    key = _eval_key(log)
+    evals = [r for r in log if key in r]
     if not evals:
         return ""
-    sigmas = [row["sigma"] for row in evals[0]["eval"]]
+    sigmas = [row["sigma"] for row in evals[0][key]]
     lines = [
         "| step | minutes | " + " | ".join(f"sigma {sg:g}" for sg in sigmas) + " |",
         "|---:|---:|" + "---:|" * len(sigmas),
     ]
     for r in evals:
-        by = {row["sigma"]: row["psnr_denoised"] for row in r["eval"]}
+        by = {row["sigma"]: row["psnr_denoised"] for row in r[key]}
         lines.append(
             f"| {r['step']:,} | {r['elapsed_s'] / 60:.0f} | "
             + " | ".join(f"{by[sg]:.2f}" if sg in by else "" for sg in sigmas)
@@ -54,7 +101,9 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
     cfg = read_config(run)
     log = read_log(run)
     tc = cfg["train"]
-    evals = [r for r in log if "eval" in r]
+    key = _eval_key(log)
+    which = "EMA weights" if key == "eval_ema" else "weights"
+    evals = [r for r in log if key in r]
     machine = (
         machine
         or f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {cfg.get('torch', '?')}, device {cfg['device']}"
@@ -75,17 +124,21 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
         "```",
         "",
         f"- steps: {cfg['step']:,} of batch {tc['batch']} ({cfg['step'] * tc['batch']:,} images seen)",
-        f"- wall time: {cfg['elapsed_s'] / 60:.0f} min on {machine}",
-        f"- sigma law `{tc['sigma_law']}` on [{tc['sigma_min']}, {tc['sigma_max']}], lr {tc['lr']} halved every "
-        f"{tc['lr_halve_every']} steps, seed {tc['seed']}",
-        "",
+        f"- wall time: {cfg['elapsed_s'] / 60:.0f} min on {machine}"
+        + (f" ({cfg['cpu_s'] / 3600:.1f} CPU-hours)" if cfg.get("cpu_s") else ""),
+        f"- recipe: {recipe_text(tc)}; sigma law `{tc['sigma_law']}` on [{tc['sigma_min']}, {tc['sigma_max']}], "
+        f"seed {tc['seed']}",
     ]
+    slope = psnr_slope(log)
+    if slope is not None:
+        lines.append(f"- held-out PSNR at sigma 0.1 over the last 1,000 steps: {slope:+.3f} dB per 1,000 steps")
+    lines.append("")
     if evals:
         lines += [
-            "## Held-out PSNR at the end of training (from the log)",
+            f"## Held-out PSNR at the end of training ({which}, from the log)",
             "",
             "```",
-            format_table(evals[-1]["eval"], f"step {evals[-1]['step']}, {tc['n_eval']} held-out images"),
+            format_table(evals[-1][key], f"step {evals[-1]['step']}, {tc['n_eval']} held-out images"),
             "```",
             "",
         ]
@@ -101,7 +154,12 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
             "",
         ]
     if len(evals) > 1:
-        lines += [f"## Held-out denoised PSNR (dB) along training ({tc['n_eval']} images)", "", history_table(log), ""]
+        lines += [
+            f"## Held-out denoised PSNR (dB) along training ({which}, {tc['n_eval']} images)",
+            "",
+            history_table(log),
+            "",
+        ]
     for title, table in (extra_tables or {}).items():
         lines += [f"## {title}", "", table, ""]
     if snaps:
