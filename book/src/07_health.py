@@ -64,11 +64,15 @@ else:
 # **Stage 2, equal compute**: the old recipe against the chosen one, and 32×32 against 64×64 patches
 # (`small`, and the cheaper `paper-small` preset), each arm given the same 45 minutes of one CPU thread
 # (its step count set from a timed pilot, so a 4× costlier arm takes 4× fewer steps).
+#
+# At each stage one rule, applied to the measurements (the function `pick` below), chooses the arm: among the
+# arms that meet the health bar at their last snapshot, the one whose middle block separates held-out crops
+# best (10-NN); if none meets it, the one with the fewest dead channels.
 
 # %% tags=["parameters"]
 profile = "cpu"                  # this page reads stored measurements: every profile shows the same
 stages = ["screen", "budget"]    # book/health/<stage>.json, written by scripts/health_study.py report
-chosen = {"screen": "warm-up 400, lr 5e-4, gains 1", "budget": "healthy, small, 32 px"}   # the arms chosen
+chosen = {}                      # the arm chosen per stage; empty: picked by the rule below from the measurements
 dead_bar = 0.05                  # the health bar: at most this fraction of middle channels dead
 device = "auto"                  # unused here (nothing is computed on a device); kept for a uniform interface
 seed = 0
@@ -108,6 +112,21 @@ def final_rows(stage: str) -> list[dict]:
                         "channels": last["channels"], "10-NN": last["knn_agreement"],
                         **{f"PSNR σ={s}": last.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")}})
     return out
+
+
+def pick(stage: str) -> str:
+    """The rule that chooses an arm: among those that meet the health bar at their last snapshot, the one whose
+    middle block separates held-out crops best (10-NN); if none meets the bar, the one with fewest dead."""
+    arms = study[stage]["arms"]
+    last = {a: r["rows"][-1] for a, r in arms.items()}
+    healthy = [a for a, r in last.items() if r["dead_relative"] <= dead_bar * r["channels"]]
+    if healthy:
+        return max(healthy, key=lambda a: last[a]["knn_agreement"])
+    return min(last, key=lambda a: last[a]["dead_relative"] / last[a]["channels"])
+
+
+chosen = {stage: chosen.get(stage) or pick(stage) for stage in study}
+print("chosen:", chosen)
 
 
 # %% [markdown]
