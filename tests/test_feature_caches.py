@@ -14,7 +14,8 @@ ALL = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"**/{representation.FEATURES}/*.
 # share the folder (sdrlib.samples) are checked for their weights and parameters only: a sampler's batch is
 # not reproducible row by row.
 FILES = [p for p in ALL if representation.cache_meta(p)["kind"] in ("features", "grid")]
-SAMPLES = [p for p in ALL if p not in FILES]
+SAMPLES = [p for p in ALL if representation.cache_meta(p)["kind"].startswith("samples-")]
+CLASSICAL = [p for p in ALL if representation.cache_meta(p)["kind"] == "classical"]
 
 
 def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -85,3 +86,30 @@ def test_sample_sets_were_drawn_with_the_current_weights(path: Path):
     stored = load_file(str(path))
     x = stored["samples"].float()
     assert x.ndim == 4 and x.shape[1] == ck.model.cfg.in_channels and 0 <= x.min() and x.max() <= 1, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    CLASSICAL,
+    ids=[f"{p.parent.parent.relative_to(checkpoints.REPO_CHECKPOINTS)}/{p.stem[:8]}" for p in CLASSICAL],
+)
+def test_classical_results_match_a_recomputed_method(path: Path):
+    """Chapter 1's per-image PSNR of the classical denoisers: the fast one (wavelet) recomputed on every image
+    and noise level, with the same noise draws, matches the stored table (BM3D, the slow one, is not rerun)."""
+    from safetensors.torch import load_file
+
+    from sdrlib import baselines
+
+    meta = representation.cache_meta(path)
+    ck = checkpoints.load(path.parent.parent)
+    test = checkpoints.load_data(ck, "test")
+    assert test.fingerprint()["sha256"] == meta["fingerprint"], f"{path}: the held-out set changed"
+    stored = load_file(str(path))
+    assert set(stored) == set(meta["methods"]), path
+    name = next(m for m, f in meta["methods"].items() if f == "wavelet")
+    rows = torch.tensor(meta["rows"])
+    t = baselines.psnr_versus_sigma(
+        {name: "wavelet"}, test.images[rows], meta["sigmas"], seed=meta["seed"], per_image=True
+    )
+    fresh = torch.stack([r["per_image"] for r in t[name]])
+    torch.testing.assert_close(fresh.float(), stored[name].float(), rtol=0, atol=1e-3)
