@@ -491,3 +491,10 @@ def test_the_verdict_page_is_generated_from_the_references_file():
     for claim in verdicts.CLAIMS:
         for ref in checkpoints.reference_names("cpu"):
             assert verdicts.glue_key(claim.key, ref, "verdict") in page
+
+
+def test_write_verdicts_writes_the_page_the_build_uses(tmp_path):
+    """The HTML build's own call (book.write_verdicts) writes book/verdicts.md, equal to the committed page."""
+    (tmp_path / "book").mkdir()
+    out = book.write_verdicts(tmp_path)
+    assert out.read_text() == (ROOT / "book" / "verdicts.md").read_text()

@@ -103,6 +103,6 @@ def build_html(root: Path, log: Callable = print) -> float:
 
 def write_verdicts(root: Path) -> Path:
     """``book/verdicts.md`` for the references of the cpu profile (checkpoints/references.yaml)."""
-    from . import checkpoints, verdicts
+    from .. import checkpoints, verdicts
 
     return verdicts.write_page(root, checkpoints.reference_names(DEFAULT_PROFILE))
