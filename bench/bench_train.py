@@ -129,7 +129,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 32 64 on CPU, 64 on CUDA")
     p.add_argument("--batch", type=int, default=None, help="default: 64 on CPU, 256 on CUDA")
     p.add_argument("--channels", type=int, default=3)
-    p.add_argument("--steps", type=int, default=None, help="timed steps, in blocks of 5 (default: 30 on CPU, 50 on CUDA)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps, in 5-step blocks (default: 30 CPU, 50 CUDA)")
     p.add_argument("--compile", action="store_true", help="CUDA: torch.compile the model")
     p.add_argument("--peak-tflops", type=float, default=None, help="CUDA: the device's dense bf16 peak")
     a = p.parse_args()

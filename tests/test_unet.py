@@ -5,7 +5,7 @@ import inspect
 import pytest
 import torch
 
-from sdrlib.unet import ScaleNorm, UNet, UNetConfig, build, n_params, preset, receptive_field
+from sdrlib.unet import ScaleNorm, UNet, UNetConfig, _ScaleNormFn, build, n_params, preset, receptive_field
 
 
 def conv(cin: int, cout: int, bias: bool = True, k: int = 3) -> int:
@@ -171,3 +171,27 @@ def test_gain_init_modes():
     assert (gains(build("small", gain_init="ones")) == 1).all()
     with pytest.raises(ValueError, match="gain_init"):
         UNetConfig(gain_init="zeros")
+
+
+def test_scale_norm_matches_its_definition_and_gradients():
+    """The scale norm's written-out backward equals autograd's on the definition y = x / (std + eps) * g,
+    on both memory layouts and with a mean far larger than the spread (the two-pass variance)."""
+    torch.manual_seed(0)
+    g = torch.randn(1, 4, 1, 1, dtype=torch.double, requires_grad=True)
+    for offset in (0.0, 1e3):
+        x0 = torch.randn(3, 4, 5, 5, dtype=torch.double) * 0.5 + offset
+        for x in (x0.clone(), x0.contiguous(memory_format=torch.channels_last)):
+            x.requires_grad_(True)
+            n = ScaleNorm(4).double()
+            n.gain.data.copy_(g.detach())
+            ref = x / (x.flatten(1).std(dim=1, unbiased=False).view(-1, 1, 1, 1) + n.eps) * g
+            w = torch.randn_like(ref)
+            gx, gg = torch.autograd.grad((ref * w).sum(), (x, g))
+            out = n(x)
+            hx, hg = torch.autograd.grad((out * w).sum(), (x, n.gain))
+            torch.testing.assert_close(out, ref)
+            torch.testing.assert_close(hx, gx)
+            torch.testing.assert_close(hg, gg)
+    assert torch.autograd.gradcheck(
+        lambda x, g: _ScaleNormFn.apply(x, g, 1e-5), (x0[:, :, :3, :3].clone().requires_grad_(True), g)
+    )
