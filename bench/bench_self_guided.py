@@ -7,10 +7,17 @@ iterations each, stopping at 1 % of the first loss); ``--levels`` times the firs
 It prints, per preset: seconds per matching iteration of each path, the speed-up, the final relative phi
 error of both (the two paths compute the same phi, so the comparison is at equal error), and the limit: the
 ratio of the two paths' FLOPs per matching iteration (forward and backward, counted by
-torch.utils.flop_counter), with the speed-up as a fraction of it. With ``--profile``, the top operators of
-each path (torch.profiler), to see where time goes beyond the FLOPs.
+torch.utils.flop_counter), with the speed-up as a fraction of it.
 
-    .venv/bin/python bench/bench_self_guided.py                     # ~3 minutes on 2 CPU cores
+Why the limit is not the forward ratio (about 2.8x for `small`, 4.6x for `paper`): phi's loss does not depend
+on the decoder, so autograd's backward pass runs through the encoder and middle block only, in both paths, and
+with the weights frozen it costs about one forward of them. Per iteration the whole network costs F_em + F_dec
++ F_em against 2 F_em, a ratio of 1 + F_dec / (2 F_em): about 1.9x and 2.8x from the forward ratios, 1.74x and
+2.66x as counted. Measured on a quiet 2-core CPU (2026-11-28): 1.59x (91 % of 1.74x) and 2.47x (93 % of 2.66x).
+
+With ``--profile``, the top operators of each path (torch.profiler), to see where time goes beyond the FLOPs.
+
+    .venv/bin/python bench/bench_self_guided.py                     # ~15 minutes on 2 CPU cores
     .venv/bin/python bench/bench_self_guided.py --presets small --levels 5 --profile
 """
 

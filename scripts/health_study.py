@@ -154,15 +154,17 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
     log = checkpoints.read_log(run)
     evals = {r["step"]: r for r in log if "eval" in r}
     rows = [untrained_row(run, sets, n_noise, evals)]
-    for step, path in checkpoints.training_snapshots(run):
-        cache = path / "health.json"
-        if cache.is_file():
-            h = json.loads(cache.read_text())
-        else:
+    snaps = checkpoints.training_snapshots(run)
+    for i, (step, path) in enumerate(snaps):
+        cache, last = path / "health.json", i == len(snaps) - 1
+        h = json.loads(cache.read_text()) if cache.is_file() else None
+        if h is None or (last and "knn_per_query" not in h):  # the last snapshot keeps per-query scores
             ck = checkpoints.load(path)
-            h = health.middle_health(ck.model, *sets["base"], *sets["query"], n_noise=n_noise)
+            h = health.middle_health(ck.model, *sets["base"], *sets["query"], n_noise=n_noise, per_query=last)
             h["weights"] = ck.weights
             write_json(cache, h)
+        if not last:
+            h.pop("knn_per_query", None)
         ev = evals.get(step, {})
         psnr = {f"psnr {e['sigma']:g}": e["psnr_denoised"] for e in ev.get("eval_ema", ev.get("eval", []))}
         rows.append(

@@ -21,11 +21,12 @@ def dead_channels(phi: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 def relative_dead(phi: torch.Tensor, rel: float = 0.01) -> torch.Tensor:
     """Boolean (C,) mask of channels whose maximum over the images is below ``rel`` times the largest
-    channel's maximum: the relative dead-channel rule (nearly silent, not only exactly zero)."""
+    channel's maximum: the relative dead-channel rule (nearly silent, not only exactly zero); a channel
+    that is never positive is dead, also when no channel is."""
     if not 0 <= rel < 1:
         raise ValueError(f"rel must be in [0, 1), got {rel}")
     cmax = phi.max(dim=0).values
-    return cmax < rel * cmax.max()
+    return (cmax < rel * cmax.max()) | (cmax <= 0)
 
 
 def active_mask(phi: torch.Tensor, tau: float = DEFAULT_TAU, eps: float = 1e-8) -> torch.Tensor:

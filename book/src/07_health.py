@@ -88,9 +88,10 @@ coerce(globals(), chapter_defaults("07"))
 import json
 from pathlib import Path
 
+import torch
 from IPython.display import Markdown, display
 
-from sdrlib import plots
+from sdrlib import plots, stats
 
 study = {s: json.loads(Path(f"health/{s}.json").read_text()) for s in stages if Path(f"health/{s}.json").is_file()}
 print(f"profile {profile}, seed {seed}, device {device}: stages measured: {', '.join(study) or 'none yet'}")
@@ -110,8 +111,17 @@ def final_rows(stage: str) -> list[dict]:
                         "minutes (1 thread)": minutes,
                         "dead (relative)": last["dead_relative"], "exactly zero": last["dead_zero"],
                         "channels": last["channels"], "10-NN": last["knn_agreement"],
+                        "10-NN 95 % CI": knn_ci(last),
                         **{f"PSNR σ={s}": last.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")}})
     return out
+
+
+def knn_ci(row: dict) -> str:
+    """The 95 % bootstrap interval of a snapshot's 10-NN agreement over its held-out queries."""
+    if "knn_per_query" not in row:
+        return "not stored"
+    ci = stats.mean_ci(torch.tensor(row["knn_per_query"]))
+    return f"[{ci.lo:.3f}, {ci.hi:.3f}]"
 
 
 def pick(stage: str) -> str:
@@ -181,4 +191,16 @@ for stage, arm in chosen.items():
           f"{old_name}: {old['dead_relative']} dead, 10-NN {old['knn_agreement']:.3f}")
     assert new["dead_relative"] <= dead_bar * new["channels"], f"{stage}: the chosen arm fails the health bar"
     assert old["dead_relative"] > dead_bar * old["channels"], f"{stage}: the old recipe meets the bar after all"
-    assert new["knn_agreement"] > old["knn_agreement"], f"{stage}: the chosen arm's 10-NN is not better"
+    same = [{k: arms[a]["config"].get(k) for k in ("data", "size", "crop")} for a in (arm, old_name)]
+    if "knn_per_query" in new and "knn_per_query" in old and same[0] == same[1]:
+        # the same held-out crops (same data set, size and seed): a paired bootstrap over queries
+        diff = stats.paired_diff_ci(torch.tensor(new["knn_per_query"]), torch.tensor(old["knn_per_query"]))
+        print(f"  10-NN, chosen - old, paired over the same queries: {diff.fmt('+.3f')}")
+        assert diff.lo > 0, f"{stage}: the chosen arm's 10-NN is not better than the old recipe's (interval {diff})"
+    elif "knn_per_query" in new and "knn_per_query" in old:
+        # different crops (another patch size): the two intervals must not overlap
+        a, b = (stats.mean_ci(torch.tensor(r["knn_per_query"])) for r in (new, old))
+        print(f"  10-NN, chosen {a} against old {b} (different crops: unpaired)")
+        assert a.lo > b.hi, f"{stage}: the chosen arm's 10-NN interval overlaps the old recipe's"
+    else:
+        assert new["knn_agreement"] > old["knn_agreement"], f"{stage}: the chosen arm's 10-NN is not better"
