@@ -67,13 +67,18 @@ else:
 #
 # At each stage one rule, applied to the measurements (the function `pick` below), chooses the arm: among the
 # arms that meet the health bar at their last snapshot, the one whose middle block separates held-out crops
-# best (10-NN); if none meets it, the one with the fewest dead channels.
+# best (10-NN); if none meets it, the one with the fewest dead channels. At stage 2 the arm becomes the
+# textures reference, so only arms trained on patches of at least `reference_size` pixels compete: at 32×32
+# the middle block is 4×4 and most of its receptive field (84 pixels for `small`) is zero padding, far from
+# the paper's 64×64 images and 80×80 texture patches. The 10-NN scores of arms at different patch sizes are
+# measured on different crops, so they rank arms within a size, not across sizes.
 
 # %% tags=["parameters"]
 profile = "cpu"                  # this page reads stored measurements: every profile shows the same
 stages = ["screen", "budget"]    # book/health/<stage>.json, written by scripts/health_study.py report
 chosen = {}                      # the arm chosen per stage; empty: picked by the rule below from the measurements
 dead_bar = 0.05                  # the health bar: at most this fraction of middle channels dead
+reference_size = 64              # stage 2 chooses the textures reference: only arms on patches this large compete
 device = "auto"                  # unused here (nothing is computed on a device); kept for a uniform interface
 seed = 0
 
@@ -128,6 +133,8 @@ def pick(stage: str) -> str:
     """The rule that chooses an arm: among those that meet the health bar at their last snapshot, the one whose
     middle block separates held-out crops best (10-NN); if none meets the bar, the one with fewest dead."""
     arms = study[stage]["arms"]
+    if stage == "budget":
+        arms = {a: r for a, r in arms.items() if (r["config"].get("size") or 32) >= reference_size}
     last = {a: r["rows"][-1] for a, r in arms.items()}
     healthy = [a for a, r in last.items() if r["dead_relative"] <= dead_bar * r["channels"]]
     if healthy:
@@ -156,10 +163,35 @@ if "screen" in study:
                           "training step", label, title=f"screen: {label} along training")
 
 # %% [markdown]
+# The screen fixed the learning rate of the recipe that stage 2 and the references use. Where the rule's
+# pick and that learning rate differ, the cell below says by how much, paired over the same held-out crops:
+# a difference whose interval holds zero is one the screen cannot resolve.
+
+# %%
+if "screen" in study and "budget" in study:
+    recipe = study["budget"]["arms"][chosen["budget"]]["config"]
+    same = [a for a, r in study["screen"]["arms"].items()
+            if r["config"]["lr"] == recipe["lr"] and r["config"].get("gain_init") == recipe.get("gain_init")
+            and r["config"].get("warmup", 0) > 0]
+    recipe_arm = same[0] if same else None
+    if recipe_arm and recipe_arm != chosen["screen"]:
+        rows = {a: study["screen"]["arms"][a]["rows"][-1] for a in (chosen["screen"], recipe_arm)}
+        gap = stats.paired_diff_ci(*(torch.tensor(rows[a]["knn_per_query"]) for a in (chosen["screen"], recipe_arm)))
+        display(Markdown(f"The rule picks **{chosen['screen']}**; the recipe's screen arm is **{recipe_arm}** "
+                         f"(lr {recipe['lr']:g}), behind it by {gap.fmt('+.3f')} in 10-NN, paired over the same "
+                         f"crops, with {rows[recipe_arm]['dead_relative']} dead channels against "
+                         f"{rows[chosen['screen']]['dead_relative']}. "
+                         + ("The screen does not separate the two learning rates."
+                            if gap.lo <= 0 <= gap.hi else "The screen separates them.")))
+        assert gap.lo <= 0, f"the screen prefers {chosen['screen']} over the recipe's learning rate: {gap}"
+    elif recipe_arm:
+        print(f"the rule picks the recipe's own screen arm: {recipe_arm}")
+
+# %% [markdown]
 # ## Stage 2: equal compute
 #
-# Each arm had the same 45 minutes of one CPU thread. The curves are drawn against CPU minutes, so arms
-# of different cost per step line up.
+# Each arm had the same 45 minutes of one CPU thread. The curves are drawn against the snapshot number
+# (snapshot k ends k/8 of the budget), so arms of different cost per step line up in CPU time.
 
 # %%
 if "budget" in study:
@@ -171,6 +203,26 @@ if "budget" in study:
                           {a: [r.get(metric, float("nan")) for r in v["rows"]] for a, v in arms.items()},
                           "snapshot (0 = untrained, 8 = end of the budget)", label,
                           title=f"equal compute: {label}")
+
+# %% [markdown]
+# Health is not free. At the same patch size and compute, the recipes differ in denoising quality as well as in
+# dead channels; the cell below states by how much (the old recipe's raw weights against the new one's EMA,
+# held-out PSNR at the end of the budget).
+
+# %%
+if "budget" in study:
+    arms = study["budget"]["arms"]
+    v1_name = next(a for a in arms if a.startswith("v1"))
+    v1_size = arms[v1_name]["config"].get("size") or 32
+    for a, r in arms.items():
+        if a == v1_name or (r["config"].get("size") or 32) != v1_size:
+            continue
+        new, old = r["rows"][-1], arms[v1_name]["rows"][-1]
+        gaps = ", ".join(f"σ = {s}: {new[f'psnr {s}'] - old[f'psnr {s}']:+.2f} dB"
+                         for s in ("0.05", "0.1", "0.2", "0.4") if f"psnr {s}" in new and f"psnr {s}" in old)
+        display(Markdown(f"**{a}** against **{v1_name}** (both {v1_size}×{v1_size}, 45 CPU-minutes): held-out "
+                         f"PSNR {gaps}; dead middle channels {new['dead_relative']} against {old['dead_relative']} "
+                         f"of {new['channels']}; 10-NN {new['knn_agreement']:.3f} against {old['knn_agreement']:.3f}."))
 
 # %% [markdown]
 # ## What this page claims, checked
