@@ -13,7 +13,9 @@ Why the limit is not the forward ratio (about 2.8x for `small`, 4.6x for `paper`
 on the decoder, so autograd's backward pass runs through the encoder and middle block only, in both paths, and
 with the weights frozen it costs about one forward of them. Per iteration the whole network costs F_em + F_dec
 + F_em against 2 F_em, a ratio of 1 + F_dec / (2 F_em): about 1.9x and 2.8x from the forward ratios, 1.74x and
-2.66x as counted. Measured on a quiet 2-core CPU (2026-11-28): 1.59x (91 % of 1.74x) and 2.47x (93 % of 2.66x).
+2.66x as counted. Measured on a quiet 2-core CPU (2026-11-28, 2 threads): 1.72x (99 % of 1.74x) and 2.76x
+(104 %: the whole network's extra layers cost a little more than their FLOPs); before the scale norm had its own
+backward, 1.59x and 2.47x.
 
 With ``--profile``, the top operators of each path (torch.profiler), to see where time goes beyond the FLOPs.
 
