@@ -159,13 +159,12 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
     for i, (step, path) in enumerate(snaps):
         cache, last = path / "health.json", i == len(snaps) - 1
         h = json.loads(cache.read_text()) if cache.is_file() else None
-        # recompute when the weights changed since (a run still training when it was last reported), and for
-        # the last snapshot when its per-query scores are missing
-        stale = h is not None and h.get("sha256", "snapshot" if path.name.startswith("step-") else "") not in (
-            "snapshot",  # step-* folders are written once; older caches of them carry no hash
-            weights_sha(path),
-        )
-        if h is None or stale or (last and "knn_per_query" not in h):
+        # recompute when the weights changed since (a run still training when it was last reported; step-*
+        # folders are written once, so their older caches without a hash stay valid), and for the last
+        # snapshot when its per-query scores are missing
+        sha = checkpoints.weights_sha256(checkpoints.read_config(path))
+        fresh = h is not None and h.get("sha256", sha if path.name.startswith("step-") else None) == sha
+        if not fresh or (last and "knn_per_query" not in h):
             ck = checkpoints.load(path)
             h = health.middle_health(ck.model, *sets["base"], *sets["query"], n_noise=n_noise, per_query=last)
             h["weights"], h["sha256"] = ck.weights, ck.sha256
@@ -178,13 +177,6 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
             {"step": step, **h, **psnr, "cpu_min": round(checkpoints.read_config(path).get("cpu_s", 0) / 60, 1)}
         )
     return rows
-
-
-def weights_sha(path: Path) -> str:
-    """The sha256 of the weights ``checkpoints.load`` would use for a snapshot (from its config alone)."""
-    cfg = checkpoints.read_config(path)
-    ema = checkpoints.default_weights(cfg) == "ema"
-    return cfg["sha256"][checkpoints.EMA if ema else checkpoints.WEIGHTS]
 
 
 def untrained_row(run: Path, sets: dict, n_noise: int, evals: dict) -> dict:

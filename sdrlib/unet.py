@@ -99,7 +99,7 @@ def preset(name: str, **overrides) -> UNetConfig:
 
 class _ScaleNormFn(torch.autograd.Function):
     """y = x / (s + eps) * gain, s the standard deviation of each sample over (C, H, W), with its backward
-    written out: the generic autograd graph of ``x.std()`` took a third of a CPU training step
+    written out: the generic autograd graph of ``x.std()`` took about a fifth of a CPU training step
     (bench/bench_train.py), this takes two reductions and two passes over x each way."""
 
     @staticmethod

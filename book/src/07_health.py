@@ -102,6 +102,11 @@ study = {s: json.loads(Path(f"health/{s}.json").read_text()) for s in stages if 
 print(f"profile {profile}, seed {seed}, device {device}: stages measured: {', '.join(study) or 'none yet'}")
 
 
+def size_of(run: dict) -> int:
+    """The patch size a run trained on (its config leaves it empty at the data set's default, 32)."""
+    return run["config"].get("size") or 32
+
+
 def final_rows(stage: str) -> list[dict]:
     """One row per arm of a stage (and per reference measured with it): its last snapshot's measures."""
     out = []
@@ -112,7 +117,7 @@ def final_rows(stage: str) -> list[dict]:
             mark = " ✔ chosen" if kind == "arm" and name == chosen.get(stage) else ""
             label = name + mark if kind == "arm" else f"reference `{name}`"
             minutes = last["cpu_min"] or r.get("elapsed_min", float("nan"))    # older runs kept wall time only
-            out.append({"run": label, "preset": tc["preset"], "size": tc.get("size") or 32, "steps": last["step"],
+            out.append({"run": label, "preset": tc["preset"], "size": size_of(r), "steps": last["step"],
                         "minutes (1 thread)": minutes,
                         "dead (relative)": last["dead_relative"], "exactly zero": last["dead_zero"],
                         "channels": last["channels"], "10-NN": last["knn_agreement"],
@@ -134,7 +139,7 @@ def pick(stage: str) -> str:
     middle block separates held-out crops best (10-NN); if none meets the bar, the one with fewest dead."""
     arms = study[stage]["arms"]
     if stage == "budget":
-        arms = {a: r for a, r in arms.items() if (r["config"].get("size") or 32) >= reference_size}
+        arms = {a: r for a, r in arms.items() if size_of(r) >= reference_size}
     last = {a: r["rows"][-1] for a, r in arms.items()}
     healthy = [a for a, r in last.items() if r["dead_relative"] <= dead_bar * r["channels"]]
     if healthy:
@@ -213,9 +218,9 @@ if "budget" in study:
 if "budget" in study:
     arms = study["budget"]["arms"]
     v1_name = next(a for a in arms if a.startswith("v1"))
-    v1_size = arms[v1_name]["config"].get("size") or 32
+    v1_size = size_of(arms[v1_name])
     for a, r in arms.items():
-        if a == v1_name or (r["config"].get("size") or 32) != v1_size:
+        if a == v1_name or size_of(r) != v1_size:
             continue
         new, old = r["rows"][-1], arms[v1_name]["rows"][-1]
         gaps = ", ".join(f"σ = {s}: {new[f'psnr {s}'] - old[f'psnr {s}']:+.2f} dB"

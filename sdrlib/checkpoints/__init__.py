@@ -52,7 +52,7 @@ class Checkpoint:
     @property
     def sha256(self) -> str:
         """Hash of the weights in use (keys the feature caches)."""
-        return self.config["sha256"][EMA if self.weights == "ema" else WEIGHTS]
+        return weights_sha256(self.config, self.weights)
 
 
 def sha256_file(path: Path) -> str:
@@ -289,6 +289,12 @@ def _mismatch(want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> st
 def default_weights(config: dict) -> str:
     """Which weights ``load`` uses by default: the EMA when the run kept one, else the raw weights."""
     return "ema" if EMA in config.get("sha256", {}) else "raw"
+
+
+def weights_sha256(config: dict, weights: str = "default") -> str:
+    """Hash of a checkpoint's "raw" or "ema" weights (or those ``load`` uses by default), from its config alone."""
+    which = default_weights(config) if weights == "default" else weights
+    return config["sha256"][EMA if which == "ema" else WEIGHTS]
 
 
 @_while_writing
