@@ -3,7 +3,6 @@ record of a stored set, and a bound on the memory used while building and iterat
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +141,7 @@ def test_memory_stays_bounded_for_a_set_larger_than_the_budget(tmp_path: Path, m
     monkeypatch.setenv("SDR_DATA_BUDGET_GB", "0.1")
     list(data.load("imagenet64", root=str(tmp_path / "warm"), in_memory=False).images.batches(4))  # code paths
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set to the current one
-    before, start = _vm("VmRSS"), time.time()
+    before = _vm("VmRSS")
     ds = data.load("imagenet64", root=str(tmp_path / "in64"))
     x = ds.images
     total, n = 0.0, 0
@@ -155,4 +154,3 @@ def test_memory_stays_bounded_for_a_set_larger_than_the_budget(tmp_path: Path, m
     assert abs(total / (n * 3 * 64 * 64) - 127.5 / 255) < 0.01  # every image was read
     # in memory it would be 1.2 GB; stored, the process holds a few batches (plus what the allocator keeps)
     assert growth < float_bytes / 5, f"peak RSS grew by {growth / 1e6:.0f} MB for a {float_bytes / 1e9:.1f} GB set"
-    assert time.time() - start < 60
