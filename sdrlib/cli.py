@@ -6,6 +6,7 @@
     sdr info small-fashion-mnist     # a checkpoint's config and training summary
     sdr data textures                # build / inspect a data set: counts per class
     sdr book --profile cpu           # execute the chapters (papermill) and build the HTML book
+    sdr verdicts                     # every claim's number, interval and verdict, from the executed book
 
 A user mistake prints one line on stderr and exits with status 2 (no traceback).
 """
@@ -207,6 +208,28 @@ def _cmd_book(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verdicts(a: argparse.Namespace) -> int:
+    from . import book, checkpoints, verdicts
+
+    folder = a.folder or book.find_root() / "book"
+    rows = verdicts.collect(folder)
+    if a.json:
+        print(json.dumps(rows, indent=1))
+    elif a.expect:
+        print(verdicts.expect_yaml(rows))
+    else:
+        expected = {verdicts.key_name(n): r["expect"] for n, r in checkpoints.references().items()}
+        head = ("claim", "reference", "number [95 % CI]", "verdict", "references.yaml")
+        table = [head] + [
+            (*(str(r[k]) for k in head[:4]), expected.get(r["reference"], {}).get(r["claim"], "-")) for r in rows
+        ]
+        widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+        for t in table:
+            print("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+        print(f"({len(rows)} verdicts from {folder}; references.yaml: the verdict the chapters expect, - none)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdr``."""
     from .train import TrainConfig
@@ -293,6 +316,13 @@ def parser() -> argparse.ArgumentParser:
         help="only fold papermill's injected-parameters cell into the parameters cell of these files",
     )
     b.set_defaults(fn=_cmd_book)
+
+    v = sub.add_parser("verdicts", help="every claim's number, interval and verdict, read from executed chapters")
+    v.add_argument("folder", nargs="?", default=None, help="executed chapters (default: the book's; or a sweep's)")
+    out = v.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the rows as JSON")
+    out.add_argument("--expect", action="store_true", help="print them as references.yaml `expect` entries")
+    v.set_defaults(fn=_cmd_verdicts)
     return p
 
 

@@ -4,10 +4,14 @@ A chapter calls :func:`record` for each claim it tests; the call glues the numbe
 and the verdict into the executed notebook under stable keys (myst-nb ``glue``), and checks the verdict
 against the one ``checkpoints/references.yaml`` expects. :func:`page` writes ``book/verdicts.md``, whose
 table pastes those keys from the chapters (``{glue:text}`chapter::key:s```), so no number on it is typed.
+:func:`collect` reads the same values back from executed notebooks (``sdr verdicts``), for the terminal,
+for a papermill sweep's output folder, and for writing ``expect`` in references.yaml from measurements.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +92,14 @@ CLAIMS = (
 BY_KEY = {c.key: c for c in CLAIMS}
 
 
+def key_name(reference: str) -> str:
+    """A reference as it appears in glue keys (a path's separators and dots become dashes)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", reference)
+
+
 def glue_key(claim: str, reference: str, what: str) -> str:
     """The glue key of a number or verdict, e.g. ``sparsity--small-fashion-mnist--verdict``."""
-    return f"{claim}--{re.sub(r'[^A-Za-z0-9_-]', '-', reference)}--{what}"
+    return f"{claim}--{key_name(reference)}--{what}"
 
 
 def record(
@@ -154,3 +163,48 @@ def write_page(root: Path, references: list[str]) -> Path:
     from .utils import write_text
 
     return write_text(Path(root) / "book" / "verdicts.md", page(references))
+
+
+def glued(notebook: str | Path) -> dict[str, object]:
+    """The values glued into an executed notebook (myst-nb ``glue``), by name."""
+    nb = json.loads(Path(notebook).read_text())
+    out = {}
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []):
+            sb = o.get("metadata", {}).get("scrapbook")
+            text = o.get("data", {}).get(f"{(sb or {}).get('mime_prefix', '')}text/plain")
+            if sb and text is not None:
+                out[sb["name"]] = ast.literal_eval(text)
+    return out
+
+
+def collect(folder: str | Path) -> list[dict]:
+    """Every verdict glued into the executed chapters in ``folder`` (the book, or a sweep's output folder):
+    one row per claim and reference, claims in the verdict page's order, references in the chapter's."""
+    folder, rows = Path(folder), []
+    values = {
+        c: glued(folder / f"{c}.ipynb")
+        for c in dict.fromkeys(c.chapter for c in CLAIMS)
+        if (folder / f"{c}.ipynb").is_file()
+    }
+    if not values:
+        raise FileNotFoundError(f"no executed chapter in {folder}: expected {CLAIMS[0].chapter}.ipynb, ...")
+    for c in CLAIMS:
+        for name, verdict in values.get(c.chapter, {}).items():
+            head, _, tail = name.partition("--")
+            if head != c.key or not tail.endswith("--verdict"):
+                continue
+            ref = tail[: -len("--verdict")]
+            number = values[c.chapter].get(glue_key(c.key, ref, "number"), "?")
+            rows.append({"claim": c.key, "reference": ref, "number [95 % CI]": number, "verdict": verdict})
+    return rows
+
+
+def expect_yaml(rows: list[dict]) -> str:
+    """The measured verdicts as ``expect`` entries for checkpoints/references.yaml, one per reference."""
+    by_ref: dict[str, dict[str, str]] = {}
+    for r in rows:
+        by_ref.setdefault(r["reference"], {})[r["claim"]] = r["verdict"]
+    return "\n".join(
+        f"{ref}:\n  expect: {{{', '.join(f'{k}: {v}' for k, v in e.items())}}}" for ref, e in by_ref.items()
+    )

@@ -498,3 +498,61 @@ def test_write_verdicts_writes_the_page_the_build_uses(tmp_path):
     (tmp_path / "book").mkdir()
     out = book.write_verdicts(tmp_path)
     assert out.read_text() == (ROOT / "book" / "verdicts.md").read_text()
+
+
+def test_sdr_verdicts_reads_back_what_a_chapter_glued(tmp_path):
+    """A notebook executed by papermill that records two verdicts of chapter 2: `sdr verdicts` lists both,
+    claims in the verdict page's order, with the number and interval as glued and the reference's name as in
+    the key (claims are read from their own chapter's notebook only)."""
+    import json
+    import subprocess
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "from sdrlib import verdicts\n"
+                "from sdrlib.stats import Interval\n"
+                "verdicts.record('subspaces', 'runs/a.b', Interval(0.05, 0.04, 0.07), 'holds')\n"
+                "verdicts.record('sparsity', 'runs/a.b', Interval(-0.01, -0.02, 0.005), 'undecided', '+.3f')"
+            )
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    src, ch = tmp_path / "src.ipynb", tmp_path / "run"
+    ch.mkdir()
+    nbformat.write(nb, src)
+    proc = papermill_cli(str(src), str(ch / "02_sparse.ipynb"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = subprocess.run(
+        [sys.executable, "-m", "sdrlib.cli", "verdicts", str(ch), "--json"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [  # claims in CLAIMS order (sparsity before subspaces), not cell order
+        {
+            "claim": "sparsity",
+            "reference": "runs-a-b",
+            "number [95 % CI]": "-0.010 [-0.020, +0.005]",
+            "verdict": "undecided",
+        },
+        {"claim": "subspaces", "reference": "runs-a-b", "number [95 % CI]": "0.050 [0.040, 0.070]", "verdict": "holds"},
+    ]
+    empty = subprocess.run(
+        [sys.executable, "-m", "sdrlib.cli", "verdicts", str(tmp_path)], capture_output=True, text=True
+    )
+    assert empty.returncode == 2 and "no executed chapter" in empty.stderr
+
+
+def test_the_executed_book_reaches_the_verdicts_the_references_file_expects():
+    """Read back from the committed notebooks: every claim on every cpu reference has a verdict, its number
+    lies inside its own interval, and it is the verdict references.yaml expects where it names one."""
+    from sdrlib import checkpoints, stats, verdicts
+
+    rows = {(r["claim"], r["reference"]): r for r in verdicts.collect(ROOT / "book")}
+    for ref in checkpoints.reference_names("cpu"):
+        expect = checkpoints.references()[ref]["expect"]
+        for claim in verdicts.CLAIMS:
+            r = rows[(claim.key, verdicts.key_name(ref))]
+            value, lo, hi = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", r["number [95 % CI]"]).groups())
+            assert lo <= value <= hi and r["verdict"] in stats.VERDICTS, r
+            assert r["verdict"] == expect.get(claim.key, r["verdict"]), (ref, claim.key, r["verdict"])
+    assert verdicts.expect_yaml(list(rows.values())).count("expect:") == len({k[1] for k in rows})
