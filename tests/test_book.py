@@ -86,6 +86,23 @@ def test_each_chapter_coerces_its_parameters_right_after_them_and_defaults_to_au
         assert book.source_parameters(script) == book.assignments(cells[i].source)
 
 
+def test_papermill_reads_every_parameter_of_every_chapter(caplog):
+    """papermill's own parser (what `papermill --help-notebook` and its "unknown parameter" warning use) finds
+    every declared parameter, silently: a comment it cannot parse (e.g. one holding "=") hid two of them."""
+    import logging
+
+    from papermill.translators import PythonTranslator
+
+    for script in SOURCES:
+        cells = source_cells(script)
+        cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+        with caplog.at_level(logging.WARNING, logger="papermill"):
+            caplog.clear()
+            found = {p.name for p in PythonTranslator.inspect(cell)}
+        assert found == set(book.source_parameters(script)), script.name
+        assert not caplog.records, f"{script.name}: {[r.getMessage() for r in caplog.records]}"
+
+
 def test_install_cell_is_written_from_the_configured_repository():
     url = book.repository_url(ROOT)
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -69,7 +69,7 @@ else:
 profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
 references = []                  # checkpoints to analyse; empty: those of checkpoints/references.yaml
 n_targets = 10                   # target images, held out, one per class
-n_per_target = 10                # fixed-schedule samples per target (>= 8 for claim 6)
+n_per_target = 10                # fixed-schedule samples per target (at least 8 for claim 6)
 n_steps = 20                     # fixed schedule: noise levels from 1 to 0.03 (the paper: 100)
 match_iter = 25                  # Adam iterations per phi matching, at most (the paper: 100)
 match_lr = 0.01
@@ -79,7 +79,7 @@ ascent = {"h0": 0.1, "beta": 0.5, "sigma0": 1.0, "sigma_L": 0.05, "max_iter": 40
 n_adaptive_targets = 4           # the adaptive sampler: targets ...
 n_adaptive_per = 5               # ... and samples per target
 adaptive_match_iter = 5          # phi-matching iterations per step of the adaptive sampler
-n_authors_targets = 2            # the paper's schedule (100 levels, <= 100 iterations) on this many targets ...
+n_authors_targets = 2            # the paper's schedule (100 levels, up to 100 iterations) on this many targets ...
 n_authors_per = 2                # ... with this many samples each
 n_centroid = 64                  # training images averaged per class centroid
 n_per_centroid = 2               # samples drawn per centroid target (and per target of a channel mask)
@@ -314,8 +314,8 @@ for name, ck in refs.items():
                                               control=False, seed=seed)
     p = f["phi mid"]
     split = sparsity.selectivity_split(sparsity.channel_frequency(p), sparsity.relative_dead(p))
-    it = sampling.image_target(ck.model, samples.targets(ck, rows[name][:2]).to(dev), 2, n_noise_target,
-                               grid=samples.TARGET_SIGMAS, seed=seed)
+    it = sampling.image_target(ck.model, samples.targets(ck, rows[name][:2]).to(dev), n_per_centroid,
+                               n_noise_target, grid=samples.TARGET_SIGMAS, seed=seed)
     for part in ("selective", "non-selective"):
         xm, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), it.masked(split[part]),
                                         len(tl) * n_per_centroid, schedule, match_lr, match_iter,
