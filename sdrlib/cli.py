@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import typing
@@ -332,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     args._argv = argv
     try:
         return args.fn(args)
+    except BrokenPipeError:  # the reader went away (`sdr verdicts | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
     except USER_ERRORS as e:
         print(f"sdr {args.cmd}: error: {one_line(e)}", file=sys.stderr)
         return 2

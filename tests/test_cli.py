@@ -119,6 +119,16 @@ def test_console_script_exits_nonzero():
     assert r.returncode == 2 and r.stderr.startswith("sdr info: error:") and "Traceback" not in r.stderr
 
 
+def test_a_reader_that_goes_away_is_not_an_error():
+    """`sdr verdicts --json | head -1`: the pipe closes before sdr writes; it exits quietly (no error line)."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "sdrlib.cli", "verdicts", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    p.stdout.close()  # closed long before the child has imported anything
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and err == "", err
+
+
 def test_info_readme(trained, capsys):
     rc, out, _ = run(capsys, "info", str(trained), "--readme", "--machine", "a test machine")
     text = (trained / "README.md").read_text()
