@@ -49,7 +49,7 @@ else:
 # a thousand held-out images is below 1 % of the largest channel's (*dead* by the relative rule used
 # throughout the book), many of them exactly zero. A dead channel cannot be sparse or selective, so a
 # reference with a third of its middle block dead tests the paper's claims on a different network from the
-# paper's. This page is the study that chose the training recipe of the current references, run by
+# paper's. This page is the study that chose the training recipe of the references that replace them, run by
 # `scripts/health_study.py` (its docstring has the commands) on colour textures, the set where the problem
 # was worst, with the measurements stored in `book/health/*.json`.
 #
@@ -168,7 +168,7 @@ if "screen" in study:
                           "training step", label, title=f"screen: {label} along training")
 
 # %% [markdown]
-# The screen fixed the learning rate of the recipe that stage 2 and the references use. Where the rule's
+# The screen fixed the learning rate of the recipe that stage 2 and the new references use. Where the rule's
 # pick and that learning rate differ, the cell below says by how much, paired over the same held-out crops:
 # a difference whose interval holds zero is one the screen cannot resolve.
 
