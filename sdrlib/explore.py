@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from . import analysis, representation, sampling, sparsity
 from .noise import add_noise, check_sigma, psnr
-from .plots import show_image
+from .plots import short_label, show_image
 from .representation import phi as phi_sigma
 from .unet import UNet
 
@@ -51,7 +51,7 @@ def _label(labels: torch.Tensor | None, classes: Sequence[str] | None, i: int, w
     if labels is None:
         return ""
     lab = int(labels[i])
-    return (classes[lab] if classes is not None else str(lab))[-width:]
+    return short_label(classes[lab], width) if classes is not None else str(lab)
 
 
 # ------------------------------------------------------------------ 1. noise level

@@ -36,6 +36,14 @@ def _figure(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes
     return fig, ax
 
 
+def short_label(name: str, width: int = 14) -> str:
+    """A class name short enough for a panel title: a texture photograph's name without its source
+    ("ufoai:ctp1/dirt_b_1" -> "dirt_b_1"), cut to ``width`` characters with an ellipsis."""
+    if ":" in name:
+        name = name.split(":", 1)[1].rsplit("/", 1)[-1]
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def show_image(ax: Axes, img: torch.Tensor | np.ndarray, title: str | None = None) -> None:
     """Draw one image on ax without ticks (grey colormap for one channel)."""
     a = to_hwc(img)

@@ -93,3 +93,12 @@ def test_sweep_and_tables():
     assert md.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2.35 |", "| 3 | 4.00 |"]
     md = plots.psnr_markdown({"x": rows(0), "y": rows(1)})
     assert md.splitlines()[0] == "| σ | σ × 255 | noisy | x | y |" and len(md.splitlines()) == 5
+
+
+def test_short_label_keeps_the_part_of_a_class_name_that_tells_classes_apart():
+    """Texture classes are photographs named by source ("ufoai:ctp1/dirt_b_1"): the first 14 characters, which
+    the figures used to show, tell 93 of the 230 photographs apart; the names without their source, 195."""
+    assert plots.short_label("ufoai:ctp1/dirt_b_1") == "dirt_b_1"
+    assert plots.short_label("opencv:basketball1") == "basketball1"
+    assert plots.short_label("T-shirt/top") == "T-shirt/top"  # no source: a Fashion-MNIST name is kept whole
+    assert plots.short_label("Ankle boot", 6) == "Ankle…" and len(plots.short_label("x" * 40)) == 14

@@ -128,7 +128,7 @@ for name in names:
                   "image": "×".join(map(str, ds.images.shape[1:])),
                   "description": data.names()[name]})
     few = ds.subset(n_show, seed=seed)
-    titles = [few.classes[k][:14] for k in few.labels.tolist()]
+    titles = [plots.short_label(few.classes[k]) for k in few.labels.tolist()]
     fig = plots.image_grid(few.images, n_show, titles=titles,
                            suptitle=f"{name}: {len(ds)} test images")
 display(Markdown(plots.markdown_table(shown)))

@@ -131,7 +131,7 @@ for name in refs:
         bars[f"trained, image {i} ({cls})"] = p[i]
         bars[f"untrained, image {i} ({cls})"] = feats[name]["untrained phi mid"][i]
     fig = plots.image_grid(ims.images[picks], len(picks),
-                           titles=[ims.classes[int(ims.labels[i])][:18] for i in picks])
+                           titles=[plots.short_label(ims.classes[int(ims.labels[i])], 18) for i in picks])
     fig = plots.phi_bars(bars, order=order, title=f"{name}: phi of the middle block at sigma = {sigma:.3f}")
 
 # %% [markdown]
@@ -256,7 +256,7 @@ for name, ck in refs.items():
     cmax = p.max(0).values
     for c in sparsity.most_selective(p, 3, tau).tolist():
         idx = sparsity.top_images(p, c, n_top)
-        titles = [ims.classes[int(ims.labels[j])][:14] for j in idx.tolist()]
+        titles = [plots.short_label(ims.classes[int(ims.labels[j])]) for j in idx.tolist()]
         fig = plots.image_grid(ims.images[idx], n_top, titles=titles,
                                suptitle=f"{name}: channel {c}, active on {freq[c]:.1%} of images, maximum "
                                         f"{cmax[c] / cmax.max():.0%} of the largest channel's")

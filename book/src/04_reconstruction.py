@@ -305,7 +305,7 @@ for name, ck in refs.items():
     xc, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), ct, len(ct), schedule, match_lr,
                                     match_iter, generator=torch.Generator().manual_seed(seed + 1))
     xc = xc.clamp(0, 1).cpu()
-    fig = plots.image_grid(xc, len(xc), titles=[train.classes[int(c)][:14] for c in group_of_sample],
+    fig = plots.image_grid(xc, len(xc), titles=[plots.short_label(train.classes[int(c)]) for c in group_of_sample],
                            suptitle=f"{name}: samples from class-centroid φ")
     agree = (classifier.predict(judges[name][0], xc) == group_of_sample).double().mean().item()
     variant_rows.append({"reference": name, "variant": "class centroid", "samples": len(xc),
