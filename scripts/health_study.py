@@ -159,11 +159,12 @@ def measure(run: Path, sets: dict, n_noise: int) -> list[dict]:
     for i, (step, path) in enumerate(snaps):
         cache, last = path / "health.json", i == len(snaps) - 1
         h = json.loads(cache.read_text()) if cache.is_file() else None
-        # recompute when the weights changed since (a run still training when it was last reported; step-*
-        # folders are written once, so their older caches without a hash stay valid), and for the last
-        # snapshot when its per-query scores are missing
+        # recompute when the weights changed since (a run still training when it was last reported), and for
+        # the last snapshot when its per-query scores are missing; step-* folders are written once, so their
+        # older caches, made before caches kept the hash, stay valid
         sha = checkpoints.weights_sha256(checkpoints.read_config(path))
-        fresh = h is not None and h.get("sha256", sha if path.name.startswith("step-") else None) == sha
+        unhashed_but_fixed = h is not None and "sha256" not in h and path.name.startswith("step-")
+        fresh = h is not None and (h.get("sha256") == sha or unhashed_but_fixed)
         if not fresh or (last and "knn_per_query" not in h):
             ck = checkpoints.load(path)
             h = health.middle_health(ck.model, *sets["base"], *sets["query"], n_noise=n_noise, per_query=last)

@@ -172,9 +172,8 @@ def glued(notebook: str | Path) -> dict[str, object]:
     for cell in nb.get("cells", []):
         for o in cell.get("outputs", []):
             sb = o.get("metadata", {}).get("scrapbook")
-            text = o.get("data", {}).get(f"{(sb or {}).get('mime_prefix', '')}text/plain")
-            if sb and text is not None:
-                out[sb["name"]] = ast.literal_eval(text)
+            if sb:
+                out[sb["name"]] = ast.literal_eval(o["data"][sb["mime_prefix"] + "text/plain"])
     return out
 
 
@@ -191,10 +190,10 @@ def collect(folder: str | Path) -> list[dict]:
         raise FileNotFoundError(f"no executed chapter in {folder}: expected {CLAIMS[0].chapter}.ipynb, ...")
     for c in CLAIMS:
         for name, verdict in values.get(c.chapter, {}).items():
-            head, _, tail = name.partition("--")
-            if head != c.key or not tail.endswith("--verdict"):
+            head, tail = f"{c.key}--", "--verdict"  # glue_key(c.key, ref, "verdict") for some ref
+            if not (name.startswith(head) and name.endswith(tail)):
                 continue
-            ref = tail[: -len("--verdict")]
+            ref = name[len(head) : -len(tail)]
             number = values[c.chapter].get(glue_key(c.key, ref, "number"), "?")
             rows.append({"claim": c.key, "reference": ref, "number [95 % CI]": number, "verdict": verdict})
     return rows
