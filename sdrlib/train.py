@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import errno
 import math
-import os
 import shlex
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,10 +220,14 @@ def _check_writable(out: Path) -> None:
         p = p.parent
     if not p.is_dir():
         raise NotADirectoryError(f"--out {out}: {p} is a file, not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
+    try:  # a real write: os.access answers yes for root even on a read-only mount
+        with tempfile.TemporaryFile(dir=p, prefix=".sdr-write-check-"):
+            pass
+    except OSError as e:
         raise PermissionError(
-            f"--out {out}: cannot write in {p} (permission denied or a read-only file system); choose a writable folder"
-        )
+            f"--out {out}: cannot write in {p} ({e.strerror or e}: permission denied or a read-only file system); "
+            "choose a writable folder"
+        ) from e
 
 
 def _save_failed(e: OSError, out: Path, path: Path, step: int) -> OSError:

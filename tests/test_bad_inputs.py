@@ -602,11 +602,24 @@ def test_read_only_output_folder(env, tmp_path, capsys):
 
 
 def test_unwritable_output_folder_simulated(env, tmp_path, capsys, monkeypatch):
-    """The same refusal where chmod does not deny (root): the write check answers no, as on a read-only mount."""
-    monkeypatch.setattr("sdrlib.train.os.access", lambda *a, **k: False)
+    """The same refusal where chmod does not deny (root): the write check fails, as on a read-only mount."""
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("sdrlib.train.tempfile.TemporaryFile", read_only)
     rc, out, err = run_cli(capsys, ["train", *TINY, "--out", str(tmp_path / "out")])
     assert_one_line(rc, out, err, "train", (f"cannot write in {tmp_path}", "read-only file system"))
     assert_nothing_written(env, tmp_path)
+
+
+def test_output_folder_on_a_pseudo_file_system(env, capsys):
+    """`--out /sys/kernel/run`: sysfs takes no new files, even from root (whom os.access would let through)."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no sysfs on this machine")
+    rc, out, err = run_cli(capsys, ["train", *TINY, "--out", "/sys/kernel/sdr-run"])
+    assert_one_line(rc, out, err, "train", ("cannot write in /sys/kernel", "permission denied"))
+    assert not Path("/sys/kernel/sdr-run").exists()
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS], ids=errno.errorcode.get)
