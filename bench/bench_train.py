@@ -16,6 +16,12 @@ gradients) at 50-70 %, lowest for the 32-channel layers at full resolution; the 
 concatenations and Adam. Before the scale norm had its own backward (`unet._ScaleNormFn`), its generic
 autograd graph (``x.std()`` and a divide) took about 20 % of the step.
 
+Measured on this quiet 2-core CPU (2026-11-28, trainings paused, `python bench/bench_train.py`): sgemm 93 GFLOP/s on
+1 thread, 183 on 2; `small` at 32 px 75 img/s (74.5 % of sgemm) on 1 thread and 131 img/s (66 %) on 2; at 64 px
+16.4 img/s (65 %) and 28.2 img/s (57 %). The 2-thread aim is missed by 4 and 13 points: two threads speed the
+step up 1.72-1.75x where sgemm gains 1.96x, and the 64 px step spends more of its time in the full-resolution
+32-channel layers, whose backward convolutions are the slowest (above).
+
 FLOPs are counted by torch.utils.flop_counter on one real training step (convolutions and matmuls,
 forward and backward), so the figure is the network's arithmetic, not an estimate from parameters.
 """
