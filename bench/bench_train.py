@@ -8,6 +8,7 @@ On a CUDA GPU (``--device cuda``): images/s and model FLOP utilisation (MFU) in 
 preset at 64x64, against the device's bf16 dense peak (``--peak-tflops``, default by device name).
 
     .venv/bin/python bench/bench_train.py                      # CPU: ~5 minutes on 2 cores, run on a quiet machine
+    .venv/bin/python bench/bench_train.py --malloc-ab --steps 20   # + the malloc A/B: ~12 minutes
     python bench/bench_train.py --device cuda --preset paper --size 64 --batch 256
 
 Where the time goes on this 2-core CPU (torch.profiler, `small` at 32 px, 2 threads): about 80 % of a step is
@@ -19,8 +20,19 @@ autograd graph (``x.std()`` and a divide) took about 20 % of the step.
 Measured on this quiet 2-core CPU (2026-11-28, trainings paused, `python bench/bench_train.py`): sgemm 93 GFLOP/s on
 1 thread, 183 on 2; `small` at 32 px 75 img/s (74.5 % of sgemm) on 1 thread and 131 img/s (66 %) on 2; at 64 px
 16.4 img/s (65 %) and 28.2 img/s (57 %). The 2-thread aim is missed by 4 and 13 points: two threads speed the
-step up 1.72-1.75x where sgemm gains 1.96x, and the 64 px step spends more of its time in the full-resolution
-32-channel layers, whose backward convolutions are the slowest (above).
+step up 1.72-1.75x where sgemm gains 1.96x. At 64 px (torch.profiler, 2 threads, 5 steps) convolutions take
+only 56 % of the step's operator time (backward 38 %, forward 16 %); memory-bound element-wise passes take
+about 38 %: multiplies and subtractions, mostly the scale norm's (19 %), ReLU and its backward (11 %),
+concatenations (4 %). Those scale worse with threads than a matrix product does.
+
+Part of the shortfall is the kernel, not the arithmetic: glibc's malloc maps every tensor above its mmap
+threshold (32 MB at most) afresh and unmaps it when freed, so each 64 px step page-faults a few hundred thousand
+4 KB pages back in. The `kernel` column (system CPU time over all CPU time in the timed steps) reads 12-16 % at
+64 px and 2-5 % at 32 px. `--malloc-ab` measures the cure, interleaved in fresh processes: with
+GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (malloc advises transparent huge pages), on a slower moment of the same
+machine (sgemm 158 GFLOP/s on 2 threads), 101 -> 109 img/s at 32 px (x1.07, 59 -> 64 % of sgemm) and 23.3 -> 27.6
+img/s at 64 px (x1.18, 55 -> 65 %, kernel 16 -> 10 %). The trained weights are bit-identical either way.
+Disabling mmap (mallopt M_MMAP_MAX = 0) removed the faults too but gained nothing measurable without huge pages.
 
 FLOPs are counted by torch.utils.flop_counter on one real training step (convolutions and matmuls,
 forward and backward), so the figure is the network's arithmetic, not an estimate from parameters.
@@ -29,7 +41,16 @@ forward and backward), so the figure is the network's arithmetic, not an estimat
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+
+try:
+    import resource  # Unix: the kernel's share of the step (page faults)
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -74,6 +95,7 @@ def time_training(
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()
     blocks = []  # the median of blocks of 5 steps: one slow block (another tenant, a page fault) does not count
+    r0 = resource.getrusage(resource.RUSAGE_SELF) if resource else None
     for _ in range(max(steps // 5, 1)):
         t0 = time.perf_counter()
         for _ in range(5):
@@ -81,7 +103,12 @@ def time_training(
         sync()
         blocks.append((time.perf_counter() - t0) / 5)
     dt = sorted(blocks)[len(blocks) // 2]
-    return {"img_per_s": batch / dt, "flop_per_s": fl / dt, "flops_per_image": fl / batch}
+    kernel = float("nan")
+    if r0:  # CPU time spent in the kernel (mostly page faults on freshly mapped tensors) over all CPU time
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        sys_s, user_s = r1.ru_stime - r0.ru_stime, r1.ru_utime - r0.ru_utime
+        kernel = sys_s / max(sys_s + user_s, 1e-9)
+    return {"img_per_s": batch / dt, "flop_per_s": fl / dt, "flops_per_image": fl / batch, "kernel": kernel}
 
 
 def sgemm_rate(threads: int, n: int = 2048, reps: int = 10) -> float:
@@ -104,15 +131,49 @@ def cpu_report(a: argparse.Namespace) -> None:
     """The CPU table: training at each size on 2 threads (and 1), and sgemm on 1 and 2 threads."""
     gemm = {t: sgemm_rate(t) for t in (1, 2)}
     print(f"sgemm 2048^2: 1 thread {gemm[1] / 1e9:.1f} GFLOP/s, 2 threads {gemm[2] / 1e9:.1f} GFLOP/s")
-    print(f"{'preset':8s} {'size':>4s} {'threads':>7s} {'img/s':>8s} {'GFLOP/s':>8s} {'GFLOP/img':>9s} {'/ sgemm':>8s}")
+    head = f"{'preset':8s} {'size':>4s} {'threads':>7s} {'img/s':>8s} {'GFLOP/s':>8s} {'GFLOP/img':>9s} {'/ sgemm':>8s}"
+    print(head + f" {'kernel':>7s}")
     for size in a.sizes:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             r = time_training(a.preset or "small", size, a.batch, a.channels, "cpu", a.steps, False, False)
             print(
                 f"{a.preset or 'small':8s} {size:4d} {threads:7d} {r['img_per_s']:8.1f} {r['flop_per_s'] / 1e9:8.1f} "
-                f"{r['flops_per_image'] / 1e9:9.3f} {r['flop_per_s'] / gemm[threads]:8.1%}"
+                f"{r['flops_per_image'] / 1e9:9.3f} {r['flop_per_s'] / gemm[threads]:8.1%} {r['kernel']:7.1%}"
             )
+    if a.malloc_ab:
+        malloc_ab(a, gemm[2])
+
+
+HUGEPAGES = "glibc.malloc.hugetlb=1"  # glibc >= 2.35: malloc advises transparent huge pages for what it maps
+
+
+def child_line(a: argparse.Namespace, size: int, env: dict) -> dict:
+    """One 2-thread training measurement in a fresh process with the given environment (GLIBC_TUNABLES is read
+    only at process start)."""
+    cmd = [sys.executable, __file__, "--child", str(size), "--batch", str(a.batch), "--steps", str(a.steps)]
+    cmd += ["--preset", a.preset or "small", "--channels", str(a.channels)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def malloc_ab(a: argparse.Namespace, gemm2: float) -> None:
+    """A/B, interleaved in fresh processes: glibc's default malloc against huge-page-advised malloc, 2 threads."""
+    base = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    print(f"\nmalloc A/B, 2 threads, {a.rounds} interleaved rounds (medians): default vs GLIBC_TUNABLES={HUGEPAGES}")
+    for size in a.sizes:
+        runs = {"default": [], "hugepages": []}
+        for _ in range(a.rounds):
+            runs["default"].append(child_line(a, size, base))
+            runs["hugepages"].append(child_line(a, size, {**base, "GLIBC_TUNABLES": HUGEPAGES}))
+        med = {k: sorted(v, key=lambda r: r["img_per_s"])[len(v) // 2] for k, v in runs.items()}
+        d, h = med["default"], med["hugepages"]
+        print(
+            f"{size:4d} px: {d['img_per_s']:6.1f} img/s ({d['flop_per_s'] / gemm2:.1%} of sgemm,"
+            f" kernel {d['kernel']:.1%})"
+            f" -> {h['img_per_s']:6.1f} img/s ({h['flop_per_s'] / gemm2:.1%}, kernel {h['kernel']:.1%}):"
+            f" x{h['img_per_s'] / d['img_per_s']:.2f}"
+        )
 
 
 def cuda_report(a: argparse.Namespace) -> None:
@@ -139,11 +200,23 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="timed steps, in 5-step blocks (default: 30 CPU, 50 CUDA)")
     p.add_argument("--compile", action="store_true", help="CUDA: torch.compile the model")
     p.add_argument("--peak-tflops", type=float, default=None, help="CUDA: the device's dense bf16 peak")
+    p.add_argument(
+        "--malloc-ab",
+        action="store_true",
+        help=f"CPU: also measure 2-thread training with GLIBC_TUNABLES={HUGEPAGES}, interleaved with the default",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --malloc-ab")
+    p.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
     gpu = a.device == "cuda"
     a.sizes = a.sizes or ([64] if gpu else [32, 64])
     a.batch = a.batch or (256 if gpu else 64)
     a.steps = a.steps or (50 if gpu else 30)
+    if a.child:  # one measurement for malloc_ab, as a JSON line
+        torch.set_num_threads(2)
+        r = time_training(a.preset or "small", a.child, a.batch, a.channels, "cpu", a.steps, False, False)
+        print(json.dumps(r))
+        return
     (cuda_report if gpu else cpu_report)(a)
 
 
