@@ -39,8 +39,9 @@ class TrainConfig:
     lr_halve_every: int = 0  # halve the learning rate every this many steps (0: never)
     warmup: int = 0  # linear learning-rate warm-up over the first this many steps
     decay: str = "none"  # final decay phase: "none", "cosine" or "linear", down to lr * lr_final
-    decay_steps: int = 0  # length of the final decay phase (the last decay_steps before `steps`)
+    decay_steps: int = 0  # length of the final decay phase (the last decay_steps before `steps`, less hold_steps)
     lr_final: float = 0.1  # learning-rate factor reached at the end of the decay phase
+    hold_steps: int = 0  # steps at lr * lr_final after the decay (extends a finished run without raising the lr)
     ema: float = 0.0  # EMA decay of the weights per step (e.g. 0.999; 0: no EMA)
     steps: int = 10_000  # total optimisation steps (the schedule's horizon)
     minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0: no limit
@@ -107,14 +108,25 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.decay not in DECAYS:
             raise ValueError(f"unknown decay {self.decay!r}; expected one of {DECAYS}")
-        for name in ("warmup", "decay_steps", "snapshot_every", "crop", "lr_halve_every", "max_train", "holdout_every"):
+        for name in (
+            "warmup",
+            "decay_steps",
+            "hold_steps",
+            "snapshot_every",
+            "crop",
+            "lr_halve_every",
+            "max_train",
+            "holdout_every",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.decay != "none" and not 0 < self.decay_steps <= self.steps:
+        if self.decay != "none" and not 0 < self.decay_steps <= self.steps - self.hold_steps:
             raise ValueError(
-                f"decay {self.decay!r} needs 0 < decay_steps <= steps ({self.steps}), "
+                f"decay {self.decay!r} needs 0 < decay_steps <= steps - hold_steps ({self.steps - self.hold_steps}), "
                 f"got decay_steps={self.decay_steps}"
             )
+        if self.hold_steps and self.decay == "none":
+            raise ValueError(f"hold_steps={self.hold_steps} holds the rate after a decay phase; set decay too")
         if not 0 <= self.lr_final <= 1:
             raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final}")
         if not 0 <= self.ema < 1:
@@ -134,11 +146,12 @@ class TrainConfig:
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Learning rate at a step: linear warm-up, halving every lr_halve_every steps (the authors halve every
-    100 epochs), then a final cosine or linear decay to lr * lr_final over the last decay_steps steps."""
+    100 epochs), then a final cosine or linear decay to lr * lr_final over decay_steps steps, held there for
+    the last hold_steps steps."""
     lr = cfg.lr * 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else cfg.lr
     if step < cfg.warmup:
         lr *= (step + 1) / cfg.warmup
-    start = cfg.steps - cfg.decay_steps
+    start = cfg.steps - cfg.hold_steps - cfg.decay_steps
     if cfg.decay != "none" and step >= start:
         p = min((step - start) / cfg.decay_steps, 1.0)
         shape = 0.5 * (1 + math.cos(math.pi * p)) if cfg.decay == "cosine" else 1 - p

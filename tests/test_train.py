@@ -196,6 +196,18 @@ def test_lr_warmup_and_final_decay():
         TrainConfig(steps=100, decay="cosine", decay_steps=0)
 
 
+def test_hold_extends_a_finished_schedule_at_its_final_rate():
+    """A run extended with hold_steps keeps every earlier step's rate and stays at lr * lr_final after."""
+    done = TrainConfig(lr=1e-3, steps=100, warmup=10, decay="cosine", decay_steps=40, lr_final=0.1)
+    more = TrainConfig(lr=1e-3, steps=130, warmup=10, decay="cosine", decay_steps=40, lr_final=0.1, hold_steps=30)
+    assert [lr_at(more, s) for s in range(101)] == [lr_at(done, s) for s in range(101)]
+    assert all(lr_at(more, s) == pytest.approx(1e-4) for s in range(100, 131))
+    with pytest.raises(ValueError, match="steps - hold_steps"):
+        TrainConfig(steps=100, decay="cosine", decay_steps=80, hold_steps=30)
+    with pytest.raises(ValueError, match="set decay too"):
+        TrainConfig(steps=100, hold_steps=10)
+
+
 def test_psnr_slope_is_the_least_squares_slope_over_the_last_window():
     """The stopping rule's number: dB per 1,000 steps of held-out PSNR at sigma 0.1, EMA weights preferred."""
 

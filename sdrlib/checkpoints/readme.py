@@ -57,8 +57,11 @@ def recipe_text(tc: dict) -> str:
     parts = [f"lr {tc['lr']}"]
     if tc.get("warmup"):
         parts.append(f"linear warm-up {tc['warmup']:,} steps")
-    if tc.get("decay"):
-        parts.append(f"{tc['decay']} decay to lr x {tc.get('lr_final', 0.1)} over the last {tc['decay_steps']:,} steps")
+    if tc.get("decay", "none") != "none":
+        hold = tc.get("hold_steps", 0)
+        span = f"{tc['decay_steps']:,} steps and held there for the last {hold:,}" if hold else None
+        span = span or f"the last {tc['decay_steps']:,} steps"
+        parts.append(f"{tc['decay']} decay to lr x {tc.get('lr_final', 0.1)} over {span}")
     if tc.get("lr_halve_every"):
         parts.append(f"halved every {tc['lr_halve_every']:,} steps")
     if tc.get("ema"):
