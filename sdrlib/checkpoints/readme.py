@@ -58,9 +58,8 @@ def recipe_text(tc: dict) -> str:
     if tc.get("warmup"):
         parts.append(f"linear warm-up {tc['warmup']:,} steps")
     if tc.get("decay", "none") != "none":
-        hold = tc.get("hold_steps", 0)
-        span = f"{tc['decay_steps']:,} steps and held there for the last {hold:,}" if hold else None
-        span = span or f"the last {tc['decay_steps']:,} steps"
+        hold, n = tc.get("hold_steps", 0), tc["decay_steps"]
+        span = f"{n:,} steps and held there for the last {hold:,}" if hold else f"the last {n:,} steps"
         parts.append(f"{tc['decay']} decay to lr x {tc.get('lr_final', 0.1)} over {span}")
     if tc.get("lr_halve_every"):
         parts.append(f"halved every {tc['lr_halve_every']:,} steps")
