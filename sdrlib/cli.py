@@ -3,7 +3,7 @@
     sdr train --preset small --data fashion-mnist --minutes 10 --out runs/fm
     sdr train --out runs/fm --resume
     sdr eval runs/fm                 # PSNR versus sigma on held-out images
-    sdr info small-fashion-mnist     # a checkpoint's config and training summary
+    sdr info fashion-mnist-small-32  # a checkpoint's config and training summary
     sdr data textures                # build / inspect a data set: counts per class
     sdr book --profile cpu           # execute the chapters (papermill) and build the HTML book
     sdr verdicts                     # every claim's number, interval and verdict, from the executed book
