@@ -118,12 +118,15 @@ def final_rows(stage: str) -> list[dict]:
             label = name + mark if kind == "arm" else f"reference `{name}`"
             minutes = last["cpu_min"] or r.get("elapsed_min", float("nan"))    # older runs kept wall time only
             out.append({"run": label, "preset": tc["preset"], "size": size_of(r), "steps": last["step"],
-                        "minutes (1 thread)": minutes,
-                        "dead (relative)": last["dead_relative"], "exactly zero": last["dead_zero"],
-                        "channels": last["channels"], "10-NN": last["knn_agreement"],
-                        "10-NN 95 % CI": knn_ci(last),
-                        **{f"PSNR σ={s}": last.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")}})
+                        "minutes (1 thread)": minutes, **measures(last)})
     return out
+
+
+def measures(row: dict) -> dict:
+    """A snapshot's measures as table columns: dead channels, 10-NN with its interval, held-out PSNR."""
+    return {"dead (relative)": row["dead_relative"], "exactly zero": row["dead_zero"], "channels": row["channels"],
+            "10-NN": row["knn_agreement"], "10-NN 95 % CI": knn_ci(row),
+            **{f"PSNR σ={s}": row.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")}}
 
 
 def knn_ci(row: dict) -> str:
@@ -240,10 +243,7 @@ if "budget" in study:
 # %%
 refs = study.get("budget", {}).get("references", {})
 for name, r in refs.items():
-    rows = [{"step": row["step"], "minutes (1 thread)": row.get("cpu_min", float("nan")),
-             "dead (relative)": row["dead_relative"], "exactly zero": row["dead_zero"], "channels": row["channels"],
-             "10-NN": row["knn_agreement"], "10-NN 95 % CI": knn_ci(row),
-             **{f"PSNR σ={s}": row.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")}}
+    rows = [{"step": row["step"], "minutes (1 thread)": row.get("cpu_min", float("nan")), **measures(row)}
             for row in r["rows"]]
     tc = r["config"]
     display(Markdown(f"**`{name}`** ({tc['preset']}, {tc['data']}, {size_of(r)}×{size_of(r)})\n\n"
