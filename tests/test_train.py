@@ -225,6 +225,11 @@ def test_psnr_slope_is_the_least_squares_slope_over_the_last_window():
     assert checkpoints.psnr_slope(log) == pytest.approx(1.0)
     assert checkpoints.psnr_slope(log, window=100) is None  # one evaluation in the window
     assert checkpoints.psnr_slope(log, sigma=0.2) is None
+    # up to step `end`: +2 dB / 1,000 until step 1000, flat after it
+    bent = [{"step": s, "elapsed_s": 0.0, "eval": ev(20.0 + 0.002 * min(s, 1000))} for s in range(0, 3001, 500)]
+    assert checkpoints.psnr_slope(bent) == pytest.approx(0.0)
+    assert checkpoints.psnr_slope(bent, end=1000) == pytest.approx(2.0)
+    assert checkpoints.psnr_slope(bent, end=1400) == pytest.approx(2.0)  # the last evaluation at or before 1400
     # with EMA evaluations, those are used: flat at 30 dB
     for r in log:
         r["eval_ema"] = ev(30.0)

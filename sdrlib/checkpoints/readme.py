@@ -32,13 +32,20 @@ def run_summary(run: str | Path) -> str:
     )
 
 
-def psnr_slope(log: list[dict], sigma: float = 0.1, window: int = 1000, key: str | None = None) -> float | None:
+def psnr_slope(
+    log: list[dict], sigma: float = 0.1, window: int = 1000, key: str | None = None, end: int | None = None
+) -> float | None:
     """Least-squares slope of held-out denoised PSNR at ``sigma`` over the last ``window`` steps of a training
-    log, in dB per 1,000 steps (the references' stopping rule: below 0.05); the EMA weights' evaluations when
-    the log has them. None when fewer than two evaluations fall in the window."""
+    log (or the ``window`` steps up to step ``end``), in dB per 1,000 steps (the references' stopping rule:
+    below 0.05); the EMA weights' evaluations when the log has them. None when fewer than two evaluations
+    fall in the window."""
     key = key or _eval_key(log)
     pts = [
-        (r["step"], row["psnr_denoised"]) for r in log if key in r for row in r[key] if abs(row["sigma"] - sigma) < 1e-9
+        (r["step"], row["psnr_denoised"])
+        for r in log
+        if key in r and (end is None or r["step"] <= end)
+        for row in r[key]
+        if abs(row["sigma"] - sigma) < 1e-9
     ]
     if not pts:
         return None
@@ -50,6 +57,16 @@ def psnr_slope(log: list[dict], sigma: float = 0.1, window: int = 1000, key: str
     mv = sum(v for _, v in pts) / len(pts)
     var = sum((s - ms) ** 2 for s, _ in pts)
     return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
+
+
+def _full_rate_slope(log: list[dict], tc: dict) -> tuple[int, float] | None:
+    """The decay's first step and the PSNR slope over the 1,000 steps before it: how fast the run still improved
+    at its full learning rate (the stopping rule read at the final rate alone can flatter a run)."""
+    if tc.get("decay", "none") == "none":
+        return None
+    start = tc["steps"] - tc.get("hold_steps", 0) - tc["decay_steps"]
+    slope = psnr_slope(log, end=start)
+    return None if slope is None else (start, slope)
 
 
 def recipe_text(tc: dict) -> str:
@@ -134,6 +151,12 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
     slope = psnr_slope(log)
     if slope is not None:
         lines.append(f"- held-out PSNR at sigma 0.1 over the last 1,000 steps: {slope:+.3f} dB per 1,000 steps")
+    full = _full_rate_slope(log, tc)
+    if full is not None:
+        lines.append(
+            f"- the same slope over the 1,000 steps before the decay starts (step {full[0]:,}, full rate): "
+            f"{full[1]:+.3f} dB per 1,000 steps (part of the fall to the final slope is the smaller steps)"
+        )
     lines.append("")
     if evals:
         lines += [
