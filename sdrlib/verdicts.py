@@ -158,11 +158,15 @@ def page(references: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_page(root: Path, references: list[str]) -> Path:
-    """Write ``book/verdicts.md`` for these references (``sdr book`` does this before building)."""
+def write_page(repo_root: Path, references: list[str]) -> Path:
+    """Write ``book/verdicts.md`` under the repository root for these references (``sdr book`` does this
+    before building)."""
     from .utils import write_text
 
-    return write_text(Path(root) / "book" / "verdicts.md", page(references))
+    book = Path(repo_root) / "book"
+    if not book.is_dir():
+        raise ValueError(f"repo_root={str(repo_root)!r} has no book/ folder: pass the repository root, not the book")
+    return write_text(book / "verdicts.md", page(references))
 
 
 def glued(notebook: str | Path) -> dict[str, object]:

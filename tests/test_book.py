@@ -515,6 +515,8 @@ def test_write_verdicts_writes_the_page_the_build_uses(tmp_path):
     (tmp_path / "book").mkdir()
     out = book.write_verdicts(tmp_path)
     assert out.read_text() == (ROOT / "book" / "verdicts.md").read_text()
+    with pytest.raises(ValueError, match="repository root"):  # the book folder itself, a common slip
+        book.write_verdicts(tmp_path / "book")
 
 
 def test_sdr_verdicts_reads_back_what_a_chapter_glued(tmp_path):

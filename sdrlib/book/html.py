@@ -101,8 +101,9 @@ def build_html(root: Path, log: Callable = print) -> float:
     return time.perf_counter() - t0
 
 
-def write_verdicts(root: Path) -> Path:
-    """``book/verdicts.md`` for the references of the cpu profile (checkpoints/references.yaml)."""
+def write_verdicts(repo_root: Path) -> Path:
+    """``book/verdicts.md`` under the repository root, for the references of the cpu profile
+    (checkpoints/references.yaml)."""
     from .. import checkpoints, verdicts
 
-    return verdicts.write_page(root, checkpoints.reference_names(DEFAULT_PROFILE))
+    return verdicts.write_page(repo_root, checkpoints.reference_names(DEFAULT_PROFILE))
