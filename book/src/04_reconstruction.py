@@ -185,10 +185,11 @@ for name, ck in refs.items():
 #
 # For every guided sample: the relative error of its $\phi$ (clean pass) against its target's; whether the
 # judge gives it its target's class; its RMS pixel distance to its nearest training image. The control:
-# unconditional samples, each measured against every target. Intervals resample the targets (the samples of
-# one target are not independent). The no-copy check compares each sample's distance to the training set with
-# the same distance for held-out images, which were never seen: a sample closer than held-out images usually
-# are would be a near copy.
+# unconditional samples, each measured against every target. The ceiling: the judge on the target images
+# themselves (a sample of a target the judge gets wrong can hardly be judged right). Intervals resample the
+# targets (the samples of one target are not independent). The no-copy check compares each sample's distance
+# to the training set with the same distance for held-out images, which were never seen: a sample closer than
+# held-out images usually are would be a near copy.
 
 # %%
 def score(name: str, x: torch.Tensor, n_per: int, target_rows: torch.Tensor) -> dict:
@@ -198,7 +199,9 @@ def score(name: str, x: torch.Tensor, n_per: int, target_rows: torch.Tensor) -> 
     tp = representation.phi(ck.model, tgt.to(dev), 0.0).cpu()
     err = sampling.relative_phi_error(ck.model, x.to(dev), tp.repeat_interleave(n_per, 0).to(dev)).cpu()
     hit = (classifier.predict(judges[name][0], x) == tl.repeat_interleave(n_per)).double()
-    return {"phi error": err.view(-1, n_per).mean(1), "judge agrees": hit.view(-1, n_per).mean(1), "target phi": tp}
+    own = (classifier.predict(judges[name][0], tgt) == tl).double()  # the ceiling: the judge on the targets
+    return {"phi error": err.view(-1, n_per).mean(1), "judge agrees": hit.view(-1, n_per).mean(1), "target phi": tp,
+            "judge on target": own}
 
 
 def target_mean(v: torch.Tensor) -> stats.Interval:
@@ -223,6 +226,7 @@ for name, ck in refs.items():
                     "phi error, unconditional": str(target_mean(u_err)),
                     "judge: target's class, guided": str(target_mean(s["judge agrees"])),
                     "judge: target's class, unconditional": str(target_mean(u_hit)),
+                    "judge: the targets themselves": str(target_mean(s["judge on target"])),
                     "RMS to nearest train, samples (min / median)": f"{cp['samples'].min():.3f} / "
                                                                     f"{cp['samples'].median():.3f}",
                     "RMS to nearest train, held-out (5th pct / median)": f"{cp['held_out'].quantile(0.05):.3f} / "
