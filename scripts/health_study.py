@@ -209,11 +209,16 @@ def report_run(run: Path, a: argparse.Namespace) -> dict:
         f"{run.name:40s} step {last['step']:6d} dead {last['dead_relative']:3d} rel / {last['dead_zero']:3d} zero "
         f"of {last['channels']}, 10-NN {last['knn_agreement']:.3f}, PSNR 0.1 {last.get('psnr 0.1', float('nan')):.2f}"
     )
+    log = checkpoints.read_log(run)
+    full = checkpoints.full_rate_slope(log, tc)
     return {
         "config": tc,
         "rows": rows,
         "elapsed_min": round(cfg.get("elapsed_s", 0) / 60, 1),
+        "cpu_hours": round(cfg.get("cpu_s", 0) / 3600, 2),
         "n_params": cfg.get("n_params"),
+        "psnr_slope": checkpoints.psnr_slope(log),  # the stopping rule's number, dB per 1,000 steps at sigma 0.1
+        "psnr_slope_full_rate": None if full is None else {"before_step": full[0], "slope": full[1]},
     }
 
 

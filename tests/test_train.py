@@ -230,6 +230,10 @@ def test_psnr_slope_is_the_least_squares_slope_over_the_last_window():
     assert checkpoints.psnr_slope(bent) == pytest.approx(0.0)
     assert checkpoints.psnr_slope(bent, end=1000) == pytest.approx(2.0)
     assert checkpoints.psnr_slope(bent, end=1400) == pytest.approx(2.0)  # the last evaluation at or before 1400
+    # the full-rate slope: the 1,000 steps before the decay starts (steps - hold - decay = 1000 here)
+    tc = {"steps": 3000, "hold_steps": 1000, "decay_steps": 1000, "decay": "cosine"}
+    assert checkpoints.full_rate_slope(bent, tc) == (1000, pytest.approx(2.0))
+    assert checkpoints.full_rate_slope(bent, {**tc, "decay": "none"}) is None
     # with EMA evaluations, those are used: flat at 30 dB
     for r in log:
         r["eval_ema"] = ev(30.0)

@@ -351,7 +351,15 @@ def training_snapshots(name_or_path: str | Path) -> list[tuple[int, Path]]:
 
 
 # The reference list (references.yaml), a checkpoint's own data, and its README live in their own modules.
-from .readme import history_table, psnr_slope, readme_text, recipe_text, run_summary  # noqa: E402,F401
+from .readme import (  # noqa: E402,F401
+    STOP_SLOPE,
+    full_rate_slope,
+    history_table,
+    psnr_slope,
+    readme_text,
+    recipe_text,
+    run_summary,
+)
 from .references import (
     REFERENCES,
     DataMismatch,

@@ -59,7 +59,10 @@ def psnr_slope(
     return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
 
 
-def _full_rate_slope(log: list[dict], tc: dict) -> tuple[int, float] | None:
+STOP_SLOPE = 0.05  # the references' stopping rule: held-out PSNR at sigma 0.1 gains less than this per 1,000 steps
+
+
+def full_rate_slope(log: list[dict], tc: dict) -> tuple[int, float] | None:
     """The decay's first step and the PSNR slope over the 1,000 steps before it: how fast the run still improved
     at its full learning rate (the stopping rule read at the final rate alone can flatter a run)."""
     if tc.get("decay", "none") == "none":
@@ -150,8 +153,12 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
     ]
     slope = psnr_slope(log)
     if slope is not None:
-        lines.append(f"- held-out PSNR at sigma 0.1 over the last 1,000 steps: {slope:+.3f} dB per 1,000 steps")
-    full = _full_rate_slope(log, tc)
+        met = "met" if slope < STOP_SLOPE else "**not met**"
+        lines.append(
+            f"- held-out PSNR at sigma 0.1 over the last 1,000 steps: {slope:+.3f} dB per 1,000 steps (the references' "
+            f"stopping rule, below {STOP_SLOPE:+.2f}: {met})"
+        )
+    full = full_rate_slope(log, tc)
     if full is not None:
         lines.append(
             f"- the same slope over the 1,000 steps before the decay starts (step {full[0]:,}, full rate): "
