@@ -134,6 +134,9 @@ def test_info_readme(trained, capsys):
     text = (trained / "README.md").read_text()
     assert rc == 0 and "sdr train --preset tiny --steps 30" in text and "a test machine" in text
     assert "denoised dB" in text
+    (trained / "notes.md").write_text("Stopped at step 30: a test.\n")
+    run(capsys, "info", str(trained), "--readme")
+    assert "## Notes\n\nStopped at step 30: a test.\n" in (trained / "README.md").read_text()
 
 
 def test_every_option_has_a_help_line():

@@ -59,6 +59,7 @@ def psnr_slope(
     return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
 
 
+NOTES = "notes.md"  # a run's hand-written notes, copied into its README under "Notes"
 STOP_SLOPE = 0.05  # the references' stopping rule: held-out PSNR at sigma 0.1 gains less than this per 1,000 steps
 
 
@@ -194,6 +195,9 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
         ]
     for title, table in (extra_tables or {}).items():
         lines += [f"## {title}", "", table, ""]
+    notes = Path(run) / NOTES
+    if notes.is_file():  # what the numbers cannot say (why the run stopped where it did), kept across rewrites
+        lines += ["## Notes", "", notes.read_text().strip(), ""]
     if snaps:
         lines += [
             "## Intermediate snapshots (for the training-length studies)",
