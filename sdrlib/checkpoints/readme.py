@@ -11,6 +11,9 @@ from pathlib import Path
 from ..evaluate import format_table
 from . import read_config, read_log, training_snapshots
 
+NOTES = "notes.md"  # a run's hand-written notes, copied into its README under "Notes"
+STOP_SLOPE = 0.05  # the references' stopping rule: held-out PSNR at sigma 0.1 gains less than this per 1,000 steps
+
 
 def run_summary(run: str | Path) -> str:
     """A text summary of a run folder: steps, time, last loss, and the last PSNR table."""
@@ -37,7 +40,7 @@ def psnr_slope(
 ) -> float | None:
     """Least-squares slope of held-out denoised PSNR at ``sigma`` over the last ``window`` steps of a training
     log (or the ``window`` steps up to step ``end``), in dB per 1,000 steps (the references' stopping rule:
-    below 0.05); the EMA weights' evaluations when the log has them. None when fewer than two evaluations
+    below STOP_SLOPE); the EMA weights' evaluations when the log has them. None when fewer than two evaluations
     fall in the window."""
     key = key or _eval_key(log)
     pts = [
@@ -57,10 +60,6 @@ def psnr_slope(
     mv = sum(v for _, v in pts) / len(pts)
     var = sum((s - ms) ** 2 for s, _ in pts)
     return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
-
-
-NOTES = "notes.md"  # a run's hand-written notes, copied into its README under "Notes"
-STOP_SLOPE = 0.05  # the references' stopping rule: held-out PSNR at sigma 0.1 gains less than this per 1,000 steps
 
 
 def full_rate_slope(log: list[dict], tc: dict) -> tuple[int, float] | None:
