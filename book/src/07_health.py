@@ -98,6 +98,7 @@ from IPython.display import Markdown, display
 
 from sdrlib import plots, stats
 from sdrlib.checkpoints import STOP_SLOPE as stop_slope
+from sdrlib.checkpoints import rule_met
 
 study = {s: json.loads(Path(f"health/{s}.json").read_text()) for s in stages if Path(f"health/{s}.json").is_file()}
 print(f"profile {profile}, seed {seed}, device {device}: stages measured: {', '.join(study) or 'none yet'}")
@@ -249,11 +250,10 @@ def stopping(r: dict) -> str:
     """A reference's stopping-rule line: CPU-hours, the final PSNR slope against the rule, the full-rate one."""
     if r.get("psnr_slope") is None:
         return ""                                                 # measured before the report kept the slope
-    met = "met" if r["psnr_slope"] < stop_slope else "**not met**"
     full = r.get("psnr_slope_full_rate")
     at_full = f"; at full rate (to step {full['before_step']:,}) {full['slope']:+.3f}" if full else ""
     return (f": {r['cpu_hours']:.1f} CPU-hours; PSNR at σ = 0.1 over the last 1,000 steps {r['psnr_slope']:+.3f} dB "
-            f"per 1,000 steps, stopping rule (below {stop_slope}) {met}{at_full}")
+            f"per 1,000 steps, stopping rule (below {stop_slope}) {rule_met(r['psnr_slope'])}{at_full}")
 
 
 refs = study.get("budget", {}).get("references", {})

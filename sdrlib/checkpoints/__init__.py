@@ -358,6 +358,7 @@ from .readme import (  # noqa: E402,F401
     psnr_slope,
     readme_text,
     recipe_text,
+    rule_met,
     run_summary,
 )
 from .references import (

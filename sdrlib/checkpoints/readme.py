@@ -62,6 +62,11 @@ def psnr_slope(
     return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
 
 
+def rule_met(slope: float) -> str:
+    """Whether a final PSNR slope meets the references' stopping rule, as the READMEs and the appendix say it."""
+    return "met" if slope < STOP_SLOPE else "**not met**"
+
+
 def full_rate_slope(log: list[dict], tc: dict) -> tuple[int, float] | None:
     """The decay's first step and the PSNR slope over the 1,000 steps before it: how fast the run still improved
     at its full learning rate (the stopping rule read at the final rate alone can flatter a run)."""
@@ -153,10 +158,9 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
     ]
     slope = psnr_slope(log)
     if slope is not None:
-        met = "met" if slope < STOP_SLOPE else "**not met**"
         lines.append(
             f"- held-out PSNR at sigma 0.1 over the last 1,000 steps: {slope:+.3f} dB per 1,000 steps (the references' "
-            f"stopping rule, below {STOP_SLOPE:+.2f}: {met})"
+            f"stopping rule, below {STOP_SLOPE:+.2f}: {rule_met(slope)})"
         )
     full = full_rate_slope(log, tc)
     if full is not None:
