@@ -137,9 +137,44 @@ def mean_colour(ck) -> torch.Tensor:
     return sampling.mean_image(checkpoints.load_data(ck, "train").images)
 
 
-def no_copy(samples: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor) -> dict[str, torch.Tensor]:
+def floor_rows(labels: torch.Tensor, targets: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Held-out rows for the no-copy floor of each target's class: up to ``per_class`` images of that class,
+    the targets themselves left out, drawn with a seeded shuffle."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in labels[targets].unique().tolist():
+        pool = torch.nonzero(labels == c).squeeze(1)
+        pool = pool[~torch.isin(pool, targets)]
+        out.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
+    return torch.cat(out).sort().values
+
+
+def no_copy(
+    samples: torch.Tensor,
+    train: torch.Tensor,
+    held_out: torch.Tensor,
+    sample_labels: torch.Tensor | None = None,
+    held_out_labels: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """Each sample's RMS distance to its nearest training image, and the same for held-out images: the
-    honest floor (a held-out image was never seen, so a sample this close to a training image is no copy)."""
+    honest floor (a held-out image was never seen, so a sample this close to a training image is no copy).
+
+    With labels, also the floor of each sample's own class (the median over held-out images of that class)
+    and the sample's distance over it: RMS distances scale with an image's contrast, so a flat texture's
+    unseen crops sit as close to the training set as a copy of a busy one would."""
     d_s, i_s = analysis.nearest_image(samples, train)
     d_h, _ = analysis.nearest_image(held_out, train)
-    return {"samples": d_s, "nearest": i_s, "held_out": d_h}
+    out = {"samples": d_s, "nearest": i_s, "held_out": d_h}
+    if sample_labels is None:
+        return out
+    if held_out_labels is None or len(held_out_labels) != len(held_out):
+        raise ValueError("no_copy: held_out_labels must give one label per held-out image")
+    floors = {}
+    for c in sample_labels.unique().tolist():
+        own = d_h[held_out_labels == c]
+        if len(own) == 0:
+            raise ValueError(f"no_copy: no held-out image of class {c}, so its floor is unknown")
+        floors[c] = own.median()
+    out["class_floor"] = torch.stack([floors[c] for c in sample_labels.tolist()])
+    out["ratio"] = d_s / out["class_floor"]
+    return out

@@ -54,3 +54,26 @@ def test_no_copy_floor_known_values():
     r = samples.no_copy(s, train, torch.full((2, 1, 4, 4), 0.25))
     assert r["samples"].tolist() == [0.0, 0.5] and r["nearest"].tolist()[0] == 1
     assert r["held_out"].tolist() == [0.25, 0.25]
+
+
+def test_no_copy_class_floor_is_the_median_of_its_own_class():
+    train = torch.zeros(2, 1, 4, 4)
+    train[1] += 1.0
+    held = torch.stack([torch.full((1, 4, 4), v) for v in (0.1, 0.2, 0.3, 0.6, 0.8)])  # class 0: 0.1-0.3; 1: 0.4, 0.2
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    s = torch.stack([torch.full((1, 4, 4), 0.05), torch.full((1, 4, 4), 0.9)])
+    r = samples.no_copy(s, train, held, torch.tensor([0, 1]), labels)
+    assert torch.allclose(r["held_out"], torch.tensor([0.1, 0.2, 0.3, 0.4, 0.2], dtype=torch.float64))
+    # torch's median of an even count is the lower middle value: class 1 -> 0.2
+    assert torch.allclose(r["class_floor"], torch.tensor([0.2, 0.2], dtype=torch.float64))
+    assert torch.allclose(r["ratio"], torch.tensor([0.25, 0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="class 2"):
+        samples.no_copy(s, train, held, torch.tensor([0, 2]), labels)
+
+
+def test_floor_rows_draw_the_targets_classes_without_the_targets():
+    labels = torch.tensor([0, 1, 0, 2, 0, 1, 0, 2])
+    r = samples.floor_rows(labels, torch.tensor([0, 5]), 2, seed=0)
+    assert len(r) == 3 and set(labels[r].tolist()) == {0, 1}
+    assert 0 not in r.tolist() and 5 not in r.tolist() and r.tolist() == sorted(r.tolist())
+    assert (labels[r] == 0).sum() == 2 and r[labels[r] == 1].tolist() == [1]
