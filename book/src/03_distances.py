@@ -147,14 +147,17 @@ for name in refs:
 
 # %%
 knn, knn_rows = {}, {}
+scores = {name: {} for name in refs}   # scores[name][metric][representation]: an Interval, for the block comparison
 for name in refs:
     knn[name] = {}
     for key in train_f[name]:
         a, b = analysis.standardize(train_f[name][key].double(), test_f[name][key].double())
         knn[name][key] = analysis.knn_per_query(a, train_i[name].labels, k, b, test_i[name].labels)
+        for metric, col in ((f"{k}-NN agreement", "agreement"), (f"{k}-NN accuracy", "correct")):
+            scores[name].setdefault(metric, {})[key] = stats.mean_ci(knn[name][key][col], n_boot, seed=seed)
     rows = [{"representation": key, "dim": train_f[name][key].shape[1],
-             f"{k}-NN agreement": str(stats.mean_ci(v["agreement"], n_boot, seed=seed)),
-             f"{k}-NN accuracy": str(stats.mean_ci(v["correct"], n_boot, seed=seed))} for key, v in knn[name].items()]
+             **{metric: str(scores[name][metric][key]) for metric in (f"{k}-NN agreement", f"{k}-NN accuracy")}}
+            for key in knn[name]]
     knn_rows[name] = rows
     display(Markdown(f"**{name}**, {len(test_i[name].classes)} labels, chance {1 / len(test_i[name].classes):.3f}\n\n"
                      + plots.markdown_table(rows)))
@@ -200,8 +203,10 @@ for name in refs:
             y = labels.numpy()
             row = {"clusters": n_cl, "representation": key}
             for m in ("nmi", "ari", "purity"):
-                row[m] = str(stats.half_sample(lambda idx: analysis.cluster_scores(y[idx.numpy()], c[idx.numpy()])[m],
-                                               len(y), n_boot_slow, seed=seed))
+                iv = stats.half_sample(lambda idx: analysis.cluster_scores(y[idx.numpy()], c[idx.numpy()])[m],
+                                       len(y), n_boot_slow, seed=seed)
+                row[m] = str(iv)
+                scores[name].setdefault(f"k-means {n_cl}: {m}", {})[key] = iv
             rows.append(row)
     clu_rows[name] = rows
     display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows)))
@@ -223,13 +228,14 @@ for name in refs:
         tr, te = train_f[name][key], test_f[name][key]
         trl, tel = train_i[name].labels, test_i[name].labels
         ours = analysis.linear_probe(tr, trl, te, tel, epochs=probe_epochs, seed=seed)
-        row = {"reference": name, "representation": key,
-               "ours (standardised)": str(stats.mean_ci(ours["correct"], n_boot, seed=seed))}
+        scores[name].setdefault("probe, ours", {})[key] = stats.mean_ci(ours["correct"], n_boot, seed=seed)
+        row = {"reference": name, "representation": key, "ours (standardised)": str(scores[name]["probe, ours"][key])}
         if key.startswith(("phi", "untrained phi")):      # the authors' protocol is a probe of phi
             theirs = analysis.linear_probe(tr, trl, te, tel, epochs=probe_max_epochs, lr=1e-3, weight_decay=0.0,
                                            seed=seed, standardized=False, tol=1e-4)
-            row.update({"authors' (raw, to convergence)": str(stats.mean_ci(theirs["correct"], n_boot, seed=seed)),
-                        "epochs (authors')": theirs["epochs"]})
+            iv = stats.mean_ci(theirs["correct"], n_boot, seed=seed)
+            scores[name].setdefault("probe, authors'", {})[key] = iv
+            row.update({"authors' (raw, to convergence)": str(iv), "epochs (authors')": theirs["epochs"]})
         probes[(name, key)] = row
         probe_rows.append(row)
 display(Markdown(plots.markdown_table(probe_rows)))
@@ -365,6 +371,34 @@ if seed_rows:
     display(Markdown(plots.markdown_table(seed_rows, floatfmt=".3f")))
 else:
     print("no reference lists extra training seeds in checkpoints/references.yaml")
+
+# %% [markdown]
+# ## Does another block do better?
+#
+# The verdict below on the paper's choice of block rests on `k`-NN agreement alone. Every other score of
+# this chapter, read the same way: the middle block against the best other block of the same trained
+# network, metric by metric. These intervals are not paired (except for `k`-NN agreement, whose paired
+# difference decides the verdict), so "apart" means the two intervals do not overlap.
+
+# %%
+for name in refs:
+    rows, higher, apart = [], [], []
+    for metric, by_key in scores[name].items():
+        others = {key: iv for key, iv in by_key.items() if key.startswith("phi ") and key != "phi mid"}
+        if "phi mid" not in by_key or not others:
+            continue
+        mid, (best, iv) = by_key["phi mid"], max(others.items(), key=lambda kv: kv[1].value)
+        if iv.value > mid.value:
+            higher.append(f"{metric} ({best})")
+            if iv.lo > mid.hi:
+                apart.append(metric)
+        rows.append({"metric": metric, "φ mid": str(mid), "best other block": best, "its score": str(iv),
+                     "higher": "other block" if iv.value > mid.value else "middle block",
+                     "intervals": "apart" if iv.lo > mid.hi or mid.lo > iv.hi else "overlap"})
+    summary = (f"**{name}**: another block of the same network scores higher than the middle block on "
+               f"{len(higher)} of {len(rows)} metrics" + (f": {', '.join(higher)}" if higher else "")
+               + (f"; with the intervals apart on {len(apart)} of them ({', '.join(apart)})." if higher else "."))
+    display(Markdown(summary + "\n\n" + plots.markdown_table(rows)))
 
 # %% [markdown]
 # ## What this chapter claims, checked
