@@ -371,7 +371,8 @@ for name, ck in refs.items():
 # A reference is one training run. Where `checkpoints/references.yaml` lists more training seeds of a
 # reference's recipe (trained for a reduced budget, stated in their READMEs), the same three claim numbers
 # for each of them (point values, the control at its density-matched threshold), and their mean and
-# standard deviation across seeds: how much of a verdict is the luck of one run.
+# standard deviation across seeds: how much of a verdict is the luck of one run. The reference's own point
+# values head the rows; they are not part of the spread, since the reference trained for longer.
 
 # %%
 seed_rows = []
@@ -380,15 +381,16 @@ for name in refs:
     if not runs:
         continue
     nums = []
-    for run in runs:
-        sck = checkpoints.load(run, device=dev)
+    for run in [None, *runs]:    # None: the reference itself, for comparison (not in the spread: a larger budget)
+        sck = refs[name] if run is None else checkpoints.load(run, device=dev)
         f, ims = representation.checkpoint_features(sck, "test", n_images, sigma, n_noise, blocks=["mid"], seed=seed,
                                                     where=cache)
-        nums.append(sparsity.claim_numbers(f["phi mid"], f["untrained phi mid"], ims.labels, tau, rel_dead,
-                                           selective_below, nonselective_above))
-        run_name = f"{run} (seed {sck.config['train']['seed']}, {sck.config['step']:,} steps)"
-        seed_rows.append({"reference": name, "run": run_name,
-                          **{k: v for k, v in nums[-1].items() if k != "matched tau"}})
+        num = sparsity.claim_numbers(f["phi mid"], f["untrained phi mid"], ims.labels, tau, rel_dead,
+                                     selective_below, nonselective_above)
+        nums += [] if run is None else [num]
+        run_name = f"{run or name + ', the reference'} (seed {sck.config['train']['seed']}, "
+        run_name += f"{sck.config['step']:,} steps)"
+        seed_rows.append({"reference": name, "run": run_name, **{k: v for k, v in num.items() if k != "matched tau"}})
     claims = ("sparsity", "selectivity", "subspaces")
     spread = {k: torch.tensor([n[k] for n in nums], dtype=torch.float64) for k in claims}
     seed_rows.append({"reference": name, "run": f"mean ± sd over {len(nums)} seeds",
