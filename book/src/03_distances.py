@@ -341,7 +341,8 @@ for name in refs:
 #
 # Where `checkpoints/references.yaml` lists more training seeds of a reference's recipe (a reduced budget,
 # stated in their READMEs): the middle block's `k`-NN agreement for each, and its margin over the better of
-# pixels and the untrained middle block, with the mean and standard deviation across seeds.
+# pixels and the untrained middle block, with the mean and standard deviation across seeds. The reference's
+# own values head the rows, outside the spread (it trained for longer).
 
 # %%
 seed_rows = []
@@ -350,8 +351,8 @@ for name in refs:
     if not runs:
         continue
     vals = []
-    for run in runs:
-        sck = checkpoints.load(run, device=dev)
+    for run in [None, *runs]:    # None: the reference itself, for comparison (not in the spread: a larger budget)
+        sck = refs[name] if run is None else checkpoints.load(run, device=dev)
         a, ia = representation.checkpoint_features(sck, "train", n_train, sigma, n_noise, blocks=["mid"], seed=seed,
                                                    where=cache)
         b, ib = representation.checkpoint_features(sck, "test", n_test, sigma, n_noise, blocks=["mid"], seed=seed + 1,
@@ -360,9 +361,10 @@ for name in refs:
         for key in ("phi mid", "untrained phi mid", "pixels"):
             x, y = analysis.standardize(a[key].double(), b[key].double())
             per[key] = analysis.knn_scores(x, ia.labels, k, y, ib.labels)["agreement"]
-        vals.append((per["phi mid"], per["phi mid"] - max(per["pixels"], per["untrained phi mid"])))
-        seed_rows.append({"reference": name, "run": f"{run} ({sck.config['step']:,} steps)",
-                          "φ mid": vals[-1][0], "margin over the better control": vals[-1][1]})
+        val = (per["phi mid"], per["phi mid"] - max(per["pixels"], per["untrained phi mid"]))
+        vals += [] if run is None else [val]
+        seed_rows.append({"reference": name, "run": f"{run or name + ', the reference'} ({sck.config['step']:,} steps)",
+                          "φ mid": val[0], "margin over the better control": val[1]})
     v = torch.tensor(vals, dtype=torch.float64)
     seed_rows.append({"reference": name, "run": f"mean ± sd over {len(vals)} seeds",
                       "φ mid": f"{v[:, 0].mean():.3f} ± {v[:, 0].std():.3f}",
@@ -397,7 +399,8 @@ for name in refs:
                      "intervals": "apart" if iv.lo > mid.hi or mid.lo > iv.hi else "overlap"})
     summary = (f"**{name}**: another block of the same network scores higher than the middle block on "
                f"{len(higher)} of {len(rows)} metrics" + (f": {', '.join(higher)}" if higher else "")
-               + (f"; with the intervals apart on {len(apart)} of them ({', '.join(apart)})." if higher else "."))
+               + ("." if not higher else f"; the intervals are apart on {len(apart)} of them ({', '.join(apart)})."
+                  if apart else "; the intervals overlap on all of them."))
     display(Markdown(summary + "\n\n" + plots.markdown_table(rows)))
 
 # %% [markdown]
