@@ -151,10 +151,19 @@ def normalise(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tens
     return p / p.max(dim=0).values.clamp(min=1e-12)
 
 
-def hoyer(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image Hoyer sparsity of the normalised live channels, (sqrt(C) - |x|_1 / |x|_2) / (sqrt(C) - 1):
-    1 when one channel carries everything, 0 when all are equal (claim 1, no threshold)."""
-    x = normalise(phi, live)
+def _values(phi: torch.Tensor, live: torch.Tensor | None, scaled: bool) -> torch.Tensor:
+    """The live channels of phi, each divided by its maximum over the images when ``scaled``, else as they are."""
+    if scaled:
+        return normalise(phi, live)
+    return phi[:, ~relative_dead(phi) if live is None else live]
+
+
+def hoyer(phi: torch.Tensor, live: torch.Tensor | None = None, scaled: bool = True) -> torch.Tensor:
+    """Per-image Hoyer sparsity of the live channels, (sqrt(C) - |x|_1 / |x|_2) / (sqrt(C) - 1): 1 when one
+    channel carries everything, 0 when all are equal (claim 1, no threshold). ``scaled``: each channel divided
+    by its maximum over the images first (then it also measures how much channels vary across images); raw
+    (``scaled=False``): the image's phi as the network gives it, the paper's sense of "few channels active"."""
+    x = _values(phi, live, scaled)
     c = x.shape[1]
     if c < 2:
         raise ValueError(f"Hoyer sparsity needs at least 2 live channels, got {c}")
@@ -162,11 +171,32 @@ def hoyer(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
     return (c**0.5 - ratio) / (c**0.5 - 1)
 
 
-def participation_ratio(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image effective number of active channels, (sum x)^2 / sum x^2 of the normalised live channels,
-    as a fraction of the live channels (1: all equally active; 1/C: one channel)."""
-    x = normalise(phi, live)
+def participation_ratio(phi: torch.Tensor, live: torch.Tensor | None = None, scaled: bool = True) -> torch.Tensor:
+    """Per-image effective number of active channels, (sum x)^2 / sum x^2 of the live channels (each scaled by
+    its maximum when ``scaled``), as a fraction of the live channels (1: all equally active; 1/C: one channel)."""
+    x = _values(phi, live, scaled)
     return x.sum(1) ** 2 / (x.pow(2).sum(1).clamp(min=1e-24) * x.shape[1])
+
+
+def own_max_active(phi: torch.Tensor, tau: float = DEFAULT_TAU, live: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean (N, C_live): live channel c is active for image i when phi[i, c] > tau * max_c' phi[i, c'], a
+    fraction of the image's own largest channel (claims 1 and 3 in the paper's sense: no per-channel scaling)."""
+    if not 0 <= tau < 1:
+        raise ValueError(f"tau must be in [0, 1), got {tau}")
+    x = _values(phi, live, scaled=False)
+    return (x > tau * x.max(dim=1, keepdim=True).values) & (x > 0)
+
+
+def own_max_fraction(phi: torch.Tensor, tau: float = DEFAULT_TAU, live: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image share of the live channels above ``tau`` times the image's own largest channel (claim 1)."""
+    return own_max_active(phi, tau, live).float().mean(1)
+
+
+def log_cv(phi: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
+    """Per live channel, log10 of its coefficient of variation across the images (std / mean): high for a channel
+    that fires on few images (selective), low for one that is on for all (claim 2, no threshold)."""
+    x = _values(phi, live, scaled=False).double()
+    return (x.std(0) / x.mean(0).clamp(min=1e-12)).clamp(min=1e-12).log10()
 
 
 def top_mass(phi: torch.Tensor, k: int, live: torch.Tensor | None = None) -> torch.Tensor:

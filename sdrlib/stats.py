@@ -1,10 +1,12 @@
 """Uncertainty of every reported score: percentile bootstrap intervals over images (paired when two
-representations are compared on the same images), rank correlation with an interval and a power
-estimate, and the rule that turns an interval into a verdict."""
+representations are compared on the same images), a nested bootstrap over networks then images (trained
+seeds and control seeds), rank correlation with an interval and a power estimate, Holm's family-wise
+correction, and the one rule that turns an interval into a verdict."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +24,7 @@ class Interval:
     lo: float
     hi: float
     level: float = 0.95
+    p: float | None = None  # one-sided bootstrap p-value of "the effect is not above 0", where computed
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
@@ -119,12 +122,64 @@ def spearman_power(n: int, rho: float, level: float = 0.95, n_sim: int = 2000, s
     return hits / n_sim
 
 
-def verdict(effect: Interval, weak_below: float | None = None) -> str:
-    """The verdict on a claim stated as "effect > 0": "holds" when the interval lies above 0 (and, if
-    ``weak_below`` is given, its lower end reaches that size), "holds weakly" when it lies above 0 but
-    not that far, "fails" when it lies below 0, "undecided" when it straddles 0."""
-    if effect.above(0):
-        return "holds weakly" if weak_below is not None and effect.lo < weak_below else "holds"
-    if effect.below(0):
+def verdict(effect: Interval, min_effect: float = 0.0) -> str:
+    """The one rule from an interval to a verdict on a claim stated as "effect > 0", with the smallest effect
+    that counts (``min_effect``, stated before measuring): "fails" when the whole interval lies below
+    ``min_effect`` (a negative effect, or one confidently too small to count), "holds" when it lies above both 0
+    and ``min_effect``, "holds weakly" when it lies above 0 but may fall short of ``min_effect``, and
+    "undecided" when it reaches both below 0 and above ``min_effect``. With ``min_effect`` 0: above 0 holds,
+    below 0 fails, across 0 undecided."""
+    if min_effect < 0:
+        raise ValueError(f"min_effect must be >= 0, got {min_effect}")
+    if effect.hi < min_effect or effect.hi < 0:
         return "fails"
+    if effect.lo > 0:
+        return "holds" if effect.lo >= min_effect else "holds weakly"
     return "undecided"
+
+
+def nested_bootstrap(
+    stat: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], float],
+    n_trained: int,
+    n_control: int,
+    n_items: int,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile interval of a statistic of trained networks, control networks and items (images) that
+    resamples each level: ``stat(t, c, i)`` is evaluated on trained-network indices ``t``, control-network
+    indices ``c`` and item indices ``i`` drawn with replacement (a level with one network stays fixed), so the
+    interval includes the spread over networks as well as over images. Also returns the one-sided p-value
+    (the share of resamples at or below 0, with the +1 correction)."""
+    if n_trained < 1 or n_control < 0:
+        raise ValueError(f"need at least one trained network and no negative count, got {n_trained}, {n_control}")
+    if n_items < 2:
+        raise ValueError(f"a bootstrap needs at least 2 items, got {n_items}")
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(n: int) -> torch.Tensor:
+        return torch.randint(0, n, (n,), generator=g) if n > 1 else torch.zeros(n, dtype=torch.long)
+
+    point = float(stat(torch.arange(n_trained), torch.arange(n_control), torch.arange(n_items)))
+    reps = np.array([float(stat(draw(n_trained), draw(n_control), draw(n_items))) for _ in range(n_boot)])
+    reps = reps[np.isfinite(reps)]
+    if reps.size == 0:
+        raise ValueError("every bootstrap resample gave a non-finite statistic")
+    a = (1 - level) / 2
+    p = (1 + int((reps <= 0).sum())) / (1 + reps.size)
+    return Interval(point, float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)), level, p)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control over a page of verdicts): the k-th
+    smallest p times (m - k + 1), made monotone and capped at 1, returned in the input order."""
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1 or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must be a flat list in [0, 1], got {pvalues!r}")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adj = np.maximum.accumulate(np.minimum(1.0, p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = adj
+    return out.tolist()

@@ -13,83 +13,10 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from .claims.catalogue import BY_KEY, CLAIMS
 from .stats import VERDICTS, Interval
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim of the paper as the book tests it."""
-
-    key: str  # stable identifier (glue keys, references.yaml)
-    chapter: str  # the notebook that tests it, e.g. "02_sparse"
-    claim: str  # what the paper says
-    test: str  # what the book measures
-    control: str  # what it is compared with
-
-
-CLAIMS = (
-    Claim(
-        "denoiser",
-        "01_denoiser",
-        "The blind network is a competent denoiser",
-        "PSNR margin over the best classical method at sigma 0.1-0.4 (smallest over sigma)",
-        "BM3D, non-local means, wavelet shrinkage, each told the true sigma",
-    ),
-    Claim(
-        "sparsity",
-        "02_sparse",
-        "1. phi is sparse: few channels are active per image",
-        "Hoyer sparsity of each image's phi (live channels, each scaled by its maximum), trained minus control",
-        "untrained network of the same architecture, same images and noise",
-    ),
-    Claim(
-        "selectivity",
-        "02_sparse",
-        "2. Channels split into selective and non-selective ones",
-        "selective live channels (active on < 30 % of images), trained minus control",
-        "untrained network read at a density-matched threshold",
-    ),
-    Claim(
-        "subspaces",
-        "02_sparse",
-        "3. Similar images share active channels (union of subspaces)",
-        "Jaccard overlap of active sets, within / across classes, trained minus control",
-        "untrained network read at a density-matched threshold",
-    ),
-    Claim(
-        "distances",
-        "03_distances",
-        "4. Euclidean distances in phi are semantic",
-        "10-NN label agreement of the middle block, minus the better of its two controls (paired over queries)",
-        "raw pixels; untrained network's middle block",
-    ),
-    Claim(
-        "middle-block",
-        "03_distances",
-        "4'. The middle block is the semantic one",
-        "10-NN agreement of the middle block minus that of the best other block (paired over queries)",
-        "every other block of the same network",
-    ),
-    Claim(
-        "reconstruction",
-        "04_reconstruction",
-        "5. Self-guided samples share the target's content",
-        "samples' class by a pixel-space classifier that never sees phi: agreement with the target's, guided "
-        "minus unconditional",
-        "unconditional samples of the same network",
-    ),
-    Claim(
-        "density-distance",
-        "04_reconstruction",
-        "6. phi distance tracks the distance between conditional densities",
-        "Spearman correlation between phi distance and energy distance of the sample sets, over target pairs",
-        "none (a rank correlation of 0)",
-    ),
-)
-BY_KEY = {c.key: c for c in CLAIMS}
 
 
 def key_name(reference: str) -> str:

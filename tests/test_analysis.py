@@ -90,38 +90,6 @@ def test_matched_tau_reaches_the_asked_density():
     assert (sweep[1:] <= sweep[:-1]).all() and sweep[0] == 1.0
 
 
-def test_bootstrap_intervals():
-    from sdrlib import stats
-
-    g = torch.Generator().manual_seed(0)
-    v = torch.randn(2000, generator=g, dtype=torch.float64) + 3
-    ci = stats.mean_ci(v, n_boot=2000)
-    half = 1.96 * v.std().item() / math.sqrt(len(v))
-    assert ci.lo < 3 < ci.hi and abs((ci.hi - ci.lo) / 2 - half) < 0.1 * half
-    const = stats.mean_ci(torch.full((50,), 0.7, dtype=torch.float64))
-    assert const.lo == const.hi == const.value == pytest.approx(0.7)
-    # pairing removes the shared per-image variation: a small, consistent difference is detected
-    base = torch.randn(300, generator=g, dtype=torch.float64) * 5
-    a, b = base + 0.1, base
-    d = stats.paired_diff_ci(a, b)
-    assert d.value == pytest.approx(0.1) and d.above(0.09) and d.below(0.11)
-    assert stats.verdict(d) == "holds" and stats.verdict(d, weak_below=0.5) == "holds weakly"
-    assert stats.verdict(stats.Interval(-0.2, -0.3, -0.1)) == "fails"
-    assert stats.verdict(stats.Interval(0.01, -0.02, 0.04)) == "undecided"
-    assert str(stats.Interval(0.5, 0.25, 0.75)) == "0.500 [0.250, 0.750]"
-
-
-def test_spearman_interval_and_power():
-    from sdrlib import stats
-
-    x = torch.arange(30.0)
-    ci = stats.spearman_ci(x, x**3, n_boot=300)
-    assert ci.value == pytest.approx(1.0) and ci.lo == pytest.approx(1.0)
-    assert abs(stats.spearman_power(20, 0.0, n_sim=1000) - 0.05) < 0.03  # the test's size
-    assert stats.spearman_power(20, 0.8, n_sim=500) > 0.9
-    assert stats.spearman_power(6, 0.5, n_sim=500) < 0.35  # six pairs cannot decide a moderate relation
-
-
 def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
     """A bootstrap resample repeats images; with their ids, a copy does not count as a same-class pair."""
     mask = torch.tensor([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1], [0, 1, 0, 1]], dtype=torch.bool)
@@ -130,17 +98,6 @@ def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
     plain = sparsity.overlap_ratio(mask, labels)
     assert sparsity.overlap_ratio(mask[idx], labels[idx], idx) == pytest.approx(plain, rel=0.2)
     assert sparsity.overlap_ratio(mask[idx], labels[idx]) > sparsity.overlap_ratio(mask[idx], labels[idx], idx)
-
-
-def test_half_sample_interval_matches_the_spread_of_a_mean():
-    from sdrlib import stats
-
-    g = torch.Generator().manual_seed(3)
-    v = torch.randn(1000, generator=g, dtype=torch.float64)
-    hs = stats.half_sample(lambda idx: v[idx].mean().item(), len(v), n_rep=400)
-    boot = stats.mean_ci(v)
-    assert hs.value == pytest.approx(v.mean().item())
-    assert abs((hs.hi - hs.lo) - (boot.hi - boot.lo)) < 0.2 * (boot.hi - boot.lo)
 
 
 def test_claim_numbers_of_a_network_against_itself_are_zero():

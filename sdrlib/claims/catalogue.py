@@ -1,0 +1,118 @@
+"""The claims of the paper as the book tests them, in one place: what each says, what is measured, against
+which control, and, per tested part, the smallest effect that counts (stated here before measuring). The
+claim functions (``claims.sparse`` ...) read their parts' minimum effects from here; the verdict page reads
+the texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One tested part of a claim: its name, what it measures, and the smallest effect that counts."""
+
+    name: str
+    measures: str
+    min_effect: float = 0.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper as the book tests it."""
+
+    key: str  # stable identifier (glue keys, references.yaml)
+    chapter: str  # the notebook that tests it, e.g. "02_sparse"
+    claim: str  # what the paper says
+    test: str  # what the book measures
+    control: str  # what it is compared with
+    parts: tuple[PartSpec, ...] = ()  # the tested parts (every part must hold); () : one part, effect > 0
+
+    def part(self, name: str) -> PartSpec:
+        """The part of this claim called ``name``."""
+        for p in self.parts:
+            if p.name == name:
+                return p
+        raise ValueError(f"claim {self.key!r} has no part {name!r}; its parts: {[p.name for p in self.parts]}")
+
+
+# Claim 1's bar: "a small subset" means at most this share of the live channels reach a tenth of the image's own
+# largest channel (a quarter: the most that "a small subset" can be read to mean without calling half small).
+FEW_ACTIVE_BAR = 0.25
+FEW_ACTIVE_TAU = 0.1
+
+CLAIMS = (
+    Claim(
+        "denoiser",
+        "01_denoiser",
+        "The blind network is a competent denoiser",
+        "PSNR margin over the best classical method at sigma 0.1-0.4 (smallest over sigma)",
+        "BM3D, non-local means, wavelet shrinkage, each told the true sigma",
+    ),
+    Claim(
+        "sparsity",
+        "02_sparse",
+        "1. phi is sparse: few channels are active per image",
+        f"two parts, both must hold: (few) the mean share of live channels above {FEW_ACTIVE_TAU} of the image's own "
+        f"largest channel is at most {FEW_ACTIVE_BAR} (effect: {FEW_ACTIVE_BAR} minus that share); (sparser) raw "
+        "Hoyer sparsity of each image's phi (no per-channel scaling), trained minus control",
+        "untrained networks of the same architecture (3 seeds), same images and noise",
+        (
+            PartSpec("few", f"{FEW_ACTIVE_BAR} minus the mean own-max active share", 0.0),
+            PartSpec("sparser", "raw Hoyer sparsity, trained minus control", 0.05),
+        ),
+    ),
+    Claim(
+        "selectivity",
+        "02_sparse",
+        "2. Channels split into selective and non-selective ones",
+        "two parts, both must hold: (two populations) Hartigan's dip statistic of the channels' log coefficient of "
+        "variation across images, minus its 5 % critical value for that many channels; (learned) the same dip, "
+        "trained minus control (no threshold)",
+        "untrained networks of the same architecture (3 seeds), each channel's statistic computed the same way",
+        (
+            PartSpec("two populations", "dip of log CV minus its 5 % critical value", 0.0),
+            PartSpec("learned", "dip of log CV, trained minus control", 0.01),
+        ),
+    ),
+    Claim(
+        "subspaces",
+        "02_sparse",
+        "3. Similar images share active channels (union of subspaces)",
+        f"Jaccard overlap of the images' active sets (channels above {FEW_ACTIVE_TAU} of the image's own largest), "
+        "mean within classes minus mean across classes, trained minus control (a dense code, whose active sets are "
+        "all the channels, scores 0)",
+        "untrained networks of the same architecture (3 seeds)",
+        (PartSpec("shared supports", "within - across Jaccard of own-max active sets, trained minus control", 0.05),),
+    ),
+    Claim(
+        "distances",
+        "03_distances",
+        "4. Euclidean distances in phi are semantic",
+        "10-NN label agreement of the middle block, minus the better of its two controls (paired over queries)",
+        "raw pixels; untrained network's middle block",
+    ),
+    Claim(
+        "middle-block",
+        "03_distances",
+        "4'. The middle block is the semantic one",
+        "10-NN agreement of the middle block minus that of the best other block (paired over queries)",
+        "every other block of the same network",
+    ),
+    Claim(
+        "reconstruction",
+        "04_reconstruction",
+        "5. Self-guided samples share the target's content",
+        "samples' class by a pixel-space classifier that never sees phi: agreement with the target's, guided "
+        "minus unconditional",
+        "unconditional samples of the same network",
+    ),
+    Claim(
+        "density-distance",
+        "04_reconstruction",
+        "6. phi distance tracks the distance between conditional densities",
+        "Spearman correlation between phi distance and energy distance of the sample sets, over target pairs",
+        "none (a rank correlation of 0)",
+    ),
+)
+BY_KEY = {c.key: c for c in CLAIMS}

@@ -1,0 +1,203 @@
+"""Claims 1-3 (SPEC section 3): phi is sparse per image, its channels split into two populations, and similar
+images share active channels. Each claim takes phi of the middle block for the same images from one or more
+trained networks (seeds) and from untrained control networks (seeds), and returns a :class:`rules.Result` whose
+intervals resample networks, then images (``stats.nested_bootstrap``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .. import sparsity, stats
+from .catalogue import BY_KEY, FEW_ACTIVE_BAR, FEW_ACTIVE_TAU
+from .rules import Part, Result
+
+
+def _check(trained: Sequence[torch.Tensor], controls: Sequence[torch.Tensor]) -> int:
+    """The number of images shared by every network's phi; a ValueError when they differ or a list is empty."""
+    if not trained or not controls:
+        raise ValueError(f"need at least one trained and one control network, got {len(trained)}, {len(controls)}")
+    sizes = {int(p.shape[0]) for p in [*trained, *controls]}
+    if len(sizes) != 1:
+        raise ValueError(f"every network's phi must cover the same images, got row counts {sorted(sizes)}")
+    return sizes.pop()
+
+
+def _per_image(phis: Sequence[torch.Tensor], measure, rel: float) -> torch.Tensor:
+    """(networks, images) of a per-image measure computed on each network's live channels."""
+    return torch.stack([measure(p, ~sparsity.relative_dead(p, rel)).double() for p in phis])
+
+
+def _mean(a: torch.Tensor):
+    """The statistic 'mean of the resampled networks and images' of a (networks, images) table."""
+    return lambda t, i: a[t][:, i].mean()
+
+
+def _compare(name: str, t_tab: torch.Tensor, u_tab: torch.Tensor, n_boot: int, seed: int) -> dict:
+    """One measure's table row: trained mean, control mean and their difference, each with a nested interval."""
+    n = t_tab.shape[1]
+    nb = stats.nested_bootstrap
+    t = nb(lambda ti, ci, ii: _mean(t_tab)(ti, ii), len(t_tab), 0, n, n_boot, seed=seed)
+    u = nb(lambda ti, ci, ii: _mean(u_tab)(ci, ii), 1, len(u_tab), n, n_boot, seed=seed)
+    d = nb(lambda ti, ci, ii: _mean(t_tab)(ti, ii) - _mean(u_tab)(ci, ii), len(t_tab), len(u_tab), n, n_boot, seed=seed)
+    return {"measure": name, "trained": str(t), "control": str(u), "trained − control": str(d), "_diff": d}
+
+
+def sparsity_claim(
+    trained: Sequence[torch.Tensor],
+    controls: Sequence[torch.Tensor],
+    rel: float = 0.01,
+    tau: float = sparsity.DEFAULT_TAU,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Result:
+    """Claim 1: for one image, only a small subset of channels is active. Parts (catalogue): "few", the bar minus
+    the mean share of live channels above a tenth of the image's own largest channel; "sparser", raw Hoyer,
+    trained minus control. Measures also report the per-channel-scaled versions, for comparison."""
+    n = _check(trained, controls)
+    spec = BY_KEY["sparsity"]
+    measures = {
+        f"share above {FEW_ACTIVE_TAU} of the image's largest channel": lambda p, lv: sparsity.own_max_fraction(
+            p, FEW_ACTIVE_TAU, lv
+        ),
+        f"share above {tau} of each channel's maximum (per-channel scaled)": lambda p, lv: sparsity.active_fraction(
+            p[:, lv], tau
+        ),
+        "Hoyer sparsity, raw": lambda p, lv: sparsity.hoyer(p, lv, scaled=False),
+        "Hoyer sparsity, per-channel scaled": lambda p, lv: sparsity.hoyer(p, lv, scaled=True),
+        "participation ratio, raw": lambda p, lv: sparsity.participation_ratio(p, lv, scaled=False),
+    }
+    tabs = {k: (_per_image(trained, m, rel), _per_image(controls, m, rel)) for k, m in measures.items()}
+    rows = [_compare(k, t, u, n_boot, seed) for k, (t, u) in tabs.items()]
+    share_t, _ = tabs[next(iter(measures))]
+    few = stats.nested_bootstrap(
+        lambda t, c, i: FEW_ACTIVE_BAR - _mean(share_t)(t, i), len(trained), len(controls), n, n_boot, seed=seed
+    )
+    sparser = next(r["_diff"] for r in rows if r["measure"] == "Hoyer sparsity, raw")
+    parts = (
+        Part("few", few, spec.part("few").min_effect),
+        Part("sparser", sparser, spec.part("sparser").min_effect),
+    )
+    return Result("sparsity", parts, len(trained), len(controls), [_drop_private(r) for r in rows])
+
+
+def _drop_private(row: dict) -> dict:
+    """A table row without its private keys (those starting with an underscore)."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def dip(x: np.ndarray) -> float:
+    """Hartigan's dip statistic of a sample: the distance from its empirical distribution to the nearest
+    unimodal one (0 for a unimodal sample, larger for two populations)."""
+    import diptest
+
+    return float(diptest.dipstat(np.sort(np.asarray(x, dtype=np.float64)), sort_x=False))
+
+
+@lru_cache(maxsize=64)
+def dip_critical(n: int, alpha: float = 0.05, n_sim: int = 2000, seed: int = 0) -> float:
+    """The dip statistic's (1 - alpha) quantile for n draws of the uniform distribution, the least favourable
+    unimodal law (Hartigan & Hartigan 1985): above it, unimodality is rejected at level alpha."""
+    if n < 4 or not 0 < alpha < 1:
+        raise ValueError(f"need n >= 4 and alpha in (0, 1), got n={n}, alpha={alpha}")
+    rng = np.random.default_rng(seed)
+    return float(np.quantile([dip(rng.random(n)) for _ in range(n_sim)], 1 - alpha))
+
+
+def _dips(phis: Sequence[torch.Tensor], rel: float):
+    """For each network, a function of image indices giving (dip of its channels' log CV, its critical value)."""
+    lives = [~sparsity.relative_dead(p, rel) for p in phis]
+    crits = [dip_critical(int(lv.sum())) for lv in lives]
+
+    def at(k: int, idx: torch.Tensor) -> tuple[float, float]:
+        return dip(sparsity.log_cv(phis[k][idx], lives[k]).numpy()), crits[k]
+
+    return at
+
+
+def selectivity_claim(
+    trained: Sequence[torch.Tensor],
+    controls: Sequence[torch.Tensor],
+    rel: float = 0.01,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> Result:
+    """Claim 2: channels split into selective and non-selective ones, tested without a threshold. Parts
+    (catalogue): "two populations", the dip of the trained channels' log coefficient of variation minus its 5 %
+    critical value; "learned", that dip trained minus control. Dead channels (relative rule) are left out."""
+    n = _check(trained, controls)
+    spec = BY_KEY["selectivity"]
+    dt, du = _dips(trained, rel), _dips(controls, rel)
+
+    def excess(t, c, i):
+        return float(np.mean([np.subtract(*dt(int(k), i)) for k in t]))
+
+    def learned(t, c, i):
+        return float(np.mean([dt(int(k), i)[0] for k in t]) - np.mean([du(int(k), i)[0] for k in c]))
+
+    nb = stats.nested_bootstrap
+    parts = (
+        Part("two populations", nb(excess, len(trained), len(controls), n, n_boot, seed=seed),
+             spec.part("two populations").min_effect),
+        Part("learned", nb(learned, len(trained), len(controls), n, n_boot, seed=seed),
+             spec.part("learned").min_effect),
+    )  # fmt: skip
+    everyone = torch.arange(n)
+    rows = [
+        {"network": f"{kind} {k}", "live channels": int((~sparsity.relative_dead(p, rel)).sum()),
+         "dip of log CV": round(d(k, everyone)[0], 4), "5 % critical value": round(d(k, everyone)[1], 4),
+         "median log10 CV": round(float(sparsity.log_cv(p, ~sparsity.relative_dead(p, rel)).median()), 3)}
+        for kind, phis, d in (("trained", trained, dt), ("control", controls, du)) for k, p in enumerate(phis)
+    ]  # fmt: skip
+    return Result("selectivity", parts, len(trained), len(controls), rows)
+
+
+def _support_contrast(j: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> float:
+    """Mean Jaccard of pairs within a class minus across classes, on resampled images (an image is never paired
+    with its own copy)."""
+    sub, lab = j[idx][:, idx], labels[idx]
+    same = lab[:, None] == lab[None, :]
+    other = idx[:, None] != idx[None, :]
+    return (sub[same & other].mean() - sub[~same].mean()).item()
+
+
+def subspaces_claim(
+    trained: Sequence[torch.Tensor],
+    controls: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    rel: float = 0.01,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> Result:
+    """Claim 3: similar images share active channels. Active sets are the live channels above a tenth of the
+    image's own largest channel; the part "shared supports" is the within-class minus across-class mean Jaccard
+    overlap, trained minus control. A dense code's active sets are all its channels, so it scores 0."""
+    n = _check(trained, controls)
+    if len(labels) != n:
+        raise ValueError(f"labels cover {len(labels)} images, phi covers {n}")
+    spec = BY_KEY["subspaces"]
+
+    def jaccards(phis):
+        return [sparsity.jaccard_matrix(sparsity.own_max_active(p, FEW_ACTIVE_TAU, ~sparsity.relative_dead(p, rel)))
+                for p in phis]  # fmt: skip
+
+    jt, ju = jaccards(trained), jaccards(controls)
+
+    def contrast(js, which, i):
+        return float(np.mean([_support_contrast(js[int(k)], labels, i) for k in which]))
+
+    d = stats.nested_bootstrap(
+        lambda t, c, i: contrast(jt, t, i) - contrast(ju, c, i), len(trained), len(controls), n, n_boot, seed=seed
+    )
+    rows = []
+    for kind, js in (("trained", jt), ("control", ju)):
+        for k, j in enumerate(js):
+            same, other = labels[:, None] == labels[None, :], ~torch.eye(n, dtype=torch.bool)
+            w, a = j[same & other].mean().item(), j[~same].mean().item()
+            rows.append({"network": f"{kind} {k}", "within": w, "across": a, "within − across": w - a,
+                         "within / across": w / a if a > 0 else float("nan")})  # fmt: skip
+    return Result("subspaces", (Part("shared supports", d, spec.part("shared supports").min_effect),), len(trained),
+                  len(controls), rows)  # fmt: skip

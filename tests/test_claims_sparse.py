@@ -1,0 +1,91 @@
+"""Known-answer tests of claims 1-3 (sdrlib.claims.sparse): a planted code that is sparse per image, with two
+populations of channels and class-specific supports, passes all three against an untrained-like control; the same
+code made dense by a random rotation (same distances, same class information) fails all three."""
+
+import pytest
+import torch
+
+from sdrlib import sparsity
+from sdrlib.claims import planted, sparse
+
+
+@pytest.fixture(scope="module")
+def codes():
+    labels = planted.labels_for(400, 10, seed=0)
+    code = planted.sparse_code(labels, seed=1)
+    controls = [planted.control_code(400, seed=s) for s in (10, 11, 12)]
+    return labels, code, planted.dense_twin(code, seed=2), controls
+
+
+def test_planted_codes_are_what_they_say(codes):
+    labels, code, dense, _ = codes
+    assert (code >= 0).all() and (dense >= 0).all()
+    assert torch.cdist(code.double(), code.double()) == pytest.approx(
+        torch.cdist(dense.double(), dense.double()), abs=1e-5
+    )
+    assert sparsity.own_max_fraction(code).mean() < 0.25
+    assert sparsity.own_max_fraction(dense).mean() > 0.9
+
+
+def test_claim_1_holds_on_a_sparse_code_and_fails_on_its_dense_twin(codes):
+    labels, code, dense, controls = codes
+    sparse_res = sparse.sparsity_claim([code], controls, n_boot=200)
+    dense_res = sparse.sparsity_claim([dense], controls, n_boot=200)
+    assert [p.verdict for p in sparse_res.parts] == ["holds", "holds"]
+    assert sparse_res.verdict == "holds"
+    assert dense_res.verdict == "fails"
+    assert dense_res.headline.name == "few"
+
+
+def test_claim_2_holds_on_two_planted_populations_and_fails_on_the_dense_twin(codes):
+    labels, code, dense, controls = codes
+    assert sparse.selectivity_claim([code], controls, n_boot=60).verdict == "holds"
+    dense_res = sparse.selectivity_claim([dense], controls, n_boot=60)
+    assert dense_res.verdict == "fails"
+    assert dense_res.headline.name == "two populations"
+
+
+def test_claim_3_holds_on_class_supports_and_fails_on_the_dense_twin(codes):
+    labels, code, dense, controls = codes
+    assert sparse.subspaces_claim([code], controls, labels, n_boot=60).verdict == "holds"
+    dense_res = sparse.subspaces_claim([dense], controls, labels, n_boot=60)
+    assert dense_res.verdict == "fails"
+    assert dense_res.headline.effect.hi < 0.01  # every channel of every image active: no contrast at all
+
+
+def test_a_network_against_itself_is_not_a_finding(codes):
+    """With the planted code as its own control, "sparser" and "learned" give 0: neither claim can hold."""
+    labels, code, _, _ = codes
+    res1 = sparse.sparsity_claim([code], [code], n_boot=100)
+    assert res1.parts[1].effect.value == pytest.approx(0.0)
+    assert res1.verdict == "fails"
+    res2 = sparse.selectivity_claim([code], [code], n_boot=30)
+    assert res2.parts[1].effect.value == pytest.approx(0.0)
+    res3 = sparse.subspaces_claim([code], [code], labels, n_boot=30)
+    assert res3.parts[0].effect.value == pytest.approx(0.0)
+
+
+def test_claim_1_measures_raw_and_scaled(codes):
+    labels, code, _, controls = codes
+    names = [r["measure"] for r in sparse.sparsity_claim([code], controls, n_boot=50).measures]
+    assert "Hoyer sparsity, raw" in names
+    assert "Hoyer sparsity, per-channel scaled" in names
+    assert "participation ratio, raw" in names
+
+
+def test_dip_statistic_separates_one_mode_from_two():
+    g = torch.Generator().manual_seed(0)
+    one = torch.randn(300, generator=g).numpy()
+    two = torch.cat([torch.randn(150, generator=g), torch.randn(150, generator=g) + 6]).numpy()
+    crit = sparse.dip_critical(300)
+    assert sparse.dip(one) < crit < sparse.dip(two)
+
+
+def test_claims_refuse_mismatched_images(codes):
+    labels, code, _, controls = codes
+    with pytest.raises(ValueError, match="same images"):
+        sparse.sparsity_claim([code[:10]], controls)
+    with pytest.raises(ValueError, match="at least one trained"):
+        sparse.subspaces_claim([], controls, labels)
+    with pytest.raises(ValueError, match="labels cover"):
+        sparse.subspaces_claim([code], controls, labels[:5])
