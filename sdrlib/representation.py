@@ -385,3 +385,41 @@ def checkpoint_grid(
 
     feats = cached(key, compute, cache_folder(ck, where), params, half=where == "reference")
     return {k: v for k, v in feats.items() if k != "rows"}, images
+
+
+def control_phi(
+    checkpoint,
+    control_seeds: Sequence[int],
+    split: str = "test",
+    n: int = 1000,
+    sigma: float = 0.2,
+    n_noise: int = 4,
+    block: str = "mid",
+    seed: int = 0,
+    where: str = "user",
+) -> list[torch.Tensor]:
+    """phi of one block from several untrained networks of the checkpoint's architecture (one per control seed),
+    on the same images and noise draws as ``checkpoint_features`` with the same ``split, n, sigma, n_noise, seed``:
+    the control networks over which the claims' intervals resample. Each network's result is cached on its own."""
+    from . import checkpoints
+
+    ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+    if block not in ck.model.block_names:
+        raise ValueError(f"block {block!r} is not one of {ck.model.block_names}")
+    full = checkpoints.load_data(ck, split)
+    idx = rows(len(full), n, seed)
+    images = full.take(idx) if len(idx) < len(full) else full
+    out = []
+    for cs in control_seeds:
+        params = dict(kind="control phi", split=split, n=n, sigma=sigma, n_noise=n_noise, block=block, seed=seed,
+                      control=int(cs), data=ck.config["train"]["data"], fingerprint=full.fingerprint()["sha256"],
+                      weights=ck.weights, checkpoint=ck.sha256)  # fmt: skip
+        key = cache_key(ck.sha256, params["data"], **params)
+
+        def compute(cs: int = int(cs)) -> dict[str, torch.Tensor]:
+            net = untrained_like(ck.model, cs)
+            got = phi_blocks(net, images.images, sigma, n_noise, (block,), seed, index=idx)
+            return {"phi": got[block], "rows": idx}
+
+        out.append(cached(key, compute, cache_folder(ck, where), params, half=where == "reference")["phi"])
+    return out

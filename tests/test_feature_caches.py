@@ -13,7 +13,7 @@ ALL = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"**/{representation.FEATURES}/*.
 # Feature caches (phi per image, phi on a sigma grid) are recomputed in part; the sample sets of chapter 4 that
 # share the folder (sdrlib.samples) are checked for their weights and parameters only: a sampler's batch is
 # not reproducible row by row.
-FILES = [p for p in ALL if representation.cache_meta(p)["kind"] in ("features", "grid")]
+FILES = [p for p in ALL if representation.cache_meta(p)["kind"] in ("features", "grid", "control phi")]
 SAMPLES = [p for p in ALL if representation.cache_meta(p)["kind"].startswith("samples-")]
 CLASSICAL = [p for p in ALL if representation.cache_meta(p)["kind"] == "classical"]
 
@@ -23,6 +23,11 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
 
     full = checkpoints.load_data(ck, meta["split"], **meta.get("data_kwargs", {}))
     images = full.images[rows]
+    if meta["kind"] == "control phi":  # representation.control_phi: one untrained network's phi of one block
+        net = representation.untrained_like(ck.model, meta["control"])
+        b = meta["block"]
+        return {"phi": representation.phi_blocks(net, images, meta["sigma"], meta["n_noise"], (b,), meta["seed"],
+                                                 index=rows)[b]}  # fmt: skip
     nets = {"phi": ck.model}
     if meta["control"] is not None:
         nets["untrained phi"] = representation.untrained_like(ck.model, meta["control"])

@@ -201,6 +201,22 @@ def test_checkpoint_features_share_one_control_across_image_sets(tmp_path, monke
     assert torch.equal(again["phi mid"], a["phi mid"])
 
 
+def test_control_phi_seed_0_is_the_features_control_and_seeds_differ(tmp_path, monkeypatch):
+    """control_phi reads the same images and noise as checkpoint_features: its seed-0 network is the features'
+    untrained control, and another seed is another network."""
+    from sdrlib import checkpoints
+
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    path = checkpoints.save(tmp_path / "ck", build("tiny"), {"train": {"data": "fashion-mnist", "size": None}})
+    f, _ = representation.checkpoint_features(path, "test", 8, 0.1, 2, blocks=["mid"], seed=3)
+    c0, c1 = representation.control_phi(path, [0, 1], "test", 8, 0.1, 2, seed=3)
+    torch.testing.assert_close(c0, f["untrained phi mid"])
+    assert not torch.allclose(c0, c1)
+    with pytest.raises(ValueError, match="block 'nope'"):
+        representation.control_phi(path, [0], "test", 8, block="nope")
+
+
 def test_sample_distances_known_answers():
     a = torch.zeros(2, 1, 2, 2)
     b = torch.stack([torch.full((1, 2, 2), 0.5), torch.full((1, 2, 2), 1.0), torch.zeros(1, 2, 2)])
