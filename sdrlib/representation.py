@@ -411,9 +411,20 @@ def control_phi(
     images = full.take(idx) if len(idx) < len(full) else full
     out = []
     for cs in control_seeds:
-        params = dict(kind="control phi", split=split, n=n, sigma=sigma, n_noise=n_noise, block=block, seed=seed,
-                      control=int(cs), data=ck.config["train"]["data"], fingerprint=full.fingerprint()["sha256"],
-                      weights=ck.weights, checkpoint=ck.sha256)  # fmt: skip
+        params = dict(
+            kind="control phi",
+            split=split,
+            n=n,
+            sigma=sigma,
+            n_noise=n_noise,
+            block=block,
+            seed=seed,
+            control=int(cs),
+            data=ck.config["train"]["data"],
+            fingerprint=full.fingerprint()["sha256"],
+            weights=ck.weights,
+            checkpoint=ck.sha256,
+        )
         key = cache_key(ck.sha256, params["data"], **params)
 
         def compute(cs: int = int(cs)) -> dict[str, torch.Tensor]:
@@ -422,4 +433,29 @@ def control_phi(
             return {"phi": got[block], "rows": idx}
 
         out.append(cached(key, compute, cache_folder(ck, where), params, half=where == "reference")["phi"])
+    return out
+
+
+def runs_phi(
+    runs: dict,
+    split: str = "test",
+    n: int = 1000,
+    sigma: float = 0.2,
+    n_noise: int = 4,
+    block: str = "mid",
+    seed: int = 0,
+    where: str = "user",
+    device: str | torch.device = "cpu",
+    control: bool = False,
+) -> dict[str, torch.Tensor]:
+    """phi of one block for several trained runs on the same images ({name: checkpoint name, folder or loaded
+    Checkpoint} -> {name: (N, C)}): training snapshots or training seeds, each cached beside its run (``control``:
+    the cache computed with the untrained twin, as ``checkpoint_features`` makes it by default)."""
+    from . import checkpoints
+
+    out = {}
+    for name, run in runs.items():
+        ck = run if isinstance(run, checkpoints.Checkpoint) else checkpoints.load(run, device=device)
+        f, _ = checkpoint_features(ck, split, n, sigma, n_noise, [block], seed, control=control, where=where)
+        out[name] = f[f"phi {block}"]
     return out

@@ -253,3 +253,19 @@ def claim_numbers(
         "matched tau": t_u,
         "subspaces": overlap_ratio(active_mask(pt, tau), labels) - overlap_ratio(active_mask(pu, t_u), labels),
     }
+
+
+def own_max_sweep(phi: torch.Tensor, taus) -> torch.Tensor:
+    """Median per-image share of live channels above ``tau`` times the image's own largest channel, at each tau
+    (claim 1's threshold curve, no per-channel scaling)."""
+    live = ~relative_dead(phi)
+    return torch.stack([own_max_fraction(phi, float(t), live).median() for t in taus])
+
+
+def most_variable(phi: torch.Tensor, n: int = 3, min_mass: float = 0.1) -> torch.Tensor:
+    """The n channels with the highest coefficient of variation across the images among those that carry real
+    mass (their maximum reaches ``min_mass`` of the largest channel's): the most selective, with no threshold."""
+    cmax = phi.max(dim=0).values
+    ok = torch.nonzero(cmax >= min_mass * cmax.max()).squeeze(1)
+    cv = phi[:, ok].std(0) / phi[:, ok].mean(0).clamp(min=1e-12)
+    return ok[cv.argsort(descending=True)[:n]]

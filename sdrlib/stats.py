@@ -146,12 +146,14 @@ def nested_bootstrap(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    null: float = 0.0,
 ) -> Interval:
     """Percentile interval of a statistic of trained networks, control networks and items (images) that
     resamples each level: ``stat(t, c, i)`` is evaluated on trained-network indices ``t``, control-network
     indices ``c`` and item indices ``i`` drawn with replacement (a level with one network stays fixed), so the
-    interval includes the spread over networks as well as over images. Also returns the one-sided p-value
-    (the share of resamples at or below 0, with the +1 correction)."""
+    interval includes the spread over networks as well as over images. Also returns the one-sided p-value of
+    "the effect is at most ``null``" (the share of resamples at or below it, with the +1 correction; pass a
+    claim part's smallest effect that counts)."""
     if n_trained < 1 or n_control < 0:
         raise ValueError(f"need at least one trained network and no negative count, got {n_trained}, {n_control}")
     if n_items < 2:
@@ -167,7 +169,7 @@ def nested_bootstrap(
     if reps.size == 0:
         raise ValueError("every bootstrap resample gave a non-finite statistic")
     a = (1 - level) / 2
-    p = (1 + int((reps <= 0).sum())) / (1 + reps.size)
+    p = (1 + int((reps <= null).sum())) / (1 + reps.size)
     return Interval(point, float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)), level, p)
 
 

@@ -11,12 +11,13 @@ for a papermill sweep's output folder, and for writing ``expect`` in references.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
 
 from .claims.catalogue import BY_KEY, CLAIMS
-from .stats import VERDICTS, Interval
+from .stats import VERDICTS, Interval, holm
 
 
 def key_name(reference: str) -> str:
@@ -42,6 +43,8 @@ def record(
 
     glue(glue_key(claim, reference, "number"), number.fmt(fmt), display=False)
     glue(glue_key(claim, reference, "verdict"), verdict, display=False)
+    if number.p is not None:
+        glue(glue_key(claim, reference, "p"), f"{number.p:.6f}", display=False)
     row = {
         "claim": BY_KEY[claim].claim,
         "reference": reference,
@@ -56,16 +59,97 @@ def record(
     return row
 
 
-def page(references: list[str]) -> str:
-    """The Markdown of the verdict page: a table per claim, one row per reference, every value pasted."""
+def record_result(result, reference: str, fmt: str = ".3f", expected: str | None = None) -> dict:
+    """Glue a claim's :class:`sdrlib.claims.rules.Result` for one reference (the deciding part's effect as the
+    number, the combined verdict, the part and the networks it rests on) and return its row; AssertionError
+    when ``expected`` differs, as :func:`record`."""
+    from myst_nb import glue
+
+    nets = f"{result.n_trained} trained, {result.n_control} control"
+    glue(glue_key(result.claim, reference, "networks"), nets, display=False)
+    glue(glue_key(result.claim, reference, "part"), result.headline.name, display=False)
+    p_claim = max((p.effect.p for p in result.parts if p.effect.p is not None), default=None)  # all must hold
+    number = dataclasses.replace(result.headline.effect, p=p_claim)
+    row = record(result.claim, reference, number, result.verdict, fmt, expected)
+    return {**row, "deciding part": result.headline.name, "networks": nets}
+
+
+RULE = (
+    "Each claim is tested by one or more parts, each an effect oriented so that a positive value supports the "
+    "paper, with the smallest effect that counts stated in `sdrlib.claims.catalogue` before measuring. A part "
+    "*holds* when its 95 % interval lies above both zero and that size, *holds weakly* when it lies above zero "
+    "but may fall short of that size, *fails* when the whole interval lies below that size (a negative effect, or "
+    "one confidently too small to count), and is *undecided* otherwise. A claim holds when every part holds and "
+    "fails when any part fails; the number shown is the deciding part's (the first with the worst word). "
+    "Intervals resample the trained networks the verdict rests on, the untrained control networks, then the "
+    "images, wherever the chapter has several networks (the column *networks* says how many). Claims without "
+    "listed parts are still tested by their chapter's older single-interval rule (smallest effect 0)."
+)
+
+
+def _cell(chapter: str, claim: str, reference: str, what: str) -> str:
+    """A glue reference to one value a chapter recorded."""
+    return f"{{glue:text}}`{chapter}.ipynb::{glue_key(claim, reference, what)}:s`"
+
+
+def scoreboard(references: list[str], history: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Markdown lines of the scoreboard: one row per claim, one coloured-by-word column per reference (glued),
+    then the retired references' verdicts as history columns (from references.yaml)."""
+    history = history or {}
+    head = "| claim | " + " | ".join(f"`{r}`" for r in references)
+    head += "".join(f" | `{h}` (retired)" for h in history) + " |"
+    lines = [head, "|---" * (1 + len(references) + len(history)) + "|"]
+    for c in CLAIMS:
+        cells = [_cell(c.chapter, c.key, r, "verdict") for r in references]
+        cells += [history[h].get(c.key, "not tested") for h in history]
+        lines.append(f"| {c.claim} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def family_table(pvalues: dict[tuple[str, str], float], alpha: float = 0.05) -> list[str]:
+    """Markdown lines of Holm's correction across the page: each claim and reference with a p-value of "the
+    effect is at most the smallest that counts" (the largest over its parts), adjusted over all of them."""
+    if not pvalues:
+        return ["No chapter recorded a p-value yet: the page has no family-wise statement."]
+    keys = list(pvalues)
+    adj = holm([pvalues[k] for k in keys])
+    lines = [
+        f"Holm's step-down correction over the {len(keys)} verdicts below that carry a p-value (family-wise error "
+        f"{alpha:.0%}): a claim still *holds* family-wise when its adjusted p-value is below {alpha}.",
+        "",
+        "| claim | reference | p | Holm-adjusted p | holds family-wise |",
+        "|---|---|---|---|---|",
+    ]
+    for (claim, ref), a in zip(keys, adj):
+        lines.append(f"| {BY_KEY[claim].claim} | `{ref}` | {pvalues[(claim, ref)]:.4f} | {a:.4f} | "
+                     f"{'yes' if a < alpha else 'no'} |")  # fmt: skip
+    return lines
+
+
+def page(
+    references: list[str],
+    history: dict[str, dict[str, str]] | None = None,
+    pvalues: dict[tuple[str, str], float] | None = None,
+) -> str:
+    """The Markdown of the verdict page: the scoreboard, the rule, Holm's correction, then a table per claim,
+    one row per reference; every measured value is pasted from the chapters or computed from them."""
     lines = [
         "# Verdicts",
         "",
-        "Every claim of the paper that the book tests, on every reference network: the test, the control, "
-        "the measured number with its 95 % bootstrap interval, and the verdict. The values are pasted from "
-        "the chapters' executed notebooks; none is typed here. A verdict is *holds* when the interval lies "
-        "on the claim's side of zero, *fails* when it lies on the other side, *undecided* when it straddles "
-        "zero, and *holds weakly* when it holds but by less than the size the chapter names.",
+        "Every claim of the paper that the book tests, on every reference network. The values are pasted from "
+        "the chapters' executed notebooks; none is typed here.",
+        "",
+        "## Scoreboard",
+        "",
+        *scoreboard(references, history),
+        "",
+        "## How a verdict is reached",
+        "",
+        RULE,
+        "",
+        "## Family-wise",
+        "",
+        *family_table(pvalues or {}),
         "",
     ]
     for c in CLAIMS:
@@ -74,26 +158,51 @@ def page(references: list[str]) -> str:
             "",
             f"**Test**: {c.test}. **Control**: {c.control}. **Where**: {{doc}}`{c.chapter}`.",
             "",
-            "| reference | number [95 % CI] | verdict |",
-            "|---|---|---|",
         ]
+        if c.parts:
+            lines += [f"- part *{p.name}*: {p.measures}; counts from {p.min_effect}" for p in c.parts] + [""]
+            lines += ["| reference | deciding part | number [95 % CI] | networks | verdict |", "|---|---|---|---|---|"]
+            cols = ("part", "number", "networks", "verdict")
+        else:
+            lines += ["| reference | number [95 % CI] | verdict |", "|---|---|---|"]
+            cols = ("number", "verdict")
         for r in references:
-            num = f"{{glue:text}}`{c.chapter}.ipynb::{glue_key(c.key, r, 'number')}:s`"
-            ver = f"{{glue:text}}`{c.chapter}.ipynb::{glue_key(c.key, r, 'verdict')}:s`"
-            lines.append(f"| `{r}` | {num} | {ver} |")
+            lines.append(f"| `{r}` | " + " | ".join(_cell(c.chapter, c.key, r, w) for w in cols) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
+def page_pvalues(book: Path, references: list[str]) -> dict[tuple[str, str], float]:
+    """The p-values the executed chapters under ``book`` glued, by (claim, reference), in the page's order."""
+    values = {c: glued(book / f"{c}.ipynb") for c in dict.fromkeys(c.chapter for c in CLAIMS)
+              if (book / f"{c}.ipynb").is_file()}  # fmt: skip
+    out = {}
+    for c in CLAIMS:
+        for r in references:
+            p = values.get(c.chapter, {}).get(glue_key(c.key, r, "p"))
+            if p is not None:
+                out[(c.key, r)] = float(p)
+    return out
+
+
+def render(book: Path, references: list[str]) -> str:
+    """The verdict page for these references, with the retired references' verdicts from references.yaml and
+    Holm's correction over the p-values glued into the executed chapters under ``book``."""
+    from .checkpoints import references as all_references
+
+    history = {n: i["history"] for n, i in all_references().items() if i.get("history")}
+    return page(references, history, page_pvalues(Path(book), references))
+
+
 def write_page(repo_root: Path, references: list[str]) -> Path:
     """Write ``book/verdicts.md`` under the repository root for these references (``sdr book`` does this
-    before building)."""
+    before building), from the chapters executed there (:func:`render`)."""
     from .utils import write_text
 
     book = Path(repo_root) / "book"
     if not book.is_dir():
         raise ValueError(f"repo_root={str(repo_root)!r} has no book/ folder: pass the repository root, not the book")
-    return write_text(book / "verdicts.md", page(references))
+    return write_text(book / "verdicts.md", render(book, references))
 
 
 def glued(notebook: str | Path) -> dict[str, object]:

@@ -89,3 +89,28 @@ def test_claims_refuse_mismatched_images(codes):
         sparse.subspaces_claim([], controls, labels)
     with pytest.raises(ValueError, match="labels cover"):
         sparse.subspaces_claim([code], controls, labels[:5])
+
+
+def test_point_values_and_tables_agree_with_the_claims(codes):
+    labels, code, dense, controls = codes
+    pv = sparse.point_values(code, labels)
+    assert pv["own-max active share"] == pytest.approx(sparsity.own_max_fraction(code).mean().item())
+    assert pv["support contrast"] > 0.1
+    assert sparse.point_values(dense, labels)["support contrast"] == pytest.approx(0.0, abs=1e-3)
+    rows = sparse.network_table({"sparse": code, "dense": dense}, labels)
+    assert [r["network"] for r in rows] == ["sparse", "dense"]
+    assert rows[1]["own-max active share"] > 0.9
+    grid = {"phi mid": torch.stack([code, dense]), "untrained phi mid": torch.stack(controls[:2])}
+    by_sigma = sparse.sigma_table(grid, [0.0, 0.5], labels)
+    assert by_sigma[0]["raw Hoyer, trained"] == pytest.approx(pv["raw Hoyer"])
+    assert by_sigma[1]["dip of log CV, trained"] == pytest.approx(sparse.point_values(dense, labels)["dip of log CV"])
+
+
+def test_dead_and_block_tables_count_what_they_say(codes):
+    labels, code, _, controls = codes
+    feats = {"phi mid": code, "untrained phi mid": controls[0], "pixels": code}
+    dead = sparse.dead_table(feats)
+    assert [r["representation"] for r in dead] == ["phi mid", "untrained phi mid"]  # baselines left out
+    assert dead[0]["dead (< 1% of the largest maximum)"] == 32  # the planted floor channels (128 - 16 - 80)
+    (row,) = sparse.block_table(feats, ["mid"], n_boot=100)
+    assert row["live"] == 96

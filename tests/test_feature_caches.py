@@ -26,8 +26,11 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
     if meta["kind"] == "control phi":  # representation.control_phi: one untrained network's phi of one block
         net = representation.untrained_like(ck.model, meta["control"])
         b = meta["block"]
-        return {"phi": representation.phi_blocks(net, images, meta["sigma"], meta["n_noise"], (b,), meta["seed"],
-                                                 index=rows)[b]}  # fmt: skip
+        return {
+            "phi": representation.phi_blocks(
+                net, images, meta["sigma"], meta["n_noise"], (b,), meta["seed"], index=rows
+            )[b]
+        }
     nets = {"phi": ck.model}
     if meta["control"] is not None:
         nets["untrained phi"] = representation.untrained_like(ck.model, meta["control"])

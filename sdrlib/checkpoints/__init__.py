@@ -370,4 +370,5 @@ from .references import (
     reference_names,  # noqa: E402,F401
     references,
     seeds_of,
+    trained_networks,
 )

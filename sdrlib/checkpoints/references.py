@@ -13,18 +13,26 @@ REFERENCES = REPO_CHECKPOINTS / "references.yaml"  # the one list of reference c
 
 
 def references(profile: str | None = None, path: str | Path | None = None) -> dict[str, dict]:
-    """The reference checkpoints of ``checkpoints/references.yaml`` ({name: {"profiles", "expect"}}), those
+    """The reference checkpoints of ``checkpoints/references.yaml`` ({name: {"profiles", "expect", "seeds",
+    "full_seeds", "history"}}; ``history``: a retired reference's verdicts as the book then measured them), those
     of one profile when given (e.g. "cpu"), in file order."""
     import yaml
 
     f = Path(path or REFERENCES)
     refs = yaml.safe_load(f.read_text()) or {}
     for name, info in refs.items():
-        bad = {k: v for k, v in (info.get("expect") or {}).items() if v not in VERDICTS}
+        said = {**(info.get("expect") or {}), **(info.get("history") or {})}
+        bad = {k: v for k, v in said.items() if v not in VERDICTS}
         if bad:
             raise ValueError(f"{f}: {name}: unknown verdict(s) {bad}; expected one of {VERDICTS}")
     return {
-        n: {"profiles": i.get("profiles", []), "expect": i.get("expect") or {}, "seeds": i.get("seeds", [])}
+        n: {
+            "profiles": i.get("profiles", []),
+            "expect": i.get("expect") or {},
+            "seeds": i.get("seeds", []),
+            "full_seeds": i.get("full_seeds", []),
+            "history": i.get("history") or {},
+        }
         for n, i in refs.items()
         if profile is None or profile in i.get("profiles", [])
     }
@@ -33,6 +41,12 @@ def references(profile: str | None = None, path: str | Path | None = None) -> di
 def seeds_of(name: str) -> list[str]:
     """The extra training seeds listed for a reference in references.yaml (same recipe, reduced budget)."""
     return references().get(name, {}).get("seeds", [])
+
+
+def trained_networks(name: str) -> list[str]:
+    """The trained networks a reference's verdicts rest on: the reference itself, then the full-budget seeds of
+    its recipe listed under ``full_seeds`` in references.yaml (the reduced-budget ``seeds`` are not among them)."""
+    return [name, *references().get(name, {}).get("full_seeds", [])]
 
 
 def reference_names(profile: str) -> list[str]:

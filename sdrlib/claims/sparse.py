@@ -43,7 +43,7 @@ def _compare(name: str, t_tab: torch.Tensor, u_tab: torch.Tensor, n_boot: int, s
     t = nb(lambda ti, ci, ii: _mean(t_tab)(ti, ii), len(t_tab), 0, n, n_boot, seed=seed)
     u = nb(lambda ti, ci, ii: _mean(u_tab)(ci, ii), 1, len(u_tab), n, n_boot, seed=seed)
     d = nb(lambda ti, ci, ii: _mean(t_tab)(ti, ii) - _mean(u_tab)(ci, ii), len(t_tab), len(u_tab), n, n_boot, seed=seed)
-    return {"measure": name, "trained": str(t), "control": str(u), "trained − control": str(d), "_diff": d}
+    return {"measure": name, "trained": str(t), "control": str(u), "trained − control": str(d)}
 
 
 def sparsity_claim(
@@ -73,20 +73,21 @@ def sparsity_claim(
     tabs = {k: (_per_image(trained, m, rel), _per_image(controls, m, rel)) for k, m in measures.items()}
     rows = [_compare(k, t, u, n_boot, seed) for k, (t, u) in tabs.items()]
     share_t, _ = tabs[next(iter(measures))]
-    few = stats.nested_bootstrap(
-        lambda t, c, i: FEW_ACTIVE_BAR - _mean(share_t)(t, i), len(trained), len(controls), n, n_boot, seed=seed
-    )
-    sparser = next(r["_diff"] for r in rows if r["measure"] == "Hoyer sparsity, raw")
+    hoyer_t, hoyer_u = tabs["Hoyer sparsity, raw"]
+    sizes = (len(trained), len(controls), n, n_boot, seed)
     parts = (
-        Part("few", few, spec.part("few").min_effect),
-        Part("sparser", sparser, spec.part("sparser").min_effect),
+        _part(spec, "few", lambda t, c, i: FEW_ACTIVE_BAR - _mean(share_t)(t, i), *sizes),
+        _part(spec, "sparser", lambda t, c, i: _mean(hoyer_t)(t, i) - _mean(hoyer_u)(c, i), *sizes),
     )
-    return Result("sparsity", parts, len(trained), len(controls), [_drop_private(r) for r in rows])
+    return Result("sparsity", parts, len(trained), len(controls), rows)
 
 
-def _drop_private(row: dict) -> dict:
-    """A table row without its private keys (those starting with an underscore)."""
-    return {k: v for k, v in row.items() if not k.startswith("_")}
+def _part(spec, name: str, stat, n_trained: int, n_control: int, n: int, n_boot: int, seed: int) -> Part:
+    """One part of a claim: its effect's nested interval, with the p-value of "at most the smallest effect that
+    counts" (from the catalogue)."""
+    min_effect = spec.part(name).min_effect
+    effect = stats.nested_bootstrap(stat, n_trained, n_control, n, n_boot, seed=seed, null=min_effect)
+    return Part(name, effect, min_effect)
 
 
 def dip(x: np.ndarray) -> float:
@@ -138,20 +139,20 @@ def selectivity_claim(
     def learned(t, c, i):
         return float(np.mean([dt(int(k), i)[0] for k in t]) - np.mean([du(int(k), i)[0] for k in c]))
 
-    nb = stats.nested_bootstrap
-    parts = (
-        Part("two populations", nb(excess, len(trained), len(controls), n, n_boot, seed=seed),
-             spec.part("two populations").min_effect),
-        Part("learned", nb(learned, len(trained), len(controls), n, n_boot, seed=seed),
-             spec.part("learned").min_effect),
-    )  # fmt: skip
+    sizes = (len(trained), len(controls), n, n_boot, seed)
+    parts = (_part(spec, "two populations", excess, *sizes), _part(spec, "learned", learned, *sizes))
     everyone = torch.arange(n)
     rows = [
-        {"network": f"{kind} {k}", "live channels": int((~sparsity.relative_dead(p, rel)).sum()),
-         "dip of log CV": round(d(k, everyone)[0], 4), "5 % critical value": round(d(k, everyone)[1], 4),
-         "median log10 CV": round(float(sparsity.log_cv(p, ~sparsity.relative_dead(p, rel)).median()), 3)}
-        for kind, phis, d in (("trained", trained, dt), ("control", controls, du)) for k, p in enumerate(phis)
-    ]  # fmt: skip
+        {
+            "network": f"{kind} {k}",
+            "live channels": int((~sparsity.relative_dead(p, rel)).sum()),
+            "dip of log CV": round(d(k, everyone)[0], 4),
+            "5 % critical value": round(d(k, everyone)[1], 4),
+            "median log10 CV": round(float(sparsity.log_cv(p, ~sparsity.relative_dead(p, rel)).median()), 3),
+        }
+        for kind, phis, d in (("trained", trained, dt), ("control", controls, du))
+        for k, p in enumerate(phis)
+    ]
     return Result("selectivity", parts, len(trained), len(controls), rows)
 
 
@@ -181,23 +182,134 @@ def subspaces_claim(
     spec = BY_KEY["subspaces"]
 
     def jaccards(phis):
-        return [sparsity.jaccard_matrix(sparsity.own_max_active(p, FEW_ACTIVE_TAU, ~sparsity.relative_dead(p, rel)))
-                for p in phis]  # fmt: skip
+        return [
+            sparsity.jaccard_matrix(sparsity.own_max_active(p, FEW_ACTIVE_TAU, ~sparsity.relative_dead(p, rel)))
+            for p in phis
+        ]
 
     jt, ju = jaccards(trained), jaccards(controls)
 
     def contrast(js, which, i):
         return float(np.mean([_support_contrast(js[int(k)], labels, i) for k in which]))
 
-    d = stats.nested_bootstrap(
-        lambda t, c, i: contrast(jt, t, i) - contrast(ju, c, i), len(trained), len(controls), n, n_boot, seed=seed
+    part = _part(
+        spec,
+        "shared supports",
+        lambda t, c, i: contrast(jt, t, i) - contrast(ju, c, i),
+        len(trained),
+        len(controls),
+        n,
+        n_boot,
+        seed,
     )
     rows = []
     for kind, js in (("trained", jt), ("control", ju)):
         for k, j in enumerate(js):
             same, other = labels[:, None] == labels[None, :], ~torch.eye(n, dtype=torch.bool)
             w, a = j[same & other].mean().item(), j[~same].mean().item()
-            rows.append({"network": f"{kind} {k}", "within": w, "across": a, "within − across": w - a,
-                         "within / across": w / a if a > 0 else float("nan")})  # fmt: skip
-    return Result("subspaces", (Part("shared supports", d, spec.part("shared supports").min_effect),), len(trained),
-                  len(controls), rows)  # fmt: skip
+            rows.append(
+                {
+                    "network": f"{kind} {k}",
+                    "within": w,
+                    "across": a,
+                    "within − across": w - a,
+                    "within / across": w / a if a > 0 else float("nan"),
+                }
+            )
+    return Result(
+        "subspaces",
+        (part,),
+        len(trained),
+        len(controls),
+        rows,
+    )
+
+
+# ------------------------------------------------------------------ the chapter's descriptive tables
+
+
+def support_contrast(phi: torch.Tensor, labels: torch.Tensor, rel: float = 0.01) -> float:
+    """Claim 3's measure for one network: mean Jaccard of own-max active sets within classes minus across."""
+    j = sparsity.jaccard_matrix(sparsity.own_max_active(phi, FEW_ACTIVE_TAU, ~sparsity.relative_dead(phi, rel)))
+    return _support_contrast(j, labels, torch.arange(len(labels)))
+
+
+def point_values(phi: torch.Tensor, labels: torch.Tensor, rel: float = 0.01) -> dict[str, float]:
+    """The point values behind claims 1-3 for one network (no interval): mean own-max active share, mean raw
+    Hoyer, dip of the channels' log CV, within - across Jaccard of own-max active sets."""
+    live = ~sparsity.relative_dead(phi, rel)
+    return {
+        "own-max active share": sparsity.own_max_fraction(phi, FEW_ACTIVE_TAU, live).mean().item(),
+        "raw Hoyer": sparsity.hoyer(phi, live, scaled=False).mean().item(),
+        "dip of log CV": dip(sparsity.log_cv(phi, live).numpy()),
+        "support contrast": support_contrast(phi, labels, rel),
+    }
+
+
+def dead_table(feats: dict[str, torch.Tensor], rel: float = 0.01) -> list[dict]:
+    """Dead channels of every block's phi in a study (trained and untrained): relative rule and exact zeros."""
+    return [
+        {
+            "representation": k,
+            "channels": p.shape[1],
+            f"dead (< {rel:.0%} of the largest maximum)": int(sparsity.relative_dead(p, rel).sum()),
+            "exactly zero": int(sparsity.dead_channels(p).sum()),
+        }
+        for k, p in feats.items()
+        if k.startswith(("phi", "untrained phi"))
+    ]
+
+
+def block_table(
+    feats: dict[str, torch.Tensor], blocks: Sequence[str], rel: float = 0.01, n_boot: int = 1000, seed: int = 0
+) -> list[dict]:
+    """Per block: raw Hoyer sparsity and own-max active share, trained against its untrained twin (paired
+    intervals over images): where in the network per-image sparsity appears."""
+    rows = []
+    for b in blocks:
+        pt, pu = feats[f"phi {b}"], feats[f"untrained phi {b}"]
+        lt, lu = ~sparsity.relative_dead(pt, rel), ~sparsity.relative_dead(pu, rel)
+        ht, hu = sparsity.hoyer(pt, lt, scaled=False), sparsity.hoyer(pu, lu, scaled=False)
+        st, su = sparsity.own_max_fraction(pt, FEW_ACTIVE_TAU, lt), sparsity.own_max_fraction(pu, FEW_ACTIVE_TAU, lu)
+        rows.append(
+            {
+                "block": b,
+                "channels": pt.shape[1],
+                "live": int(lt.sum()),
+                "own-max active share, trained": str(stats.mean_ci(st, n_boot, seed=seed)),
+                "untrained": str(stats.mean_ci(su, n_boot, seed=seed)),
+                "raw Hoyer, trained": str(stats.mean_ci(ht, n_boot, seed=seed)),
+                "raw Hoyer, untrained": str(stats.mean_ci(hu, n_boot, seed=seed)),
+                "raw Hoyer, trained − untrained": str(stats.paired_diff_ci(ht, hu, n_boot, seed=seed)),
+            }
+        )
+    return rows
+
+
+def sigma_table(
+    grid: dict[str, torch.Tensor], sigmas: Sequence[float], labels: torch.Tensor, rel: float = 0.01
+) -> list[dict]:
+    """Claims 1-3's point values at every noise level of a grid ({"phi mid": (S, N, C), "untrained phi mid": ...}),
+    trained and untrained, with the dead channels of each."""
+    rows = []
+    for k, s in enumerate(sigmas):
+        t, u = point_values(grid["phi mid"][k], labels, rel), point_values(grid["untrained phi mid"][k], labels, rel)
+        rows.append(
+            {
+                "sigma": float(s),
+                **{f"{m}, trained": v for m, v in t.items()},
+                **{f"{m}, untrained": v for m, v in u.items()},
+                "dead, trained": int(sparsity.relative_dead(grid["phi mid"][k], rel).sum()),
+                "dead, untrained": int(sparsity.relative_dead(grid["untrained phi mid"][k], rel).sum()),
+            }
+        )
+    return rows
+
+
+def network_table(runs: dict[str, torch.Tensor], labels: torch.Tensor, rel: float = 0.01) -> list[dict]:
+    """Claims 1-3's point values for several networks on the same images ({name: phi}: training snapshots,
+    training seeds), one row each, with their dead channels."""
+    return [
+        {"network": name, "dead": int(sparsity.relative_dead(p, rel).sum()), **point_values(p, labels, rel)}
+        for name, p in runs.items()
+    ]
