@@ -1,10 +1,13 @@
-"""Sparsity of a representation (SPEC section 3, claims 1-3): dead channels, per-image active sets,
-channel selectivity, and the overlap of active sets within and across classes.
+"""Measures of sparsity of a representation (SPEC section 3, claims 1-3): dead channels, per-image active sets,
+channel selectivity, and the overlap of active sets within and across classes. The claims themselves, with their
+controls, intervals and verdicts, are in ``sdrlib.claims.sparse``.
 
-Threshold rule for "active" (documented once, used everywhere): channel c is active for
-image i when phi[i, c] > tau * max_j phi[j, c], i.e. above a fraction ``tau`` (default 0.1)
-of that channel's maximum over the data set analysed. A channel whose maximum is zero on
-the whole set is "dead" and never active.
+Two rules for "active". In the paper's sense (``own_max_active``, what the claims read): channel c is active
+for image i when phi[i, c] > tau * max_c' phi[i, c'], a fraction of the image's own largest channel. Per-channel
+scaled (``active_mask``, reported beside it and used by the samplers' channel masks): phi[i, c] > tau * max_j
+phi[j, c], a fraction of that channel's maximum over the data set analysed, which also measures how much a
+channel varies across images. A channel whose maximum is (nearly) zero on the whole set is "dead" and never
+active.
 """
 
 from __future__ import annotations
@@ -211,48 +214,6 @@ def tau_sweep(phi: torch.Tensor, taus) -> torch.Tensor:
     """Median per-image active fraction of the live channels at each threshold tau (the threshold curve)."""
     live = ~relative_dead(phi)
     return torch.stack([active_fraction(phi[:, live], float(t)).median() for t in taus])
-
-
-def matched_tau(phi: torch.Tensor, median_fraction: float, iters: int = 40) -> float:
-    """The threshold tau at which phi's median active fraction (live channels) equals ``median_fraction``:
-    a density-matched control is read at this tau, so that it is exactly as dense as the trained network."""
-    if not 0 <= median_fraction <= 1:
-        raise ValueError(f"median_fraction must be in [0, 1], got {median_fraction}")
-    live = phi[:, ~relative_dead(phi)]
-    lo, hi = 0.0, 1.0 - 1e-9
-    for _ in range(iters):  # the active fraction falls as tau grows: bisect
-        mid = (lo + hi) / 2
-        if active_fraction(live, mid).median().item() > median_fraction:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def claim_numbers(
-    pt: torch.Tensor,
-    pu: torch.Tensor,
-    labels: torch.Tensor,
-    tau: float = DEFAULT_TAU,
-    rel: float = 0.01,
-    selective_below: float = 0.3,
-    nonselective_above: float = 0.9,
-) -> dict[str, float]:
-    """The point values of claims 1-3 (trained phi ``pt`` against its untrained twin ``pu`` on the same images):
-    mean Hoyer difference, selective-channel difference against the density-matched control, and the
-    within/across overlap difference against it; for the spread across training seeds."""
-    live_t = pt[:, ~relative_dead(pt, rel)]
-    t_u = matched_tau(pu[:, ~relative_dead(pu, rel)], active_fraction(live_t, tau).median().item())
-    sel = (
-        selectivity_counts(pt, tau, selective_below, nonselective_above, rel)["selective"]
-        - selectivity_counts(pu, t_u, selective_below, nonselective_above, rel)["selective"]
-    )
-    return {
-        "sparsity": (hoyer(pt, ~relative_dead(pt, rel)) - hoyer(pu, ~relative_dead(pu, rel))).mean().item(),
-        "selectivity": float(sel),
-        "matched tau": t_u,
-        "subspaces": overlap_ratio(active_mask(pt, tau), labels) - overlap_ratio(active_mask(pu, t_u), labels),
-    }
 
 
 def own_max_sweep(phi: torch.Tensor, taus) -> torch.Tensor:

@@ -110,3 +110,44 @@ def test_holm_adjusted_p_values_known_answer():
     assert np.all(np.array(stats.holm([0.001] * 5)) == pytest.approx(0.005))
     with pytest.raises(ValueError, match="p-values"):
         stats.holm([1.5])
+
+
+def _distances(x: np.ndarray) -> np.ndarray:
+    return np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+
+
+def test_mantel_detects_shared_structure_and_not_its_absence():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(30, 3))
+    a = _distances(pts)
+    related = _distances(pts + 0.3 * rng.normal(size=pts.shape))
+    unrelated = _distances(rng.normal(size=(30, 3)))
+    yes = stats.mantel(a, related, n_perm=199)
+    no = stats.mantel(a, unrelated, n_perm=199)
+    assert yes["r"] > 0.7
+    assert yes["p"] == pytest.approx(1 / 200)
+    assert no["p"] > 0.05
+    assert yes["pairs"] == 435  # 30 targets
+
+
+def test_partial_mantel_removes_what_a_control_explains():
+    """a and b both follow the control c (pixel distance, say): their plain Mantel correlation is high, the
+    partial one is not significant; when b shares a component with a that c lacks, the partial test finds it."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(30, 2))
+    c = _distances(base)
+    a = _distances(np.column_stack([base, 0.2 * rng.normal(size=(30, 1))]))
+    b = _distances(np.column_stack([base, 0.2 * rng.normal(size=(30, 1))]))
+    assert stats.mantel(a, b, n_perm=199)["p"] < 0.01
+    assert stats.mantel(a, b, [c], n_perm=199)["p"] > 0.05
+    extra = rng.normal(size=(30, 1))
+    a2 = _distances(np.column_stack([base, extra]))
+    b2 = _distances(np.column_stack([base, extra + 0.1 * rng.normal(size=(30, 1))]))
+    assert stats.mantel(a2, b2, [c], n_perm=199)["p"] < 0.01
+
+
+def test_mantel_refuses_mismatched_matrices():
+    with pytest.raises(ValueError, match="one shape"):
+        stats.mantel(np.zeros((4, 4)), np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="square"):
+        stats.mantel(np.zeros((2, 2)), np.zeros((2, 2)))
