@@ -109,3 +109,34 @@ def test_data_of_another_machine_is_refused_with_how_to_get_it(tmp_path):
     with pytest.raises(checkpoints.DataMismatch, match="trained on 'ovals' built from textures-16-photos=256"):
         checkpoints.load_data(bad, "test")
     assert "apt-get install ufoai-textures" in data.how_to_get("textures")
+
+
+def test_ema_only_folder_loads_its_ema_and_refuses_raw_weights(tmp_path):
+    """A run kept as its EMA weights alone (fashion-mnist-paper-32): the EMA is the network; raw weights, resuming
+    and the README's resume line are refused or left out, naming the folder."""
+    from sdrlib.train import TrainConfig
+
+    torch.manual_seed(0)
+    m = build("tiny")
+    ema = {k: v + 0.01 for k, v in m.state_dict().items()}
+    extra = {
+        "train": TrainConfig(preset="tiny", ema=0.999).to_dict(),
+        "n_params": 1,
+        "n_train": 8,
+        "step": 1,
+        "elapsed_s": 60.0,
+        "device": "cuda",
+        "command": "sdr train --ema 0.999",
+    }
+    path = checkpoints.save(tmp_path / "ema-only", m, extra, log=[{"step": 1, "loss": 0.5}], state={}, ema=ema)
+    (path / "model.safetensors").unlink()
+    (path / "state.safetensors").unlink()
+    ck = checkpoints.load(path)
+    assert ck.weights == "ema" and ck.sha256 == ck.config["sha256"]["ema.safetensors"]
+    assert all(torch.equal(ck.model.state_dict()[k], ema[k]) for k in ema)
+    with pytest.raises(CheckpointError, match=rf"{path.name} holds only the EMA weights.*weights='ema'"):
+        checkpoints.load(path, weights="raw")
+    with pytest.raises(CheckpointError, match="state.safetensors is missing"):
+        checkpoints.load(path, with_state=True)
+    text = checkpoints.readme_text(path, machine="one GPU")
+    assert "`ema.safetensors` (the EMA weights" in text and "cannot be resumed" in text and "--resume" not in text

@@ -314,6 +314,11 @@ def load(
     if which == "ema" and EMA not in config.get("sha256", {}):
         raise CheckpointError(f"{path} holds no EMA weights (trained without --ema); use weights='raw'")
     fname = EMA if which == "ema" else WEIGHTS
+    if which == "raw" and not _file(path, WEIGHTS).is_file() and _file(path, EMA).is_file():
+        raise CheckpointError(
+            f"{path} holds only the EMA weights ({EMA}; no {WEIGHTS}: the raw weights were not kept, so the run "
+            f"cannot be resumed either); use weights='ema' or 'default'"
+        )
     f = _verify(path, fname, config)
     try:
         cfg = UNetConfig.from_dict(config["model"])

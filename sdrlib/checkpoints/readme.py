@@ -9,7 +9,7 @@ import platform
 from pathlib import Path
 
 from ..evaluate import format_table
-from . import read_config, read_log, training_snapshots
+from . import EMA, WEIGHTS, read_config, read_log, training_snapshots
 
 NOTES = "notes.md"  # a run's hand-written notes, copied into its README under "Notes"
 STOP_SLOPE = 0.05  # the references' stopping rule: held-out PSNR at sigma 0.1 gains less than this per 1,000 steps
@@ -208,10 +208,21 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
             *[f"- `{p.name}`: step {s:,}" for s, p in snaps],
             "",
         ]
-    lines += [
-        "Files: `model.safetensors` (weights), `config.json` (architecture, training config, sha256), "
-        "`log.jsonl` (loss and held-out PSNR over training), `state.safetensors` (optimizer and RNG state: "
-        "`sdr train --out <this folder> --resume` continues the run).",
-        "",
-    ]
+    lines += [files_text(Path(run)), ""]
     return "\n".join(lines)
+
+
+def files_text(run: Path) -> str:
+    """The README's line on a checkpoint's files; a run kept as its EMA weights alone says it cannot be resumed."""
+    if (run / WEIGHTS).is_file() or not (run / EMA).is_file():
+        return (
+            "Files: `model.safetensors` (weights), `config.json` (architecture, training config, sha256), "
+            "`log.jsonl` (loss and held-out PSNR over training), `state.safetensors` (optimizer and RNG state: "
+            "`sdr train --out <this folder> --resume` continues the run)."
+        )
+    return (
+        "Files: `ema.safetensors` (the EMA weights: the network `sdrlib.checkpoints.load` gives), `config.json` "
+        "(architecture, training config, sha256; its hashes of `model.safetensors` and `state.safetensors` are the "
+        "run's record of files not kept here), `log.jsonl` (loss and held-out PSNR over training). The raw weights "
+        "and the optimizer state were not kept: the run cannot be resumed."
+    )
