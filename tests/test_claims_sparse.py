@@ -114,3 +114,15 @@ def test_dead_and_block_tables_count_what_they_say(codes):
     assert dead[0]["dead (< 1% of the largest maximum)"] == 32  # the planted floor channels (128 - 16 - 80)
     (row,) = sparse.block_table(feats, ["mid"], n_boot=100)
     assert row["live"] == 96
+
+
+def test_weighted_contrast_equals_the_resampled_pairs(codes):
+    """Claim 3's contrast on a bootstrap resample, computed from multiplicities, equals the direct count over the
+    resampled pairs (copies of one image never paired)."""
+    labels, code, _, _ = codes
+    j = sparsity.jaccard_matrix(sparsity.own_max_active(code))
+    idx = torch.randint(0, len(labels), (len(labels),), generator=torch.Generator().manual_seed(4))
+    sub, lab = j[idx][:, idx], labels[idx]
+    same, other = lab[:, None] == lab[None, :], idx[:, None] != idx[None, :]
+    direct = (sub[same & other].mean() - sub[~same].mean()).item()
+    assert sparse._support_contrast(j, labels, idx) == pytest.approx(direct, abs=1e-6)
