@@ -1,13 +1,13 @@
 """The explorers of chapter 5: one plain function per explorer that takes the model, the images or features and
-the values of the controls, and returns its numbers and a matplotlib Figure; and a small ``*_widget`` builder per
-explorer that wires ipywidgets controls to that function (ipywidgets is imported only there).
+the values of the controls, and returns its numbers and a matplotlib Figure. The ``*_widget`` builders that drive
+them with ipywidgets import this module (never the other way round); their measures are in ``sdrlib.claims``.
 
 - ``noise_view``: one image at one noise level: clean, noisy and denoised, their PSNR, and phi_sigma of the
   middle block (SPEC 2).
 - ``channel_view``: one channel's top-activating images and its spatial activation maps on them (claim 2).
 - ``neighbour_view``: a query's nearest images in phi of any block (standardised) and in pixels (claim 4).
-- ``masked_view``: the fixed-schedule self-guided sampler with the matching restricted to some channels, and the
-  relative phi error on the kept and on the free channels (SPEC 4, channel-mask variant).
+- ``masked_view``: ``sampling.masked_sample``, the fixed-schedule self-guided sampler with the matching restricted
+  to some channels, and the relative phi error on the kept and on the free channels (SPEC 4, channel-mask variant).
 
 Figures are made with ``matplotlib.figure.Figure`` (not pyplot), so that a callback run by a widget leaves no
 figure behind for the notebook to show later; the widgets show each figure as a PNG image.
@@ -24,13 +24,14 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from . import analysis, representation, sampling, sparsity
+from . import representation, sampling, sparsity
+from .claims.channels import pair_agreement, pair_chance
+from .claims.neighbours import ranking
 from .noise import add_noise, check_sigma, psnr
 from .plots import short_label, show_image
 from .representation import phi as phi_sigma
 from .unet import UNet
 
-MASKS = ("all", "selective only", "non-selective only", "top-k of the target", "all but top-k")
 View = tuple[dict, Figure]
 
 
@@ -121,31 +122,6 @@ def channel_order(phi: torch.Tensor, tau: float = sparsity.DEFAULT_TAU, rel: flo
         for c in live[freq[live].argsort(stable=True)].tolist()
     ]
     return out + [(f"channel {c}: dead", int(c)) for c in torch.nonzero(dead).squeeze(1).tolist()]
-
-
-def pair_agreement(labels: torch.Tensor) -> float:
-    """Fraction of the pairs of distinct items that share a label (NaN for fewer than 2 items)."""
-    n = len(labels)
-    if n < 2:
-        return float("nan")
-    same = (labels[:, None] == labels[None, :]).sum().item() - n
-    return same / (n * (n - 1))
-
-
-def pair_chance(labels: torch.Tensor) -> float:
-    """Probability that two images drawn at random (with replacement) from a labelled set share a label."""
-    p = torch.bincount(labels).double() / len(labels)
-    return float((p**2).sum())
-
-
-def top_label_agreement(
-    phi: torch.Tensor, labels: torch.Tensor, channels: torch.Tensor | Sequence[int], k: int = 8
-) -> torch.Tensor:
-    """Per channel, the fraction of pairs of its k top-activating images that share a label (``channel_view``'s
-    ``pair_agreement`` for many channels, without the figures)."""
-    return torch.tensor(
-        [pair_agreement(labels[sparsity.top_images(phi, int(c), k)]) for c in channels], dtype=torch.float64
-    )
 
 
 @torch.no_grad()
@@ -257,19 +233,6 @@ def channel_figure(res: Mapping[str, Any], classes: Sequence[str] | None = None)
 # ------------------------------------------------------------------ 3. neighbours
 
 
-def ranking(features: torch.Tensor, query: int, standardized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """All images ranked by Euclidean distance to image ``query`` of the same set (features z-scored over the
-    set when ``standardized``): (order, distances in that order); the query comes first (distance 0)."""
-    if not 0 <= int(query) < features.shape[0]:
-        raise ValueError(f"query must be in [0, {features.shape[0] - 1}], got {query}")
-    f = features.double()
-    if standardized:
-        f = analysis.standardize(f)[0]
-    d = (f - f[int(query)]).pow(2).sum(1).sqrt()
-    order = torch.from_numpy(np.lexsort((np.arange(len(d)) != int(query), d.numpy())).copy())
-    return order, d[order]
-
-
 def feature_key(block: str) -> str:
     """The key of a block's phi in the features of ``representation.checkpoint_features`` ("pixels" stays)."""
     return block if block in ("pixels", "colour stats") or block.startswith("phi ") else f"phi {block}"
@@ -333,99 +296,7 @@ def neighbour_figure(
     return fig
 
 
-def neighbour_agreement(
-    features: Mapping[str, torch.Tensor], labels: torch.Tensor, key: str, k: int = 1
-) -> torch.Tensor:
-    """Per image, the fraction of its k nearest other images (standardised features) that share its label."""
-    f = analysis.standardize(features[feature_key(key)].double())[0]
-    return analysis.knn_per_query(f, labels, k)["agreement"]
-
-
 # ------------------------------------------------------------------ 4. masked reconstruction
-
-
-def mask_for(
-    choice: str,
-    target_phi: torch.Tensor,
-    base_phi: torch.Tensor | None = None,
-    k: int = 16,
-    tau: float = sparsity.DEFAULT_TAU,
-    selective_below: float = 0.3,
-    nonselective_above: float = 0.9,
-    rel: float = 0.01,
-) -> torch.Tensor:
-    """The (C,) boolean mask of the channels a choice of ``MASKS`` keeps: all; the selective or non-selective
-    live channels of ``base_phi`` (chapter 2's split); the target's k largest channels, or all but those."""
-    c = target_phi.shape[-1]
-    if choice == "all":
-        return torch.ones(c, dtype=torch.bool)
-    if choice in ("top-k of the target", "all but top-k"):
-        if not 1 <= k <= c:
-            raise ValueError(f"k must be in [1, {c}], got {k}")
-        m = torch.zeros(c, dtype=torch.bool)
-        m[target_phi.reshape(-1, c)[0].topk(k).indices] = True
-        return m if choice == "top-k of the target" else ~m
-    if choice in ("selective only", "non-selective only"):
-        if base_phi is None:
-            raise ValueError(f"mask {choice!r} needs the phi of a set of images (base_phi) to split the channels")
-        split = sparsity.selectivity_split(
-            sparsity.channel_frequency(base_phi, tau),
-            sparsity.relative_dead(base_phi, rel),
-            selective_below,
-            nonselective_above,
-        )
-        return split["selective" if choice == "selective only" else "non-selective"].clone()
-    raise ValueError(f"unknown mask {choice!r}; expected one of {MASKS}")
-
-
-def masked_phi_error(p: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per sample, ||(phi - target) on the masked channels|| / ||target on them|| (NaN when none is masked)."""
-    m = mask.bool()
-    if not m.any():
-        return torch.full((p.shape[0],), float("nan"))
-    t = target.reshape(-1, p.shape[1]).expand_as(p)
-    return (p - t)[:, m].norm(dim=1) / t[:, m].norm(dim=1).clamp(min=1e-12)
-
-
-def schedule(steps: int) -> list[float]:
-    """The fixed schedule of ``steps`` noise levels from 1 to 0.03 (the paper: 100)."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    return torch.linspace(1.0, 0.03, steps).tolist()
-
-
-def target_for(
-    model: UNet, image: torch.Tensor, n_samples: int = 2, steps: int = 10, n_noise: int = 4, seed: int = 0
-) -> sampling.Target:
-    """The target phi of one image for ``n_samples`` samples, tabulated at the noise levels of the schedule."""
-    return sampling.image_target(
-        model, _one(image).to(_dev(model)), n_per=n_samples, n_noise=n_noise, grid=sorted(schedule(steps)), seed=seed
-    )
-
-
-def masked_sample(
-    model: UNet,
-    target: sampling.Target,
-    mean: torch.Tensor,
-    mask: torch.Tensor,
-    steps: int = 10,
-    match_iter: int = 10,
-    lr: float = 0.01,
-    seed: int = 0,
-) -> tuple[torch.Tensor, sampling.Diagnostics]:
-    """The fixed-schedule sampler guided by ``target`` on the channels of ``mask`` only (all channels: the
-    target as it is); ``match_iter`` 0 gives the unguided run with the same noise draws."""
-    t = target if bool(mask.bool().all()) else target.masked(mask.bool())
-    return sampling.fixed_schedule(
-        model,
-        mean.to(_dev(model)),
-        t,
-        len(target),
-        schedule(steps),
-        lr=lr,
-        max_iter=match_iter,
-        generator=torch.Generator().manual_seed(seed),
-    )
 
 
 def masked_view(
@@ -448,13 +319,13 @@ def masked_view(
     dev = _dev(model)
     mask = torch.as_tensor(mask).bool().cpu()
     if target is None:
-        target = target_for(model, x, n_samples, steps, n_noise, seed)
+        target = sampling.image_target_on_schedule(model, x, n_samples, steps, n_noise, seed)
     if len(target) != n_samples:
         raise ValueError(f"the target holds phi for {len(target)} samples, but n_samples = {n_samples}")
     if mask.shape != (target.table.shape[-1],):
         raise ValueError(f"mask must have {target.table.shape[-1]} entries, got shape {tuple(mask.shape)}")
-    guided, diag = masked_sample(model, target, mean, mask, steps, match_iter, lr, seed)
-    free, _ = masked_sample(model, target, mean, mask, steps, 0, lr, seed)
+    guided, diag = sampling.masked_sample(model, target, mean, mask, steps, match_iter, lr, seed)
+    free, _ = sampling.masked_sample(model, target, mean, mask, steps, 0, lr, seed)
     tp = phi_sigma(model, x.to(dev), 0.0)[0].cpu()
     pg, pf = phi_sigma(model, guided, 0.0).cpu(), phi_sigma(model, free, 0.0).cpu()
     res = {
@@ -466,10 +337,10 @@ def masked_view(
         "unguided": free.cpu(),
         "phi_samples": pg,
         "phi_unguided": pf,
-        "kept_error": masked_phi_error(pg, tp, mask),
-        "free_error": masked_phi_error(pg, tp, ~mask),
-        "kept_error_unguided": masked_phi_error(pf, tp, mask),
-        "free_error_unguided": masked_phi_error(pf, tp, ~mask),
+        "kept_error": sampling.masked_phi_error(pg, tp, mask),
+        "free_error": sampling.masked_phi_error(pg, tp, ~mask),
+        "kept_error_unguided": sampling.masked_phi_error(pf, tp, mask),
+        "free_error_unguided": sampling.masked_phi_error(pf, tp, ~mask),
         "diagnostics": diag,
     }
     return res, masked_figure(res, title)
@@ -515,15 +386,3 @@ def masked_figure(res: Mapping[str, Any], title: str = "") -> Figure:
         fontsize=9,
     )
     return fig
-
-
-# The widget builders live in explore_widgets (re-exported here: explore.noise_widget etc.).
-from .explore_widgets import (
-    Explorer,
-    channel_widget,
-    figure_png,
-    masked_widget,
-    neighbour_widget,
-    noise_widget,
-    numbers_html,
-)

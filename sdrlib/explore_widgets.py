@@ -13,18 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from . import sampling, sparsity
-from .explore import (
-    MASKS,
-    View,
-    _dev,
-    channel_order,
-    channel_view,
-    mask_for,
-    masked_view,
-    neighbour_view,
-    noise_view,
-    target_for,
-)
+from .explore import View, _dev, channel_order, channel_view, masked_view, neighbour_view, noise_view
 from .representation import phi as phi_sigma
 from .unet import UNet
 
@@ -275,7 +264,9 @@ def masked_widget(
 
     c = {
         "image": _image_picker(len(images), index, "target"),
-        "mask": w.Dropdown(options=list(MASKS), value=choice, description="guide on", layout=w.Layout(width="280px")),
+        "mask": w.Dropdown(
+            options=list(sampling.MASK_CHOICES), value=choice, description="guide on", layout=w.Layout(width="280px")
+        ),
         "k": w.BoundedIntText(value=k, min=1, max=base_phi.shape[1], description="k", layout=w.Layout(width="150px")),
         "steps": w.BoundedIntText(value=steps, min=1, max=1000, description="steps", layout=w.Layout(width="150px")),
     }
@@ -286,9 +277,9 @@ def masked_widget(
         key = (i, steps_)
         if key not in cache:
             cache.clear()
-            cache[key] = target_for(model, images[i], n_samples, steps_, n_noise, seed)
+            cache[key] = sampling.image_target_on_schedule(model, images[i], n_samples, steps_, n_noise, seed)
         tp = phi_sigma(model, images[i : i + 1].to(_dev(model)), 0.0)[0].cpu()
-        mask = mask_for(c["mask"].value, tp, base_phi, c["k"].value, tau)
+        mask = sampling.channel_mask_for(c["mask"].value, tp, base_phi, c["k"].value, tau)
         return masked_view(
             model,
             images[i],

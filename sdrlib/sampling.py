@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import sparsity
 from .representation import phi as phi_sigma
 from .unet import UNet
 
@@ -403,3 +404,97 @@ def relative_phi_error(model: UNet, samples: torch.Tensor, target_phi: torch.Ten
 def mean_image(images: torch.Tensor) -> torch.Tensor:
     """A constant image (1, C, H, W) at the data set's mean colour: where every sampler starts (SPEC 4)."""
     return images.mean(dim=(0, 2, 3), keepdim=True).expand(1, -1, *images.shape[-2:]).clone()
+
+
+# ------------------------------------------------------------------ the masked sampler (chapter 5)
+# The fixed-schedule sampler guided on some channels only (SPEC 4, channel-mask variant): a named choice of
+# channels, the target of one image on the schedule's noise levels, the sampler, and the phi error per part.
+
+MASK_CHOICES = ("all", "selective only", "non-selective only", "top-k of the target", "all but top-k")
+
+
+def channel_mask_for(
+    choice: str,
+    target_phi: torch.Tensor,
+    base_phi: torch.Tensor | None = None,
+    k: int = 16,
+    tau: float = sparsity.DEFAULT_TAU,
+    selective_below: float = 0.3,
+    nonselective_above: float = 0.9,
+    rel: float = 0.01,
+) -> torch.Tensor:
+    """The (C,) boolean mask of the channels a choice of ``MASK_CHOICES`` keeps: all; the selective or
+    non-selective live channels of ``base_phi`` (chapter 2's split); the target's k largest channels, or all but
+    those."""
+    c = target_phi.shape[-1]
+    if choice == "all":
+        return torch.ones(c, dtype=torch.bool)
+    if choice in ("top-k of the target", "all but top-k"):
+        if not 1 <= k <= c:
+            raise ValueError(f"k must be in [1, {c}], got {k}")
+        m = torch.zeros(c, dtype=torch.bool)
+        m[target_phi.reshape(-1, c)[0].topk(k).indices] = True
+        return m if choice == "top-k of the target" else ~m
+    if choice in ("selective only", "non-selective only"):
+        if base_phi is None:
+            raise ValueError(f"mask {choice!r} needs the phi of a set of images (base_phi) to split the channels")
+        split = sparsity.selectivity_split(
+            sparsity.channel_frequency(base_phi, tau),
+            sparsity.relative_dead(base_phi, rel),
+            selective_below,
+            nonselective_above,
+        )
+        return split["selective" if choice == "selective only" else "non-selective"].clone()
+    raise ValueError(f"unknown mask {choice!r}; expected one of {MASK_CHOICES}")
+
+
+def masked_phi_error(p: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per sample, ||(phi - target) on the masked channels|| / ||target on them|| (NaN when none is masked)."""
+    m = mask.bool()
+    if not m.any():
+        return torch.full((p.shape[0],), float("nan"))
+    t = target.reshape(-1, p.shape[1]).expand_as(p)
+    return (p - t)[:, m].norm(dim=1) / t[:, m].norm(dim=1).clamp(min=1e-12)
+
+
+def fixed_schedule_sigmas(steps: int) -> list[float]:
+    """The fixed schedule of ``steps`` noise levels from 1 to 0.03 (the paper: 100)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return torch.linspace(1.0, 0.03, steps).tolist()
+
+
+def image_target_on_schedule(
+    model: UNet, image: torch.Tensor, n_samples: int = 2, steps: int = 10, n_noise: int = 4, seed: int = 0
+) -> Target:
+    """The target phi of one image for ``n_samples`` samples, tabulated at the noise levels of the schedule."""
+    if image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[0] != 1):
+        raise ValueError(f"expected one image (C, H, W) or (1, C, H, W), got {tuple(image.shape)}")
+    x = (image if image.ndim == 4 else image[None]).detach().float().to(_dev(model))
+    grid = sorted(fixed_schedule_sigmas(steps))
+    return image_target(model, x, n_per=n_samples, n_noise=n_noise, grid=grid, seed=seed)
+
+
+def masked_sample(
+    model: UNet,
+    target: Target,
+    mean: torch.Tensor,
+    mask: torch.Tensor,
+    steps: int = 10,
+    match_iter: int = 10,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> tuple[torch.Tensor, Diagnostics]:
+    """The fixed-schedule sampler guided by ``target`` on the channels of ``mask`` only (all channels: the
+    target as it is); ``match_iter`` 0 gives the unguided run with the same noise draws."""
+    t = target if bool(mask.bool().all()) else target.masked(mask.bool())
+    return fixed_schedule(
+        model,
+        mean.to(_dev(model)),
+        t,
+        len(target),
+        fixed_schedule_sigmas(steps),
+        lr=lr,
+        max_iter=match_iter,
+        generator=torch.Generator().manual_seed(seed),
+    )

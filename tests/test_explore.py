@@ -1,13 +1,12 @@
-"""The explorers of chapter 5: each view function computes what it shows (checked against the library functions it
-stands on), and each widget builds without a kernel and calls its view when a control changes."""
+"""The explorers of chapter 5 (sdrlib.explore): each view function computes what it shows, checked against the
+library functions it stands on (the measures of sdrlib.claims, the masked sampler of sdrlib.sampling)."""
 
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from sdrlib import analysis, explore, noise, representation, sampling, sparsity, unet
-
-PNG = b"\x89PNG"
+from sdrlib.claims import channels, neighbours
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,8 @@ def test_noise_view_psnr_is_that_of_the_returned_images(model, images):
     x, y, d = res["clean"][None], res["noisy"][None], res["denoised"][None]
     assert isinstance(fig, Figure)
     assert torch.equal(x, images[3:4])
-    assert res["psnr_noisy"] == noise.psnr(y, x).item() and res["psnr_denoised"] == noise.psnr(d, x).item()
+    assert res["psnr_noisy"] == noise.psnr(y, x).item()
+    assert res["psnr_denoised"] == noise.psnr(d, x).item()
     assert torch.equal(y, noise.add_noise(images[3:4], 0.2, torch.Generator().manual_seed(5)))
     with torch.no_grad():
         assert torch.equal(d, model(y))
@@ -49,11 +49,13 @@ def test_noise_view_psnr_is_that_of_the_returned_images(model, images):
 
 def test_noise_view_at_sigma_zero_shows_the_clean_image_as_the_noisy_one(model, images):
     res, _ = explore.noise_view(model, images[0], 0.0)
-    assert torch.equal(res["noisy"], images[0]) and torch.equal(res["phi"], res["phi_clean"])
+    assert torch.equal(res["noisy"], images[0])
+    assert torch.equal(res["phi"], res["phi_clean"])
     a, _ = explore.noise_view(model, images[0], 0.3, seed=1)
     b, _ = explore.noise_view(model, images[0], 0.3, seed=1)
     c, _ = explore.noise_view(model, images[0], 0.3, seed=2)
-    assert torch.equal(a["noisy"], b["noisy"]) and not torch.equal(a["noisy"], c["noisy"])
+    assert torch.equal(a["noisy"], b["noisy"])
+    assert not torch.equal(a["noisy"], c["noisy"])
 
 
 def test_noise_view_refuses_bad_input(model, images):
@@ -72,7 +74,8 @@ def test_channel_view_top_images_are_the_argmax_sorted_ones_and_maps_the_block_m
     res, fig = explore.channel_view(model, images, p, c, k=6, labels=labels)
     assert isinstance(fig, Figure)
     assert torch.equal(res["top"], p[:, c].argsort(descending=True)[:6])
-    assert torch.equal(res["phi"], p[res["top"], c]) and (res["phi"].diff() <= 0).all()
+    assert torch.equal(res["phi"], p[res["top"], c])
+    assert (res["phi"].diff() <= 0).all()
     with torch.no_grad():
         want = model.features(images[res["top"]], ["mid"])["mid"][:, c]
     assert torch.equal(res["maps"], want)
@@ -81,7 +84,8 @@ def test_channel_view_top_images_are_the_argmax_sorted_ones_and_maps_the_block_m
     assert res["frequency"] == sparsity.channel_frequency(p)[c].item()
     lab = labels[res["top"]]
     same = sum(int(lab[i] == lab[j]) for i in range(6) for j in range(6) if i != j)
-    assert res["pair_agreement"] == pytest.approx(same / 30) and res["pair_chance"] == pytest.approx(0.25)
+    assert res["pair_agreement"] == pytest.approx(same / 30)
+    assert res["pair_chance"] == pytest.approx(0.25)
 
 
 def test_channel_maps_at_phis_noise_level_average_to_phi(model, images):
@@ -94,10 +98,10 @@ def test_channel_maps_at_phis_noise_level_average_to_phi(model, images):
     assert torch.allclose(res["maps"].mean(dim=(1, 2)), res["phi"], rtol=1e-5, atol=1e-7)
 
 
-def test_top_label_agreement_is_the_channel_views(model, images, feats, labels):
+def test_channel_views_pair_agreement_is_claims_top_label_agreement(model, images, feats, labels):
     p = feats["phi mid"]
     chans = [0, 5, int(p.std(0).argmax())]
-    got = explore.top_label_agreement(p, labels, chans, 5)
+    got = channels.top_label_agreement(p, labels, chans, 5)
     want = [explore.channel_view(model, images, p, c, 5, labels)[0]["pair_agreement"] for c in chans]
     assert got.tolist() == pytest.approx(want)
 
@@ -126,14 +130,8 @@ def test_channel_order_lists_live_channels_by_frequency_then_dead_ones():
     p[:1, 3] = 1.0  # on 1 of 10; channel 2 is dead
     order = explore.channel_order(p)
     assert [c for _, c in order] == [3, 1, 0, 2]
-    assert "10.0%" in order[0][0] and "dead" in order[-1][0]
-
-
-def test_pair_agreement_and_chance():
-    assert explore.pair_agreement(torch.tensor([1, 1, 1])) == 1.0
-    assert explore.pair_agreement(torch.tensor([0, 1, 2])) == 0.0
-    assert explore.pair_agreement(torch.tensor([0, 0, 1, 1])) == pytest.approx(4 / 12)
-    assert explore.pair_chance(torch.tensor([0, 0, 1, 1])) == pytest.approx(0.5)
+    assert "10.0%" in order[0][0]
+    assert "dead" in order[-1][0]
 
 
 # ------------------------------------------------------------------ neighbours
@@ -144,10 +142,12 @@ def test_neighbour_view_starts_with_the_query_and_ranks_by_standardised_distance
     assert isinstance(fig, Figure)
     for space, key in (("φ mid", "phi mid"), ("pixels", "pixels")):
         idx, dist = res[space], res[f"{space} distance"]
-        assert int(idx[0]) == 7 and dist[0] == 0
+        assert int(idx[0]) == 7
+        assert dist[0] == 0
         z = analysis.standardize(feats[key].double())[0]
         d = torch.cdist(z[7:8], z, compute_mode="donot_use_mm_for_euclid_dist")[0]  # exact: 0 to itself
-        assert torch.equal(idx[1:], d.argsort()[1:6]) and torch.allclose(dist, d[idx])
+        assert torch.equal(idx[1:], d.argsort()[1:6])
+        assert torch.allclose(dist, d[idx])
         assert res[f"{space} same label"] == (labels[idx[1:]] == labels[7]).double().mean().item()
 
 
@@ -159,7 +159,8 @@ def test_neighbour_view_keeps_the_query_first_beside_an_exact_copy(images):
     }
     feats["phi mid"][5] = feats["phi mid"][2]
     res, _ = explore.neighbour_view(feats, base, 5, "mid", k=3)
-    assert res["φ mid"][:2].tolist() == [5, 2] and res["pixels"][:2].tolist() == [5, 2]
+    assert res["φ mid"][:2].tolist() == [5, 2]
+    assert res["pixels"][:2].tolist() == [5, 2]
     res, _ = explore.neighbour_view(feats, base, 2, "mid", k=3)
     assert res["φ mid"][:2].tolist() == [2, 5]
 
@@ -167,7 +168,7 @@ def test_neighbour_view_keeps_the_query_first_beside_an_exact_copy(images):
 def test_neighbour_view_reads_every_block(model, images, feats):
     for b in model.block_names:
         res, _ = explore.neighbour_view(feats, images, 0, b, k=3)
-        order, _ = explore.ranking(feats[f"phi {b}"], 0)
+        order, _ = neighbours.ranking(feats[f"phi {b}"], 0)
         assert torch.equal(res[f"φ {b}"], order[:4])
     with pytest.raises(ValueError, match="no features 'phi out'"):
         explore.neighbour_view(feats, images, 0, "out")
@@ -175,12 +176,10 @@ def test_neighbour_view_reads_every_block(model, images, feats):
         explore.neighbour_view(feats, images, 40, "mid")
 
 
-def test_neighbour_agreement_is_leave_one_out_nearest_label(feats, labels):
-    agree = explore.neighbour_agreement(feats, labels, "mid")
-    z = analysis.standardize(feats["phi mid"].double())[0]
-    d = torch.cdist(z, z)
-    d.fill_diagonal_(float("inf"))
-    assert torch.equal(agree, (labels[d.argmin(1)] == labels).double())
+def test_feature_key_names_a_blocks_phi_and_keeps_other_spaces():
+    assert explore.feature_key("mid") == "phi mid"
+    assert explore.feature_key("phi enc1") == "phi enc1"
+    assert explore.feature_key("pixels") == "pixels"
 
 
 # ------------------------------------------------------------------ masked reconstruction
@@ -188,134 +187,33 @@ def test_neighbour_agreement_is_leave_one_out_nearest_label(feats, labels):
 
 @pytest.fixture(scope="module")
 def target(model, images) -> sampling.Target:
-    return explore.target_for(model, images[0], n_samples=2, steps=3, n_noise=2)
+    return sampling.image_target_on_schedule(model, images[0], n_samples=2, steps=3, n_noise=2)
 
 
-def test_mask_for_every_choice(feats):
-    base = feats["phi mid"]
-    tp = base[0]
-    assert explore.mask_for("all", tp).all()
-    top = explore.mask_for("top-k of the target", tp, k=3)
-    assert top.sum() == 3 and set(torch.nonzero(top).squeeze(1).tolist()) == set(tp.topk(3).indices.tolist())
-    assert torch.equal(explore.mask_for("all but top-k", tp, k=3), ~top)
-    split = sparsity.selectivity_split(sparsity.channel_frequency(base), sparsity.relative_dead(base))
-    assert torch.equal(explore.mask_for("selective only", tp, base), split["selective"])
-    assert torch.equal(explore.mask_for("non-selective only", tp, base), split["non-selective"])
-    with pytest.raises(ValueError, match="unknown mask 'some'"):
-        explore.mask_for("some", tp)
-    with pytest.raises(ValueError, match="base_phi"):
-        explore.mask_for("selective only", tp)
-    with pytest.raises(ValueError, match="k must be"):
-        explore.mask_for("top-k of the target", tp, k=0)
-
-
-def test_mask_all_is_the_unmasked_sampler_bit_for_bit(model, images, target):
+def test_masked_view_shows_the_masked_samplers_guided_and_unguided_runs(model, images, target):
     mean = sampling.mean_image(images)
-    mask = explore.mask_for("all", target.table[0, 0])
+    mask = sampling.channel_mask_for("all", target.table[0, 0])
     res, fig = explore.masked_view(model, images[0], mean, mask, 2, steps=3, match_iter=3, target=target)
-    want, _ = sampling.fixed_schedule(
-        model, mean, target, 2, explore.schedule(3), lr=0.01, max_iter=3, generator=torch.Generator().manual_seed(0)
-    )
-    assert isinstance(fig, Figure) and torch.equal(res["samples"], want)
-    free, _ = sampling.fixed_schedule(
-        model, mean, target, 2, explore.schedule(3), max_iter=0, generator=torch.Generator().manual_seed(0)
-    )
-    assert torch.equal(res["unguided"], free) and not torch.equal(res["samples"], free)
-    assert torch.isnan(res["free_error"]).all() and res["kept"] == target.table.shape[-1]
-
-
-def test_free_channels_are_left_free(model, images, target):
-    mean = sampling.mean_image(images)
-    mask = torch.zeros(target.table.shape[-1], dtype=torch.bool)
-    mask[:5] = True
-    a, _ = explore.masked_sample(model, target, mean, mask, steps=3, match_iter=3)
-    moved = target.table.clone()
-    moved[..., 5:] = moved[..., 5:] * 3 + 1  # another target on the free channels only
-    b, _ = explore.masked_sample(model, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
-    assert torch.equal(a, b)
-    moved[..., :5] += 1  # ... and on the kept ones: the result changes
-    c, _ = explore.masked_sample(model, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
-    assert not torch.equal(a, c)
+    assert isinstance(fig, Figure)
+    guided, _ = sampling.masked_sample(model, target, mean, mask, steps=3, match_iter=3)
+    free, _ = sampling.masked_sample(model, target, mean, mask, steps=3, match_iter=0)
+    assert torch.equal(res["samples"], guided)
+    assert torch.equal(res["unguided"], free)
+    assert not torch.equal(res["samples"], free)
+    assert torch.isnan(res["free_error"]).all()
+    assert res["kept"] == target.table.shape[-1]
 
 
 def test_masked_view_errors_on_kept_and_free_channels(model, images, target):
     mean = sampling.mean_image(images)
     tp = representation.phi(model, images[:1], 0.0)[0]
-    mask = explore.mask_for("top-k of the target", tp, k=4)
+    mask = sampling.channel_mask_for("top-k of the target", tp, k=4)
     res, _ = explore.masked_view(model, images[0], mean, mask, 2, steps=3, match_iter=3, target=target)
     p = representation.phi(model, res["samples"], 0.0)
     for part, m in (("kept_error", mask), ("free_error", ~mask)):
         want = (p - tp)[:, m].norm(dim=1) / tp[m].norm()
         assert torch.allclose(res[part], want)
-    whole = explore.masked_phi_error(p, tp, torch.ones_like(mask))
-    assert torch.allclose(whole, sampling.relative_phi_error(model, res["samples"], tp[None].expand(2, -1)))
     with pytest.raises(ValueError, match="mask must have"):
         explore.masked_view(model, images[0], mean, mask[:3], 2, steps=3, target=target)
     with pytest.raises(ValueError, match="n_samples"):
         explore.masked_view(model, images[0], mean, mask, 3, steps=3, target=target)
-
-
-# ------------------------------------------------------------------ widgets (no kernel)
-
-
-def test_noise_widget_builds_headlessly_and_recomputes_on_change(model, images):
-    import ipywidgets
-
-    ex = explore.noise_widget(model, images, sigma=0.2)
-    assert isinstance(ex.widget, ipywidgets.VBox) and bytes(ex.image.value).startswith(PNG) and ex.calls == 1
-    before = bytes(ex.image.value)
-    ex.controls["sigma"].value = 0.5
-    assert ex.calls == 2 and ex.result["sigma"] == 0.5 and bytes(ex.image.value) != before
-    ex.controls["image"].value = 4
-    assert ex.calls == 3 and torch.equal(ex.result["clean"], images[4]) and "psnr noisy" in ex.text.value
-    assert "application/vnd.jupyter.widget-view+json" in ex._repr_mimebundle_()
-
-
-def test_channel_widget_recomputes_on_change(model, images, feats, labels):
-    p = feats["phi mid"]
-    ex = explore.channel_widget(model, images, p, labels)
-    first = explore.channel_order(p)[0][1]
-    assert ex.result["channel"] == first
-    other = explore.channel_order(p)[1][1]
-    before = bytes(ex.image.value)
-    ex.controls["channel"].value = other
-    assert ex.result["channel"] == other and ex.calls == 2 and bytes(ex.image.value) != before
-    ex.controls["k"].value = 3
-    assert len(ex.result["top"]) == 3
-
-
-def test_neighbour_widget_recomputes_on_change(model, images, feats, labels):
-    ex = explore.neighbour_widget(feats, images, model.block_names, labels)
-    assert ex.result["query"] == 0 and ex.result["block"] == "mid"
-    ex.controls["block"].value = "enc1"
-    assert ex.result["block"] == "enc1" and "φ enc1" in ex.result and ex.calls == 2
-    before = bytes(ex.image.value)
-    ex.controls["query"].value = 9
-    assert int(ex.result["φ enc1"][0]) == 9 and bytes(ex.image.value) != before
-    assert "enc1 same label" in ex.text.value
-
-
-def test_masked_widget_runs_on_its_button_only(model, images, feats):
-    mean = sampling.mean_image(images)
-    ex = explore.masked_widget(model, images, mean, feats["phi mid"], k=4, steps=2, match_iter=2, n_noise=2)
-    assert ex.result is None and ex.calls == 0 and "Run" in ex.text.value
-    ex.controls["mask"].value = "all but top-k"
-    assert ex.calls == 0  # no run on a change
-    ex.controls["run"].click()
-    assert ex.calls == 1 and bytes(ex.image.value).startswith(PNG)
-    assert ex.result["kept"] == feats["phi mid"].shape[1] - 4
-    ex.controls["mask"].value = "top-k of the target"
-    ex.controls["run"].click()
-    assert ex.calls == 2 and ex.result["kept"] == 4
-    start = explore.masked_view(
-        model, images[0], mean, torch.ones(16, dtype=torch.bool), 2, steps=2, match_iter=2, n_noise=2
-    )
-    ex = explore.masked_widget(model, images, mean, feats["phi mid"], initial=start)
-    assert ex.result is start[0] and ex.calls == 0 and bytes(ex.image.value).startswith(PNG)
-
-
-def test_a_refused_value_is_shown_not_raised(model, images, feats):
-    ex = explore.channel_widget(model, images, feats["phi mid"])
-    ex.compute = lambda: explore.channel_view(model, images, feats["phi mid"], 999)
-    ex.update()
-    assert ex.error and "channel must be" in ex.text.value and ex.calls == 1

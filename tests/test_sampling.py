@@ -208,3 +208,112 @@ def test_bad_ascent_config():
         AscentConfig(beta=0)
     with pytest.raises(ValueError, match="sigma_L"):
         AscentConfig(sigma_L=2.0)
+
+
+# ------------------------------------------------------------------ the masked sampler (chapter 5)
+
+
+@pytest.fixture(scope="module")
+def cond_images() -> torch.Tensor:
+    return torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def scheduled_target(tiny, cond_images) -> sampling.Target:
+    return sampling.image_target_on_schedule(tiny, cond_images[0], n_samples=2, steps=3, n_noise=2)
+
+
+def test_fixed_schedule_sigmas_run_from_1_to_0_03():
+    s = sampling.fixed_schedule_sigmas(5)
+    assert len(s) == 5
+    assert s[0] == pytest.approx(1.0)
+    assert s[-1] == pytest.approx(0.03)
+    assert all(a > b for a, b in zip(s, s[1:]))
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        sampling.fixed_schedule_sigmas(0)
+
+
+def test_image_target_on_schedule_is_the_image_target_on_the_schedules_sigmas(tiny, cond_images, scheduled_target):
+    t = scheduled_target
+    assert len(t) == 2
+    assert list(t.sigmas) == sorted(sampling.fixed_schedule_sigmas(3))
+    want = sampling.image_target(tiny, cond_images[:1], n_per=2, n_noise=2, grid=list(t.sigmas))
+    assert torch.equal(t.table, want.table)
+    same = sampling.image_target_on_schedule(tiny, cond_images[:1], n_samples=2, steps=3, n_noise=2)
+    assert torch.equal(same.table, t.table)
+    with pytest.raises(ValueError, match="one image"):
+        sampling.image_target_on_schedule(tiny, cond_images[:2])
+
+
+def test_channel_mask_for_every_choice():
+    base = torch.zeros(20, 6)  # a planted code: frequencies 1, 0.1, dead, 0.5, 0.05, 0.95
+    base[:, 0] = 1.0
+    base[:2, 1] = 1.0
+    base[:10, 3] = 1.0
+    base[:1, 4] = 1.0
+    base[:19, 5] = 1.0
+    tp = torch.tensor([0.5, 0.1, 0.0, 0.9, 0.3, 0.2])
+    assert sampling.channel_mask_for("all", tp).all()
+    top = sampling.channel_mask_for("top-k of the target", tp, k=3)
+    assert torch.nonzero(top).squeeze(1).tolist() == [0, 3, 4]
+    assert torch.equal(sampling.channel_mask_for("all but top-k", tp, k=3), ~top)
+    assert torch.nonzero(sampling.channel_mask_for("selective only", tp, base)).squeeze(1).tolist() == [1, 4]
+    assert torch.nonzero(sampling.channel_mask_for("non-selective only", tp, base)).squeeze(1).tolist() == [0, 5]
+    assert set(sampling.MASK_CHOICES) == {
+        "all",
+        "selective only",
+        "non-selective only",
+        "top-k of the target",
+        "all but top-k",
+    }
+    with pytest.raises(ValueError, match="unknown mask 'some'"):
+        sampling.channel_mask_for("some", tp)
+    with pytest.raises(ValueError, match="base_phi"):
+        sampling.channel_mask_for("selective only", tp)
+    with pytest.raises(ValueError, match="k must be in \\[1, 6\\], got 0"):
+        sampling.channel_mask_for("top-k of the target", tp, k=0)
+
+
+def test_masked_sample_on_every_channel_is_the_unmasked_sampler_bit_for_bit(tiny, cond_images, scheduled_target):
+    mean = sampling.mean_image(cond_images)
+    target = scheduled_target
+    mask = sampling.channel_mask_for("all", target.table[0, 0])
+    guided, _ = sampling.masked_sample(tiny, target, mean, mask, steps=3, match_iter=3)
+    sched = sampling.fixed_schedule_sigmas(3)
+    want, _ = sampling.fixed_schedule(
+        tiny, mean, target, 2, sched, lr=0.01, max_iter=3, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(guided, want)
+    free, _ = sampling.masked_sample(tiny, target, mean, mask, steps=3, match_iter=0)
+    unguided, _ = sampling.fixed_schedule(
+        tiny, mean, target, 2, sched, max_iter=0, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(free, unguided)
+    assert not torch.equal(guided, free)
+
+
+def test_masked_sample_leaves_free_channels_free(tiny, cond_images, scheduled_target):
+    mean = sampling.mean_image(cond_images)
+    target = scheduled_target
+    mask = torch.zeros(target.table.shape[-1], dtype=torch.bool)
+    mask[:5] = True
+    a, _ = sampling.masked_sample(tiny, target, mean, mask, steps=3, match_iter=3)
+    moved = target.table.clone()
+    moved[..., 5:] = moved[..., 5:] * 3 + 1  # another target on the free channels only
+    b, _ = sampling.masked_sample(tiny, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
+    assert torch.equal(a, b)
+    moved[..., :5] += 1  # ... and on the kept ones: the result changes
+    c, _ = sampling.masked_sample(tiny, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
+    assert not torch.equal(a, c)
+
+
+def test_masked_phi_error_on_every_channel_is_the_relative_phi_error(tiny, cond_images):
+    samples = cond_images[1:3]
+    tp = sampling.phi1(tiny, cond_images[:1]).detach()[0]
+    p = sampling.phi1(tiny, samples).detach()
+    whole = sampling.masked_phi_error(p, tp, torch.ones_like(tp, dtype=torch.bool))
+    assert torch.allclose(whole, sampling.relative_phi_error(tiny, samples, tp[None].expand(2, -1)), atol=1e-6)
+    part = torch.zeros_like(tp, dtype=torch.bool)
+    part[:3] = True
+    assert torch.allclose(sampling.masked_phi_error(p, tp, part), (p - tp)[:, :3].norm(dim=1) / tp[:3].norm())
+    assert torch.isnan(sampling.masked_phi_error(p, tp, torch.zeros_like(part))).all()

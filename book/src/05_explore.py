@@ -59,11 +59,12 @@ else:
 #    were matched and on those that were left free.
 #
 # Each explorer is a plain function of `sdrlib.explore` that returns its numbers and a figure; the
-# widgets only call it. The page you are reading shows each function's figure for the default values
-# of the `parameters` cell. In Jupyter or Colab, the cell after each figure shows the explorer
-# itself: sliders, pickers and a button that recompute the figure. A property of each explorer is
-# checked in an assertion cell, on one side of a clear margin, so the chapter fails when it stops
-# holding.
+# widgets of `sdrlib.explore_widgets` only call it, and the measures that the checks use come from
+# `sdrlib.claims` and `sdrlib.sampling`. The page you are reading shows each function's figure for
+# the default values of the `parameters` cell. In Jupyter or Colab, the cell after each figure shows
+# the explorer itself: sliders, pickers and a button that recompute the figure. A property of each
+# explorer is checked in an assertion cell, on one side of a clear margin, so the chapter fails when
+# it stops holding.
 
 # %% tags=["parameters"]
 profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
@@ -106,7 +107,8 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import checkpoints, evaluate, explore, plots, representation, sampling, sparsity, stats
+from sdrlib import checkpoints, evaluate, explore, explore_widgets, plots, representation, sampling, sparsity, stats
+from sdrlib.claims import channels, neighbours
 from sdrlib.utils import pick_device
 
 if "google.colab" in sys.modules:        # Colab shows ipywidgets 8 through its widget manager
@@ -125,7 +127,7 @@ phi_mid = feats["phi mid"]
 order = sparsity.channel_frequency(phi_mid, tau).argsort(descending=True)
 mean = sampling.mean_image(checkpoints.load_data(ck, "train").images)
 test_rows = representation.rows(len(checkpoints.load_data(ck, "test")), n_images, seed)  # phi's
-chance = explore.pair_chance(labels)
+chance = channels.pair_chance(labels)
 print(f"{name}: step {ck.config['step']}, {len(test)} held-out images of "
       f"{ck.config['train']['data']} ({len(classes)} labels), blocks {model.block_names}; "
       f"phi at sigma {sigma} ({n_noise} draws); two images drawn at random share a label with "
@@ -189,7 +191,7 @@ assert torch.equal(zero["noisy"], images[query])
 # for the default values.)
 
 # %% tags=["remove-output", "nbval-ignore-output"]
-explore.noise_widget(model, images, noise_sigma, query, seed, order=order)
+explore_widgets.noise_widget(model, images, noise_sigma, query, seed, order=order)
 
 # %% [markdown]
 # ## 2. Channel
@@ -229,7 +231,7 @@ freq = sparsity.channel_frequency(phi_mid, tau)
 selective = sparsity.most_selective(phi_mid, n_channels, tau)
 frequent = torch.nonzero(live).squeeze(1)[freq[live].argsort(descending=True)[:n_channels]]
 groups = {"selective": selective, "most frequent": frequent}
-agree = {kind: explore.top_label_agreement(phi_mid, labels, chans, n_top)
+agree = {kind: channels.top_label_agreement(phi_mid, labels, chans, n_top)
          for kind, chans in groups.items()}
 agree_ci = {kind: stats.mean_ci(v, n_boot, seed=seed) for kind, v in agree.items()}
 display(Markdown(plots.markdown_table(
@@ -257,8 +259,8 @@ assert torch.allclose(chan_res["maps"].mean(dim=(1, 2)), chan_res["phi"], rtol=1
 # show.
 
 # %% tags=["remove-output", "nbval-ignore-output"]
-explore.channel_widget(model, images, phi_mid, labels, classes, channel0, n_top, tau,
-                       sigma=sigma, n_noise=n_noise, seed=seed, index=test_rows)
+explore_widgets.channel_widget(model, images, phi_mid, labels, classes, channel0, n_top, tau,
+                               sigma=sigma, n_noise=n_noise, seed=seed, index=test_rows)
 
 # %% [markdown]
 # ## 3. Neighbours
@@ -283,7 +285,8 @@ display(fig)
 # pixels, paired over queries.
 
 # %%
-agree_nn = {key: {k: explore.neighbour_agreement(feats, labels, key, k) for k in (1, k_agree)}
+agree_nn = {key: {k: neighbours.neighbour_agreement(feats[explore.feature_key(key)], labels, k)
+                   for k in (1, k_agree)}
             for key in [*model.block_names, "pixels"]}
 display(Markdown(plots.markdown_table(
     [{"space": key if key == "pixels" else f"φ {key}",
@@ -329,8 +332,8 @@ if expected == "holds":
 # **Live.** Pick a query and a block.
 
 # %% tags=["remove-output", "nbval-ignore-output"]
-explore.neighbour_widget(feats, images, model.block_names, labels, classes, query, "mid",
-                         n_neighbours)
+explore_widgets.neighbour_widget(feats, images, model.block_names, labels, classes, query, "mid",
+                                 n_neighbours)
 
 # %% [markdown]
 # ## 4. Masked reconstruction
@@ -361,12 +364,12 @@ explore.neighbour_widget(feats, images, model.block_names, labels, classes, quer
 # paper's.
 
 # %%
-target = explore.target_for(model, images[query], n_samples, n_steps, n_noise_target, seed)
+target = sampling.image_target_on_schedule(model, images[query], n_samples, n_steps, n_noise_target, seed)
 target_phi = representation.phi(model, images[query:query + 1].to(dev), 0.0)[0].cpu()
 views, mask_rows = {}, []
-for choice in explore.MASKS:
+for choice in sampling.MASK_CHOICES:
     t0 = time.perf_counter()
-    m = explore.mask_for(choice, target_phi, phi_mid, mask_k, tau)
+    m = sampling.channel_mask_for(choice, target_phi, phi_mid, mask_k, tau)
     views[choice] = explore.masked_view(model, images[query], mean, m, n_samples, n_steps,
                                         match_iter, match_lr, n_noise_target, seed, target,
                                         title=choice)
@@ -402,8 +405,8 @@ display(Markdown("On the free channels, which nothing pulls towards the target, 
 # **Run** (each run takes a few seconds on a CPU; the explorer starts with the result above).
 
 # %% tags=["remove-output", "nbval-ignore-output"]
-explore.masked_widget(model, images, mean, phi_mid, query, mask, mask_k, n_samples, n_steps,
-                      match_iter, match_lr, n_noise_target, seed, tau, initial=views[mask])
+explore_widgets.masked_widget(model, images, mean, phi_mid, query, mask, mask_k, n_samples, n_steps,
+                              match_iter, match_lr, n_noise_target, seed, tau, initial=views[mask])
 
 # %% [markdown]
 # ## What the explorers do not show
