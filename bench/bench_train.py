@@ -5,11 +5,14 @@ On a CPU: images/s and achieved GFLOP/s of training steps (forward + backward + 
 `small` preset at 32 and 64 px, beside the GFLOP/s of a large sgemm on 1 and 2 threads; the
 printed ratio says how much of the matmul rate the training loop reaches (aim: >= 70 % on 2 threads).
 On a CUDA GPU (``--device cuda``): images/s and model FLOP utilisation (MFU) in bf16 of the `paper`
-preset at 64x64, against the device's bf16 dense peak (``--peak-tflops``, default by device name).
+preset at 64x64, against the device's bf16 dense peak (``--peak-tflops``, default by device name); then the
+same network, size and batch trained end to end by `sdr train`'s own loop (``sdrlib.train.train``: batches
+drawn from a synthetic set held on the device, noise, loss, fused Adam, EMA, log) and its share of the
+model-only rate (``--e2e-steps``; 0 skips it). ``--json PATH`` also writes the figures as JSON.
 
     .venv/bin/python bench/bench_train.py                      # CPU: ~5 minutes on 2 cores, run on a quiet machine
     .venv/bin/python bench/bench_train.py --malloc-ab --steps 20   # + the malloc A/B: ~12 minutes
-    python bench/bench_train.py --device cuda --preset paper --size 64 --batch 256
+    python bench/bench_train.py --device cuda --preset paper --sizes 64 --batch 256 [--compile]
 
 Where the time goes on this 2-core CPU (torch.profiler, `small` at 32 px, 2 threads): about 80 % of a step is
 oneDNN convolutions. Forward convolutions run at 75-110 % of the sgemm rate, their backward (input and weight
@@ -45,7 +48,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 try:
     import resource  # Unix: the kernel's share of the step (page faults)
@@ -55,6 +60,7 @@ except ImportError:  # pragma: no cover - Windows
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sdrlib.train import make_optimizer
 from sdrlib.unet import build
 
 # Dense bf16 peaks (TFLOP/s, without sparsity) of common accelerators, for the MFU denominator.
@@ -76,9 +82,10 @@ def time_training(
     """Images/s and achieved FLOP/s of `steps` timed Adam steps (after warm-up) at the given size."""
     torch.manual_seed(0)
     model = build(preset, in_channels=channels).to(device).to(memory_format=torch.channels_last)
+    model.check_finite = False  # as `sdr train` runs it: no read-back of the input at every step
     x = torch.rand(batch, channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
     fl = flops_per_step(model, x)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = make_optimizer(model, 1e-4, device)  # the training loop's Adam (fused on CUDA)
     step_model = torch.compile(model) if compile_ else model
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
 
@@ -109,6 +116,48 @@ def time_training(
         sys_s, user_s = r1.ru_stime - r0.ru_stime, r1.ru_utime - r0.ru_utime
         kernel = sys_s / max(sys_s + user_s, 1e-9)
     return {"img_per_s": batch / dt, "flop_per_s": fl / dt, "flops_per_image": fl / batch, "kernel": kernel}
+
+
+E2E_DATA = {3: "shapes", 1: "ovals"}  # synthetic sets (nothing to download) by number of image channels
+
+
+def time_train_loop(
+    preset: str, size: int, batch: int, channels: int, device: str, steps: int, bf16: bool, compile_: bool
+) -> dict:
+    """Images/s of `sdr train`'s own loop at the same preset, size and batch (EMA on, as the recipes train),
+    over its log lines after a warm-up of 50 steps (compilation and the first evaluation fall before it)."""
+    from sdrlib.checkpoints import read_log
+    from sdrlib.train import TrainConfig, train
+
+    if channels not in E2E_DATA:
+        raise ValueError(f"the end-to-end run needs 1 or 3 image channels (data {E2E_DATA}), got {channels}")
+    every, warm = 25, 50
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(
+            preset=preset,
+            data=E2E_DATA[channels],
+            size=size,
+            batch=batch,
+            lr=1e-4,
+            ema=0.999,
+            steps=warm + every * max(steps // every, 2),
+            log_every=every,
+            eval_every=10**9,
+            ckpt_every=10**9,
+            n_eval=64,
+            bf16=bf16,
+            compile=compile_,
+            device=device,
+            progress=False,
+            out=str(Path(tmp) / "run"),
+        )
+        t0 = time.perf_counter()
+        train(cfg)
+        wall = time.perf_counter() - t0
+        log = [r for r in read_log(cfg.out) if "loss" in r and r["step"] >= warm]
+    first, last = log[0], log[-1]
+    rate = (last["step"] - first["step"]) * batch / max(last["elapsed_s"] - first["elapsed_s"], 1e-9)
+    return {"img_per_s": rate, "steps": cfg.steps, "timed_steps": last["step"] - first["step"], "wall_s": wall}
 
 
 def sgemm_rate(threads: int, n: int = 2048, reps: int = 10) -> float:
@@ -176,18 +225,33 @@ def malloc_ab(a: argparse.Namespace, gemm2: float) -> None:
         )
 
 
-def cuda_report(a: argparse.Namespace) -> None:
-    """The GPU line: bf16 training throughput and MFU of the chosen preset."""
+def cuda_report(a: argparse.Namespace) -> list[dict]:
+    """The GPU lines: bf16 training throughput and MFU of the chosen preset, model only and in `sdr train`."""
     name = torch.cuda.get_device_name()
     peak = a.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+    preset, rows = a.preset or "paper", []
     for size in a.sizes:
-        r = time_training(a.preset or "paper", size, a.batch, a.channels, "cuda", a.steps, True, a.compile)
-        mfu = f"{r['flop_per_s'] / (peak * 1e12):.1%}" if peak else "unknown peak"
+        r = time_training(preset, size, a.batch, a.channels, "cuda", a.steps, True, a.compile)
+        mfu = r["flop_per_s"] / (peak * 1e12) if peak else None
         print(
-            f"{name}: {a.preset or 'paper'} at {size}x{size}, batch {a.batch}, bf16"
-            f"{' compiled' if a.compile else ''}: {r['img_per_s']:.0f} img/s, "
-            f"{r['flop_per_s'] / 1e12:.1f} TFLOP/s, MFU {mfu} of {peak} TFLOP/s"
+            f"{name}: {preset} at {size}x{size}, batch {a.batch}, bf16{' compiled' if a.compile else ''}: "
+            f"model only {r['img_per_s']:.0f} img/s, {r['flop_per_s'] / 1e12:.1f} TFLOP/s, "
+            f"MFU {f'{mfu:.1%}' if mfu is not None else 'unknown peak'} of {peak} TFLOP/s"
         )
+        row = {"gpu": name, "preset": preset, "size": size, "batch": a.batch, "channels": a.channels, "bf16": True}
+        row |= {"compiled": a.compile, "peak_tflops": peak, "model_only": {**r, "mfu": mfu}}
+        if a.e2e_steps:
+            e = time_train_loop(preset, size, a.batch, a.channels, "cuda", a.e2e_steps, True, a.compile)
+            e["share_of_model_only"] = e["img_per_s"] / r["img_per_s"]
+            e["mfu"] = mfu * e["share_of_model_only"] if mfu is not None else None
+            print(
+                f"{name}: sdr train's loop, same set-up: {e['img_per_s']:.0f} img/s "
+                f"= {e['share_of_model_only']:.1%} of model only ({e['timed_steps']} timed steps, {e['wall_s']:.0f} s "
+                "in all)"
+            )
+            row["train_loop"] = e
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -201,6 +265,13 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="CUDA: torch.compile the model")
     p.add_argument("--peak-tflops", type=float, default=None, help="CUDA: the device's dense bf16 peak")
     p.add_argument(
+        "--e2e-steps",
+        type=int,
+        default=None,
+        help="CUDA: timed steps of sdr train's own loop beside the model-only figure (default 400; 0: skip)",
+    )
+    p.add_argument("--json", default=None, metavar="PATH", help="CUDA: also write the figures to this JSON file")
+    p.add_argument(
         "--malloc-ab",
         action="store_true",
         help=f"CPU: also measure 2-thread training with GLIBC_TUNABLES={HUGEPAGES}, interleaved with the default",
@@ -212,12 +283,18 @@ def main() -> None:
     a.sizes = a.sizes or ([64] if gpu else [32, 64])
     a.batch = a.batch or (256 if gpu else 64)
     a.steps = a.steps or (50 if gpu else 30)
+    a.e2e_steps = a.e2e_steps if a.e2e_steps is not None else 400
     if a.child:  # one measurement for malloc_ab, as a JSON line
         torch.set_num_threads(2)
         r = time_training(a.preset or "small", a.child, a.batch, a.channels, "cpu", a.steps, False, False)
         print(json.dumps(r))
         return
-    (cuda_report if gpu else cpu_report)(a)
+    if not gpu:
+        cpu_report(a)
+        return
+    rows = cuda_report(a)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from . import utils
+
 LAWS = ("uniform", "sqrt-uniform")
 
 
@@ -35,11 +37,12 @@ def sample_sigma(
     lo: float = 0.0,
     hi: float = 1.0,
     generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Draw n training noise levels from the named law over [lo, hi] (SPEC 1, "noise levels")."""
+    """Draw n training noise levels from the named law over [lo, hi] (SPEC 1, "noise levels"), drawn on the
+    generator's device and returned on ``device`` (None: the generator's)."""
     check_range(lo, hi)
-    u = torch.rand(n, generator=generator, device=device)
+    u = utils.rand(n, generator, device)
     if law == "uniform":
         return lo + (hi - lo) * u
     if law == "sqrt-uniform":
@@ -59,12 +62,13 @@ def law_cdf(s: torch.Tensor, law: str, lo: float, hi: float) -> torch.Tensor:
 
 
 def add_noise(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """y = x + sigma * z with z standard normal; sigma a scalar or one value per image."""
+    """y = x + sigma * z with z standard normal; sigma a scalar or one value per image. z is drawn on the
+    generator's device (the CPU for a CPU generator) and moved to x's: the same seed, the same noise anywhere."""
     check_sigma(sigma)
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if s.ndim == 1:
         s = s.view(-1, *([1] * (x.ndim - 1)))
-    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    z = utils.randn(x.shape, generator, x.device, x.dtype)
     return x + s * z
 
 

@@ -38,7 +38,7 @@ def noise_for(index: torch.Tensor, shape: Sequence[int], n_noise: int, seed: int
     depend only on (seed, i), so any subset of a result can be recomputed, and every sigma reuses them."""
     return torch.stack(
         [
-            torch.randn((n_noise, *shape), generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
+            utils.randn((n_noise, *shape), torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
             for i in index.tolist()
         ],
         dim=1,
@@ -70,11 +70,11 @@ def phi_blocks(
     model.eval()
     sums: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
     for i in tqdm(range(0, images.shape[0], batch), disable=not progress, desc=f"phi sigma={sigma:.3g}", leave=False):
-        x = images[i : i + batch]
-        z = noise_for(index[i : i + batch], x.shape[1:], draws, seed) if sigma > 0 else None
+        x = images[i : i + batch].to(dev)
+        z = noise_for(index[i : i + batch], x.shape[1:], draws, seed).to(dev) if sigma > 0 else None
         acc: dict[str, torch.Tensor] = {}
         for d in range(draws):
-            y = (x + sigma * z[d] if z is not None else x).to(dev).contiguous(memory_format=torch.channels_last)
+            y = (x + sigma * z[d] if z is not None else x).contiguous(memory_format=torch.channels_last)
             for b, m in block_means(model, y, blocks).items():
                 acc[b] = acc[b] + m if b in acc else m
         for b in blocks:

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import sparsity
+from . import sparsity, utils
 from .representation import phi as phi_sigma
 from .unet import UNet
 
@@ -282,7 +282,7 @@ def ascent(
     dev = _dev(model)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     shape = (n, *mean.shape[-3:])
-    y = (mean.expand(shape) + cfg.sigma0 * torch.randn(shape, generator=gen)).to(dev)
+    y = mean.to(dev).expand(shape) + cfg.sigma0 * utils.randn(shape, gen, dev)
     active = torch.ones(n, dtype=torch.bool, device=dev)
     used = torch.zeros(n, dtype=torch.long)
     hist: dict[str, list[torch.Tensor]] = {"sigma": [], "before": [], "after": [], "iters": []}
@@ -297,7 +297,7 @@ def ascent(
         if not active.any():
             break
         gamma = s * math.sqrt(max((1 - cfg.beta * h) ** 2 - (1 - h) ** 2, 0.0))
-        z = torch.randn(shape, generator=gen).to(dev)
+        z = utils.randn(shape, gen, dev)
         upd = y - h * f + gamma.view(-1, 1, 1, 1) * z
         if target is not None:
             idx = active.nonzero().squeeze(1)
@@ -374,7 +374,7 @@ def fixed_schedule(
     x = mean.expand(shape).clone().to(dev)
     sig_eff, before, after, iters = [], [], [], []
     for s in tqdm(sched, disable=not progress, desc="self-guided", leave=False):
-        y = x + s * torch.randn(shape, generator=gen).to(dev)
+        y = x + s * utils.randn(shape, gen, dev)
         r = phi_match(
             model, y, target(torch.full((n,), float(s))).to(dev), lr, max_iter, rel_tol, target.mask, phi_fn=phi_fn
         )

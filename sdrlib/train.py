@@ -177,24 +177,55 @@ def data_kwargs(cfg: TrainConfig) -> dict:
 
 
 def draw_batch(
-    x, cfg: TrainConfig, gen: torch.Generator, dd: distributed.Dist, gen_dev: torch.Generator | None = None
+    x: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    dd: distributed.Dist,
+    gen_dev: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One training batch (SPEC 1): the global batch's randomness drawn alike on every rank (image indices,
-    flips, sigma from the law, then the noise z), and this rank's shard: clean x, noisy y = x + sigma z, sigma."""
-    idx = torch.randint(0, x.shape[0], (cfg.batch,), generator=gen)
-    flip = torch.rand(cfg.batch, generator=gen) < 0.5 if cfg.hflip else None
+    flips, sigma from the law, then the noise z), and this rank's shard: clean x, noisy y = x + sigma z, sigma.
+
+    Indices, flips and sigma come from the CPU generator ``gen``; z from ``gen_dev`` (a generator on the
+    training device, for speed on CUDA) when given, else from ``gen``. Each is drawn on its generator's device
+    and moved to the training device without waiting for it; ``x`` may sit on the CPU or on the device."""
+    idx = utils.randint(0, x.shape[0], (cfg.batch,), gen)
+    flip = utils.rand(cfg.batch, gen) < 0.5 if cfg.hflip else None
     sigma = noise.sample_sigma(cfg.batch, cfg.sigma_law, cfg.sigma_min, cfg.sigma_max, gen)
-    shape = (cfg.batch, *x.shape[1:])
-    z = (
-        torch.randn(shape, generator=gen_dev, device=dd.device)
-        if gen_dev is not None
-        else torch.randn(shape, generator=gen)
-    )
-    xb = x[dd.shard(idx)].to(dd.device)
+    z = utils.randn((cfg.batch, *x.shape[1:]), gen_dev if gen_dev is not None else gen)
+    xb = utils.move(x[utils.move(dd.shard(idx), _where(x))], dd.device)
     if flip is not None:
-        xb = torch.where(dd.shard(flip).to(dd.device).view(-1, 1, 1, 1), xb.flip(-1), xb)
-    sigma = dd.shard(sigma).to(dd.device)
-    return xb, xb + sigma.view(-1, 1, 1, 1) * dd.shard(z).to(dd.device), sigma
+        xb = torch.where(utils.move(dd.shard(flip), dd.device).view(-1, 1, 1, 1), xb.flip(-1), xb)
+    sigma = utils.move(dd.shard(sigma), dd.device)
+    return xb, xb + sigma.view(-1, 1, 1, 1) * utils.move(dd.shard(z), dd.device), sigma
+
+
+def _where(x: torch.Tensor) -> torch.device:
+    """The device a training set's batches are indexed on (a tensor's own; the CPU for a uint8 store)."""
+    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+
+
+def resident(x: torch.Tensor, device: torch.device, share: float = 0.25) -> torch.Tensor:
+    """The training set on the training device when it is a tensor taking at most ``share`` of the device's free
+    memory (CUDA), so that batches are indexed there; otherwise (CPU, MPS, a uint8 store, too large) as it is."""
+    if device.type != "cuda" or not isinstance(x, torch.Tensor) or x.device == device:
+        return x
+    free, _ = torch.cuda.mem_get_info(device)
+    return x.to(device) if x.numel() * x.element_size() <= share * free else x
+
+
+def batch_loss(x_hat: torch.Tensor, xb: torch.Tensor, sigma: torch.Tensor, weighted: bool) -> torch.Tensor:
+    """The training loss of one batch (SPEC 1): the mean over images of the (1/sigma^2-weighted, when
+    ``weighted``) mean squared error of x_hat against x, in float32 whatever the network's autocast dtype."""
+    per = (x_hat.float() - xb).pow(2).flatten(1).mean(1)
+    return (per * noise.loss_weights(sigma, weighted)).mean()
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device | str) -> torch.optim.Adam:
+    """Adam over the model's parameters: the fused kernel on CUDA, the multi-tensor (foreach) one elsewhere (on
+    the CPU the same numbers as the per-tensor loop, bit for bit)."""
+    kind = {"fused": True} if torch.device(device).type == "cuda" else {"foreach": True}
+    return torch.optim.Adam(model.parameters(), lr=lr, **kind)
 
 
 def _data(cfg: TrainConfig) -> tuple[data.ImageSet, torch.Tensor, dict, list[str]]:
@@ -283,9 +314,10 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, co
     if cfg.batch % dd.world:
         raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({dd.world})")
     train_set, eval_x, fingerprint, held_out = _data(cfg)
-    x = train_set.images
+    x = resident(train_set.images, dd.device)
     model = make_model(cfg, x.shape[1]).to(dd.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model.check_finite = False  # its inputs are x + sigma z of checked data; the check would wait for the device
+    opt = make_optimizer(model, cfg.lr, dd.device)
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     gen_dev = torch.Generator(device=dd.device).manual_seed(cfg.seed + 1) if dd.device.type == "cuda" else None
     step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
@@ -308,6 +340,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, co
         raise FileExistsError(f"{out} already holds a checkpoint; pass resume=True (--resume) or choose another --out")
     if cfg.channels_last and dd.device.type != "mps":
         model = model.to(memory_format=torch.channels_last)
+    if ema is not None:
+        ema = trainstate.ema_like(ema, model)
     net = dd.wrap(model)
     if cfg.compile:
         net = torch.compile(net)
@@ -359,7 +393,10 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, co
         dynamic_ncols=True,
     )
     last_stop = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
-    t0, c0, run_loss, run_n = time.perf_counter() - elapsed, time.process_time() - cpu, 0.0, 0
+    t0, c0, run_n = time.perf_counter() - elapsed, time.process_time() - cpu, 0
+    # the losses since the last log line, summed on the device (float64 where it exists: the sum of the
+    # per-step values in double, as a Python float would give) and read only when a line is written
+    run_loss = torch.zeros((), dtype=torch.float32 if dd.device.type == "mps" else torch.float64, device=dd.device)
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if cfg.bf16 and dd.device.type == "cuda"
@@ -378,8 +415,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, co
                 y = y.contiguous(memory_format=torch.channels_last)
             with amp:
                 x_hat = net(y)
-            per = (x_hat.float() - xb).pow(2).flatten(1).mean(1)
-            loss = (per * noise.loss_weights(sigma, cfg.weighted)).mean()
+            loss = batch_loss(x_hat, xb, sigma, cfg.weighted)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -387,9 +423,10 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, co
                 trainstate.update_ema(ema, model, trainstate.ema_decay(cfg.ema, step))
             step += 1
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-            run_loss, run_n = run_loss + loss.item(), run_n + 1
+            run_loss += loss.detach()
+            run_n += 1
             if step % cfg.log_every == 0 or step == last_stop:
-                mean_loss = dd.mean(run_loss / run_n)
+                mean_loss = dd.mean(run_loss.item() / run_n)
                 log.append(
                     {
                         "step": step,
@@ -401,7 +438,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, co
                     }
                 )
                 bar.set_postfix(loss=f"{mean_loss:.2e}")
-                run_loss, run_n = 0.0, 0
+                run_loss.zero_()
+                run_n = 0
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 evaluate()
             if step in cfg.snapshots or (cfg.snapshot_every and step % cfg.snapshot_every == 0):

@@ -171,6 +171,11 @@ def _stack(cin: int, cout: int, n: int, cfg: UNetConfig, first_norm: bool = True
 class UNet(nn.Module):
     """Blind UNet x_hat(y) of SPEC section 1; fully convolutional on sizes divisible by 2**levels."""
 
+    # Whether check_input also refuses NaN or infinite pixels. That check reads a value back from the device
+    # (a wait on a GPU, a graph break under torch.compile); the training loop, whose inputs are x + sigma z of
+    # checked data, turns it off on its own model.
+    check_finite: bool = True
+
     def __init__(self, cfg: UNetConfig):
         super().__init__()
         self.cfg = cfg
@@ -206,7 +211,8 @@ class UNet(nn.Module):
         return [f"enc{i + 1}" for i in range(L)] + ["mid"] + [f"dec{i}" for i in range(L, 0, -1)]
 
     def check_input(self, y: torch.Tensor) -> None:
-        """Raise ValueError unless y is (N, in_channels, H, W) with H, W divisible by 2**levels and finite."""
+        """Raise ValueError unless y is (N, in_channels, H, W) with H, W divisible by 2**levels (and finite, unless
+        ``check_finite`` is off)."""
         c, k = self.cfg.in_channels, 2**self.cfg.levels
         if not isinstance(y, torch.Tensor) or y.ndim != 4:
             shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
@@ -218,6 +224,8 @@ class UNet(nn.Module):
         h, w = y.shape[-2:]
         if h % k or w % k or h < k or w < k:
             raise ValueError(f"image size {h}x{w} must be a positive multiple of {k} (2**{self.cfg.levels} levels)")
+        if not self.check_finite:
+            return
         bad = ~torch.isfinite(y)
         if bad.any():
             raise ValueError(

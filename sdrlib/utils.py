@@ -1,5 +1,11 @@
-"""Small helpers every module shares: device choice, the cache directory, the one atomic-write
-helper, and dataclass <-> dict with one rule for unknown keys."""
+"""Small helpers every module shares: device choice, the one rule of random draws across devices, the cache
+directory, the one atomic-write helper, and dataclass <-> dict with one rule for unknown keys.
+
+Random draws: a draw is made on its generator's device and the numbers are then moved to where they are used:
+``randn(shape, generator, device)`` and its siblings. The library's generators live on the CPU (the one
+exception: the training loop's noise generator on CUDA, for speed), so a seed gives the same numbers whatever
+device uses them (the held-out noise of a CUDA run is the CPU run's); torch refuses a CPU generator for a
+draw asked on CUDA. A CPU generator may still draw directly with torch on the CPU (no ``device=``)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import json
 import os
 import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -25,6 +31,63 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where a generator draws: its own device (the CPU for None, torch's default generator)."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def move(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """``t`` on ``device`` (None: where it is); a copy to an accelerator does not wait for the device."""
+    if device is None:
+        return t
+    device = torch.device(device)
+    return t.to(device, non_blocking=device.type != "cpu")
+
+
+def randn(
+    shape: Sequence[int] | int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Standard normal numbers drawn on the generator's device, returned on ``device`` (None: the generator's)."""
+    return move(torch.randn(_shape(shape), generator=generator, device=draw_device(generator), dtype=dtype), device)
+
+
+def rand(
+    shape: Sequence[int] | int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Uniform [0, 1) numbers drawn on the generator's device, returned on ``device`` (None: the generator's)."""
+    return move(torch.rand(_shape(shape), generator=generator, device=draw_device(generator), dtype=dtype), device)
+
+
+def randint(
+    low: int,
+    high: int,
+    shape: Sequence[int] | int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Integers in [low, high) drawn on the generator's device, returned on ``device`` (None: the generator's)."""
+    if high <= low:
+        raise ValueError(f"randint needs low < high, got low={low}, high={high}")
+    return move(torch.randint(low, high, _shape(shape), generator=generator, device=draw_device(generator)), device)
+
+
+def randperm(
+    n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """A random permutation of 0..n-1 drawn on the generator's device, returned on ``device``."""
+    return move(torch.randperm(n, generator=generator, device=draw_device(generator)), device)
+
+
+def _shape(shape: Sequence[int] | int) -> tuple[int, ...]:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
 
 
 def cache_dir(*sub: str) -> Path:
