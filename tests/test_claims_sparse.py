@@ -126,3 +126,15 @@ def test_weighted_contrast_equals_the_resampled_pairs(codes):
     same, other = lab[:, None] == lab[None, :], idx[:, None] != idx[None, :]
     direct = (sub[same & other].mean() - sub[~same].mean()).item()
     assert sparse._support_contrast(j, labels, idx) == pytest.approx(direct, abs=1e-6)
+
+
+def test_purity_of_top_images_is_high_for_selective_channels(codes):
+    """On the planted code the most variable channels are the class-specific ones: their top images share a label;
+    the least variable ones (on for every image) do not beyond chance."""
+    labels, code, _, controls = codes
+    (row,) = sparse.purity_table({"planted": code}, labels, k=8, share=0.15)  # 14 of 96: fewer than the 16 shared
+    assert row["top images' purity, most variable"] > 0.9
+    assert row["least variable"] < 0.3
+    assert row["chance"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="share"):
+        sparse.purity_table({"planted": code}, labels, share=0.9)

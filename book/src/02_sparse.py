@@ -222,6 +222,19 @@ for name in refs:
                            title=f"{name}: one population of channels or two?")
 
 # %% [markdown]
+# Beside the test, what the paper means by *selective*: a channel tied to specific content. For the quarter of
+# live channels with the highest coefficient of variation and the quarter with the lowest, the label purity of
+# each channel's `n_top` top-activating images (the share of their pairs that have one label), against the
+# chance that two random images share a label; for the trained network and each untrained one.
+
+# %%
+for name in refs:
+    phis = {"trained": feats[name]["phi mid"], **{f"untrained, seed {s}": c
+                                                 for s, c in zip(control_seeds, controls[name])}}
+    display(Markdown(f"**{name}**\n\n" + plots.markdown_table(
+        claims.purity_table(phis, images[name].labels, n_top, rel=rel_dead), floatfmt=".3f")))
+
+# %% [markdown]
 # ## What a selective channel likes
 #
 # Left: the middle block's activation maps (clean input) for the six channels with the largest $\phi$ on

@@ -332,3 +332,32 @@ def network_table(runs: dict[str, torch.Tensor], labels: torch.Tensor, rel: floa
         {"network": name, "dead": int(sparsity.relative_dead(p, rel).sum()), **point_values(p, labels, rel)}
         for name, p in runs.items()
     ]
+
+
+def purity_table(
+    phis: dict[str, torch.Tensor], labels: torch.Tensor, k: int = 8, share: float = 0.25, rel: float = 0.01
+) -> list[dict]:
+    """Beside claim 2: for each network, the label purity of the k top images (share of their pairs with one
+    label) of its most variable channels (top ``share`` of live channels by coefficient of variation) and of its
+    least variable ones, against the chance that two random images share a label. If high-CV channels are the
+    paper's selective ones, tied to content, their top images share a label more often."""
+    from .channels import pair_chance, top_label_agreement
+
+    if not 0 < share <= 0.5:
+        raise ValueError(f"share must be in (0, 0.5], got {share}")
+    rows = []
+    for name, p in phis.items():
+        live = torch.nonzero(~sparsity.relative_dead(p, rel)).squeeze(1)
+        order = live[sparsity.log_cv(p[:, live], torch.ones(len(live), dtype=torch.bool)).argsort(descending=True)]
+        m = max(1, round(share * len(live)))
+        high, low = (top_label_agreement(p, labels, ch, k).mean().item() for ch in (order[:m], order[-m:]))
+        rows.append(
+            {
+                "network": name,
+                "channels per group": m,
+                "top images' purity, most variable": high,
+                "least variable": low,
+                "chance": pair_chance(labels),
+            }
+        )
+    return rows
