@@ -73,6 +73,7 @@ n_test = 1000                    # held-out queries
 sigma = 0.196                    # noise level of phi: the paper's 50/255
 n_noise = 20                     # noise draws averaged per image (the paper: 20)
 k = 10
+control_seeds = [0, 1, 2]        # untrained control networks of claim 4 (0: the features' own untrained twin)
 texture_stats = True             # textures: add the Portilla-Simoncelli statistics as a baseline
 cluster_multiples = [1, 2, 10]   # k-means with this many times as many clusters as labels
 cluster_keys = ["phi mid", "untrained phi mid", "pixels", "colour stats", "texture stats", "phi dec3", "phi enc3"]
@@ -105,6 +106,7 @@ import torch
 from IPython.display import Markdown, display
 
 from sdrlib import analysis, checkpoints, plots, representation, stats, verdicts
+from sdrlib.claims import distances as distance_claims
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
@@ -406,19 +408,30 @@ for name in refs:
 # %% [markdown]
 # ## What this chapter claims, checked
 #
-# **Claim 4**: the middle block's distances are semantic, i.e. its `k`-NN agreement beats the better of its
-# two controls (raw pixels, the untrained middle block), paired over queries. **The paper's choice of
-# block**: the middle block beats every other block of the same network. Verdicts follow from where the
-# 95 % interval of the difference lies, and are collected on the {doc}`verdicts` page.
+# **Claim 4**: the middle block's distances are semantic. Stated before measuring (`sdrlib.claims.catalogue`):
+# its `k`-NN agreement must beat the **best of every cheap control** this chapter measures (raw pixels, colour
+# statistics, texture statistics where computed, and untrained networks of the same architecture, one per
+# seed in `control_seeds`) by at least 0.02, paired over queries; the best control is chosen anew in every
+# resample, and the interval resamples the trained networks, the untrained networks, then the queries. **The
+# paper's choice of block**: the middle block beats every other block of the same network (paired over queries,
+# still the chapter's single-interval rule). Verdicts are collected on the {doc}`verdicts` page.
 
 # %%
-verdict_rows = []
-for name in refs:
+res4, verdict_rows = {}, []
+for name, ck in refs.items():
     expect = checkpoints.references().get(name, {}).get("expect", {})
-    mid = knn[name]["phi mid"]["agreement"]
-    ctrl = max(("pixels", "untrained phi mid"), key=lambda c: knn[name][c]["agreement"].mean().item())
-    d = pairs[(name, ctrl)]
-    verdict_rows.append(verdicts.record("distances", name, d, stats.verdict(d), expected=expect.get("distances")))
+    labels = (train_i[name].labels, test_i[name].labels)
+    controls = {key: [knn[name][key]["agreement"]] for key in ("pixels", "colour stats", "texture stats")
+                if key in knn[name]}
+    controls["untrained phi mid"] = distance_claims.untrained_agreements(
+        ck, control_seeds, *labels, n_train, n_test, sigma, n_noise, k, seed, cache,
+        seed0=(train_f[name]["untrained phi mid"], test_f[name]["untrained phi mid"]))
+    runs = {run: run for run in checkpoints.trained_networks(name)[1:]}
+    trained = [knn[name]["phi mid"]["agreement"], *distance_claims.run_agreements(
+        runs, *labels, n_train, n_test, sigma, n_noise, k, seed, cache, dev)]
+    res4[name] = distance_claims.distances_claim(trained, controls, n_boot, seed)
+    display(Markdown(f"**{name}**: claim 4's controls\n\n" + plots.markdown_table(res4[name].measures)))
+    verdict_rows.append(verdicts.record_result(res4[name], name, expected=expect.get("distances")))
     blocks = [c for c in knn[name] if c.startswith("phi ") and c != "phi mid"]
     best = max(blocks, key=lambda c: knn[name][c]["agreement"].mean().item())
     d = pairs[(name, best)]
