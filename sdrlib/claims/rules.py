@@ -63,14 +63,15 @@ class Result:
         return deciding(self.parts)
 
     def rows(self, fmt: str = ".3f") -> list[dict]:
-        """One row per part: its effect [interval], smallest effect that counts, p-value and word."""
+        """One row per part: its effect [interval], the smallest effect that counts, the p-value of "the effect is at
+        most that size", and its word."""
         return [
             {
                 "claim": self.claim,
                 "part": p.name,
                 "effect [95 % CI]": p.effect.fmt(fmt),
                 "counts from": p.min_effect,
-                "p (effect <= 0)": "" if p.effect.p is None else f"{p.effect.p:.4f}",
+                "p (effect <= counts from)": "" if p.effect.p is None else f"{p.effect.p:.4f}",
                 "word": p.verdict,
                 "networks (trained, control)": f"{self.n_trained}, {self.n_control}",
             }
