@@ -102,7 +102,8 @@ def scoreboard(references: list[str], history: dict[str, dict[str, str]] | None 
     for c in CLAIMS:
         cells = [_cell(c.chapter, c.key, r, "verdict") for r in references]
         cells += [history[h].get(c.key, "not tested") for h in history]
-        lines.append(f"| {c.claim} | " + " | ".join(cells) + " |")
+        number = c.claim.split(". ")[0] + ". " if ". " in c.claim else ""  # "1. " of "1. phi is sparse: ..."
+        lines.append(f"| {number}{c.key} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -10,10 +10,10 @@ from sdrlib.claims import catalogue
 def test_scoreboard_pastes_each_reference_and_prints_history():
     lines = verdicts.scoreboard(["ref-a"], {"old": {"sparsity": "fails"}})
     assert lines[0] == "| claim | `ref-a` | `old` (retired) |"
-    row = next(r for r in lines if r.startswith(f"| {catalogue.BY_KEY['sparsity'].claim} |"))
+    row = next(r for r in lines if r.startswith("| 1. sparsity |"))  # the claim's number and key: a narrow column
     assert verdicts.glue_key("sparsity", "ref-a", "verdict") in row
     assert row.endswith("| fails |")
-    denoiser = next(r for r in lines if r.startswith(f"| {catalogue.BY_KEY['denoiser'].claim} |"))
+    denoiser = next(r for r in lines if r.startswith("| denoiser |"))
     assert denoiser.endswith("| not tested |")  # a claim the retired reference's history does not name
 
 
