@@ -5,30 +5,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sdrlib import analysis, explore, noise, representation, sampling, sparsity, unet
+from sdrlib import analysis, explore, noise, representation, sampling, sparsity
 from sdrlib.claims import channels, neighbours
-
-
-@pytest.fixture(scope="module")
-def model() -> unet.UNet:
-    torch.manual_seed(0)
-    return unet.build("tiny").eval()
-
-
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(1))
-
-
-@pytest.fixture(scope="module")
-def labels() -> torch.Tensor:
-    return torch.arange(40) % 4
-
-
-@pytest.fixture(scope="module")
-def feats(model, images) -> dict:
-    return representation.features(model, images, sigma=0.1, n_noise=2)
-
 
 # ------------------------------------------------------------------ noise level
 

@@ -1,33 +1,11 @@
 """The widgets of chapter 5 (sdrlib.explore_widgets): each builds without a kernel and calls its view when a
 control changes (or, for the slow masked explorer, when its button is pressed)."""
 
-import pytest
 import torch
 
-from sdrlib import explore, explore_widgets, representation, sampling, unet
+from sdrlib import explore, explore_widgets, sampling
 
 PNG = b"\x89PNG"
-
-
-@pytest.fixture(scope="module")
-def model() -> unet.UNet:
-    torch.manual_seed(0)
-    return unet.build("tiny").eval()
-
-
-@pytest.fixture(scope="module")
-def images() -> torch.Tensor:
-    return torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(1))
-
-
-@pytest.fixture(scope="module")
-def labels() -> torch.Tensor:
-    return torch.arange(40) % 4
-
-
-@pytest.fixture(scope="module")
-def feats(model, images) -> dict:
-    return representation.features(model, images, sigma=0.1, n_noise=2)
 
 
 def test_noise_widget_builds_headlessly_and_recomputes_on_change(model, images):
