@@ -297,15 +297,10 @@ diff_nn = {k: stats.paired_diff_ci(agree_nn["mid"][k], agree_nn["pixels"][k], n_
            for k in (1, k_agree)}
 
 
-def verdict_word(d):
-    """How an interval of 'middle block minus pixels' reads."""
-    return "ahead" if d.above(0) else "behind" if d.below(0) else "tied with pixels"
-
-
 display(Markdown(
-    f"Middle block minus pixels, nearest neighbour: {diff_nn[1].fmt('+.3f')} "
-    f"({verdict_word(diff_nn[1])}); {k_agree} nearest: {diff_nn[k_agree].fmt('+.3f')} "
-    f"({verdict_word(diff_nn[k_agree])})."))
+    f"Middle block minus pixels (\"the middle block is ahead\", by the book's one rule): nearest neighbour "
+    f"{diff_nn[1].fmt('+.3f')}, {stats.verdict(diff_nn[1])}; {k_agree} nearest {diff_nn[k_agree].fmt('+.3f')}, "
+    f"{stats.verdict(diff_nn[k_agree])}."))
 
 # %% [markdown]
 # **Check.** The query's nearest neighbour in the middle block's $\phi$ shares its label far more
