@@ -1,5 +1,5 @@
 """Benchmark: self-guided reconstruction with phi matching through the encoder and middle block only (the
-library's ``sampling.phi1``) against the same sampler running the whole network (decoder included) at every
+library's ``matching.phi_one_pass``) against the same sampler running the whole network (decoder included) at every
 matching step. Both run side by side in one process on the same model, targets and seeds, on the `small`
 and `paper` presets, with the authors' schedule shape (linspace(1, 0.03, 100) noise levels, up to 100 Adam
 iterations each, stopping at 1 % of the first loss); ``--levels`` times the first few levels of it.
@@ -31,13 +31,13 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sdrlib import sampling
+from sdrlib import matching, sampling, targets
 from sdrlib.unet import build
 
 SIZES = {"small": 32, "paper": 64, "paper-small": 64, "tiny": 16}
 
 
-def whole_network_phi1(model, y, block="mid"):
+def whole_network_phi(model, y, block="mid"):
     """The straightforward phi1: a full forward pass (decoder included), then the block's spatial mean."""
     return model.blocks(y)[1][block].mean(dim=(2, 3))
 
@@ -81,10 +81,10 @@ def bench(preset: str, a: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = build(preset, in_channels=3, gain_init="ones").eval()
     cond = torch.rand(a.n, 3, size, size, generator=torch.Generator().manual_seed(1))
-    target = sampling.image_target(model, cond, n_per=1, n_noise=2, grid=[0.03, 0.3, 1.0])
+    target = targets.image_target(model, cond, n_per=1, n_noise=2, grid=[0.03, 0.3, 1.0])
     mean = torch.full((1, 3, size, size), 0.5)
     sched = torch.linspace(1.0, 0.03, 100).tolist()[: a.levels]
-    paths = {"encoder + middle": sampling.phi1, "whole network": whole_network_phi1}
+    paths = {"encoder + middle": matching.phi_one_pass, "whole network": whole_network_phi}
     fl = {k: flops_per_iteration(model, cond, f) for k, f in paths.items()}
     res = {}
     for rep in range(a.repeats + 1):  # repetition 0 warms up; then alternate, keep the best
@@ -92,7 +92,7 @@ def bench(preset: str, a: argparse.Namespace) -> None:
             secs, x, iters = run(model, mean, target, a.n, sched if rep else sched[:1], a.max_iter, paths[k])
             if rep and (k not in res or secs < res[k][0]):
                 res[k] = (secs, x, iters)
-    err = {k: sampling.relative_phi_error(model, v[1], target(torch.zeros(a.n))).mean().item() for k, v in res.items()}
+    err = {k: matching.relative_phi_error(model, v[1], target(torch.zeros(a.n))).mean().item() for k, v in res.items()}
     per = {k: res[k][0] / res[k][2] for k in res}
     speed, limit = per["whole network"] / per["encoder + middle"], fl["whole network"] / fl["encoder + middle"]
     print(

@@ -25,19 +25,13 @@ import difflib
 import torch
 import torch.nn as nn
 
+from . import utils
 from .noise import check_sigma
 from .representation import noise_for
 
 
 class _Stop(Exception):
     """Raised by the hook to end the forward pass once the hooked layer has run (never leaves ``layer_phi``)."""
-
-
-def _model_device(model: nn.Module, images: torch.Tensor) -> torch.device:
-    """Where the model lives (its first parameter or buffer); the images' device for a model with neither."""
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return images.device
 
 
 def find_layer(model: nn.Module, layer: str) -> nn.Module:
@@ -131,7 +125,7 @@ def layer_phi(
     if index.shape != (images.shape[0],):
         raise ValueError(f"index must name each of the {images.shape[0]} images, got shape {tuple(index.shape)}")
     draws = 1 if sigma == 0 else n_noise
-    dev = _model_device(model, images)
+    dev = utils.model_device(model, images.device)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:

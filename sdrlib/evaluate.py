@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import utils
 from .noise import add_noise, check_sigma, psnr
 
 DEFAULT_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
@@ -15,7 +16,7 @@ DEFAULT_SIGMAS = (0.05, 0.1, 0.2, 0.4, 0.8)
 @torch.no_grad()
 def denoise(model: torch.nn.Module, y: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """x_hat(y) in batches, on the model's device, returned on y's device."""
-    dev = next(model.parameters()).device
+    dev = utils.model_device(model)
     outs = [model(y[i : i + batch].to(dev)).to(y.device) for i in range(0, y.shape[0], batch)]
     return torch.cat(outs)
 

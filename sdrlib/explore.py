@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from . import representation, sampling, sparsity
+from . import matching, representation, sampling, sparsity, targets, utils
 from .claims.channels import pair_agreement, pair_chance
 from .claims.neighbours import ranking
 from .noise import add_noise, check_sigma, psnr
@@ -33,10 +33,6 @@ from .representation import phi as phi_sigma
 from .unet import UNet
 
 View = tuple[dict, Figure]
-
-
-def _dev(model: UNet) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _one(image: torch.Tensor) -> torch.Tensor:
@@ -67,7 +63,7 @@ def noise_view(
     check_sigma(sigma)
     x = _one(image)
     y = add_noise(x, float(sigma), torch.Generator().manual_seed(seed))
-    x_hat = model(y.to(_dev(model))).cpu()
+    x_hat = model(y.to(utils.model_device(model))).cpu()
     res = {
         "sigma": float(sigma),
         "clean": x[0],
@@ -75,8 +71,8 @@ def noise_view(
         "denoised": x_hat[0],
         "psnr_noisy": psnr(y, x).item(),
         "psnr_denoised": psnr(x_hat, x).item(),
-        "phi": phi_sigma(model, x.to(_dev(model)), float(sigma), n_noise, seed=seed)[0].cpu(),
-        "phi_clean": phi_sigma(model, x.to(_dev(model)), 0.0)[0].cpu(),
+        "phi": phi_sigma(model, x.to(utils.model_device(model)), float(sigma), n_noise, seed=seed)[0].cpu(),
+        "phi_clean": phi_sigma(model, x.to(utils.model_device(model)), 0.0)[0].cpu(),
     }
     return res, noise_figure(res, order)
 
@@ -138,7 +134,7 @@ def channel_maps(
     """A block's map of one channel (N, h, w), averaged over the noise draws of ``representation.phi_blocks``
     (the same draws for the same ``seed`` and image ``index``): its spatial mean is that channel's phi_sigma."""
     check_sigma(sigma)
-    dev = _dev(model)
+    dev = utils.model_device(model)
     x = images.float()
     if sigma == 0:
         return model.features(x.to(dev), [block])[block][:, int(channel)].float().cpu()
@@ -310,13 +306,13 @@ def masked_view(
     lr: float = 0.01,
     n_noise: int = 4,
     seed: int = 0,
-    target: sampling.Target | None = None,
+    target: targets.Target | None = None,
     title: str = "",
 ) -> View:
     """Self-guided samples of one target image guided on the channels of ``mask`` only, beside unguided samples
     (same noise draws); the relative phi error (sigma 0) of each on the kept and on the free channels."""
     x = _one(image)
-    dev = _dev(model)
+    dev = utils.model_device(model)
     mask = torch.as_tensor(mask).bool().cpu()
     if target is None:
         target = sampling.image_target_on_schedule(model, x, n_samples, steps, n_noise, seed)
@@ -337,10 +333,10 @@ def masked_view(
         "unguided": free.cpu(),
         "phi_samples": pg,
         "phi_unguided": pf,
-        "kept_error": sampling.masked_phi_error(pg, tp, mask),
-        "free_error": sampling.masked_phi_error(pg, tp, ~mask),
-        "kept_error_unguided": sampling.masked_phi_error(pf, tp, mask),
-        "free_error_unguided": sampling.masked_phi_error(pf, tp, ~mask),
+        "kept_error": matching.masked_phi_error(pg, tp, mask),
+        "free_error": matching.masked_phi_error(pg, tp, ~mask),
+        "kept_error_unguided": matching.masked_phi_error(pf, tp, mask),
+        "free_error_unguided": matching.masked_phi_error(pf, tp, ~mask),
         "diagnostics": diag,
     }
     return res, masked_figure(res, title)

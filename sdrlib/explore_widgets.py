@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from . import sampling, sparsity
-from .explore import View, _dev, channel_order, channel_view, masked_view, neighbour_view, noise_view
+from . import sampling, sparsity, targets, utils
+from .explore import View, channel_order, channel_view, masked_view, neighbour_view, noise_view
 from .representation import phi as phi_sigma
 from .unet import UNet
 
@@ -265,12 +265,12 @@ def masked_widget(
     c = {
         "image": _image_picker(len(images), index, "target"),
         "mask": w.Dropdown(
-            options=list(sampling.MASK_CHOICES), value=choice, description="guide on", layout=w.Layout(width="280px")
+            options=list(targets.MASK_CHOICES), value=choice, description="guide on", layout=w.Layout(width="280px")
         ),
         "k": w.BoundedIntText(value=k, min=1, max=base_phi.shape[1], description="k", layout=w.Layout(width="150px")),
         "steps": w.BoundedIntText(value=steps, min=1, max=1000, description="steps", layout=w.Layout(width="150px")),
     }
-    cache: dict[tuple[int, int], sampling.Target] = {}
+    cache: dict[tuple[int, int], targets.Target] = {}
 
     def compute() -> View:
         i, steps_ = c["image"].value, c["steps"].value
@@ -278,8 +278,8 @@ def masked_widget(
         if key not in cache:
             cache.clear()
             cache[key] = sampling.image_target_on_schedule(model, images[i], n_samples, steps_, n_noise, seed)
-        tp = phi_sigma(model, images[i : i + 1].to(_dev(model)), 0.0)[0].cpu()
-        mask = sampling.channel_mask_for(c["mask"].value, tp, base_phi, c["k"].value, tau)
+        tp = phi_sigma(model, images[i : i + 1].to(utils.model_device(model)), 0.0)[0].cpu()
+        mask = targets.channel_mask_for(c["mask"].value, tp, base_phi, c["k"].value, tau)
         return masked_view(
             model,
             images[i],

@@ -22,10 +22,6 @@ from .noise import check_sigma
 from .unet import UNet
 
 
-def _device(model: UNet) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def block_means(model: UNet, y: torch.Tensor, blocks: Sequence[str]) -> dict[str, torch.Tensor]:
     """Spatial means (N, C) of the post-ReLU outputs of ``blocks`` for one batch of noisy images y (the
@@ -65,7 +61,7 @@ def phi_blocks(
         raise ValueError(f"n_noise must be >= 1, got {n_noise}")
     draws = 1 if sigma == 0 else n_noise
     index = torch.arange(images.shape[0]) if index is None else torch.as_tensor(index)
-    dev = _device(model)
+    dev = utils.model_device(model)
     was_training = model.training
     model.eval()
     sums: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
@@ -106,11 +102,13 @@ def phi_grid(
     seed: int = 0,
     batch: int = 256,
     progress: bool = False,
+    index: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """phi on a grid of noise levels: {block: (S, N, C)}; the same noise draws, scaled, at every sigma."""
+    """phi on a grid of noise levels: {block: (S, N, C)}; the same noise draws, scaled, at every sigma (the one
+    way the library tabulates phi over sigma: the samplers' targets and the cached grids use it)."""
     out: dict[str, list[torch.Tensor]] = {b: [] for b in blocks}
     for s in tqdm(list(sigmas), disable=not progress, desc="sigma grid"):
-        res = phi_blocks(model, images, float(s), n_noise, blocks, seed, batch)
+        res = phi_blocks(model, images, float(s), n_noise, blocks, seed, batch, index=index)
         for b in blocks:
             out[b].append(res[b])
     return {b: torch.stack(v) for b, v in out.items()}
@@ -215,7 +213,7 @@ def untrained_like(model: UNet, seed: int = 0) -> UNet:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fresh = UNet(model.cfg)
-    return fresh.to(_device(model)).eval()
+    return fresh.to(utils.model_device(model)).eval()
 
 
 def features(
@@ -376,10 +374,7 @@ def checkpoint_grid(
             **({"untrained phi mid": untrained_like(ck.model, control_seed)} if control else {}),
         }
         out = {
-            k: torch.stack(
-                [phi_blocks(m, images.images, float(s), n_noise, ("mid",), seed, index=idx)["mid"] for s in sigmas]
-            )
-            for k, m in nets.items()
+            k: phi_grid(m, images.images, sigmas, n_noise, ("mid",), seed, index=idx)["mid"] for k, m in nets.items()
         }
         return {**out, "rows": idx}
 

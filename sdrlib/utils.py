@@ -33,6 +33,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def model_device(model: torch.nn.Module, fallback: torch.device | str | None = None) -> torch.device:
+    """Where a model lives: its first parameter's or buffer's device; ``fallback`` (default the CPU) for a
+    module with neither. The one answer to "which device does this network run on"."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device(fallback) if fallback is not None else torch.device("cpu")
+
+
 def draw_device(generator: torch.Generator | None) -> torch.device:
     """Where a generator draws: its own device (the CPU for None, torch's default generator)."""
     return generator.device if generator is not None else torch.device("cpu")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdrlib import checkpoints, distributed, evaluate, noise, representation, sampling, trainstate, utils
+from sdrlib import checkpoints, distributed, evaluate, noise, representation, sampling, targets, trainstate, utils
 from sdrlib import train as train_mod
 from sdrlib.unet import build
 
@@ -143,6 +143,17 @@ def test_draws_are_made_on_the_generators_device_and_moved():
 # ------------------------------------------------------------------ data elsewhere: CPU generators, meta data
 
 
+def test_model_device_is_the_first_parameter_or_buffer_then_the_fallback():
+    """One helper answers where a network runs: its parameters' device (meta here: a model moved elsewhere is
+    found there, not assumed on the CPU), a buffer's for a module with buffers only, else the fallback."""
+    assert utils.model_device(build("tiny").to(ELSEWHERE)) == ELSEWHERE
+    only_buffer = torch.nn.Module()
+    only_buffer.register_buffer("b", torch.zeros(1, device=ELSEWHERE))
+    assert utils.model_device(only_buffer) == ELSEWHERE
+    assert utils.model_device(torch.nn.ReLU()) == torch.device("cpu")
+    assert utils.model_device(torch.nn.ReLU(), ELSEWHERE) == ELSEWHERE
+
+
 def test_noise_reaches_data_on_another_device():
     """The crash of the first CUDA run: ``add_noise`` drew on the images' device with a CPU generator."""
     g = _REAL_GENERATOR().manual_seed(0)
@@ -171,7 +182,7 @@ META_RUNS = {
         m, mean, 2, sampling.AscentConfig(max_iter=2), generator=_REAL_GENERATOR().manual_seed(0)
     ),
     "fixed_schedule": lambda m, x, mean: sampling.fixed_schedule(
-        m, mean, sampling.Target(torch.zeros(1, 2, 16), (0.5,)), 2, [0.5], max_iter=1
+        m, mean, targets.Target(torch.zeros(1, 2, 16), (0.5,)), 2, [0.5], max_iter=1
     ),
 }
 
@@ -209,7 +220,7 @@ def test_sampler_steps_with_generators_elsewhere(request):
     cfg = sampling.AscentConfig(max_iter=2, match_iter=1)
 
     def run() -> list[torch.Tensor]:
-        target = sampling.image_target(model, x, n_per=1, n_noise=2, grid=[0.2, 0.5])
+        target = targets.image_target(model, x, n_per=1, n_noise=2, grid=[0.2, 0.5])
         a, _ = sampling.ascent(model, mean, 2, cfg, target, torch.Generator().manual_seed(0))
         b, _ = sampling.fixed_schedule(model, mean, target, 2, [0.5, 0.2], max_iter=1)
         return [a, b]
@@ -424,7 +435,7 @@ def test_cuda_samplers_run():
     """One adaptive (guided ascent) and one fixed-schedule run on the GPU, the mean image given on the GPU."""
     model, x = tiny(device="cuda"), images(2).cuda()
     mean = sampling.mean_image(x)
-    target = sampling.image_target(model, x, n_per=1, n_noise=2, grid=[0.2, 0.5])
+    target = targets.image_target(model, x, n_per=1, n_noise=2, grid=[0.2, 0.5])
     a, da = sampling.ascent(model, mean, 2, sampling.AscentConfig(max_iter=3, match_iter=2), target)
     b, db = sampling.fixed_schedule(model, mean, target, 2, [0.5, 0.2], max_iter=2)
     assert a.is_cuda and b.is_cuda and torch.isfinite(a).all() and torch.isfinite(b).all()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from sdrlib import analysis, explore, noise, representation, sampling, sparsity
+from sdrlib import analysis, explore, noise, representation, sampling, sparsity, targets
 from sdrlib.claims import channels, neighbours
 
 # ------------------------------------------------------------------ noise level
@@ -164,13 +164,13 @@ def test_feature_key_names_a_blocks_phi_and_keeps_other_spaces():
 
 
 @pytest.fixture(scope="module")
-def target(model, images) -> sampling.Target:
+def target(model, images) -> targets.Target:
     return sampling.image_target_on_schedule(model, images[0], n_samples=2, steps=3, n_noise=2)
 
 
 def test_masked_view_shows_the_masked_samplers_guided_and_unguided_runs(model, images, target):
     mean = sampling.mean_image(images)
-    mask = sampling.channel_mask_for("all", target.table[0, 0])
+    mask = targets.channel_mask_for("all", target.table[0, 0])
     res, fig = explore.masked_view(model, images[0], mean, mask, 2, steps=3, match_iter=3, target=target)
     assert isinstance(fig, Figure)
     guided, _ = sampling.masked_sample(model, target, mean, mask, steps=3, match_iter=3)
@@ -185,7 +185,7 @@ def test_masked_view_shows_the_masked_samplers_guided_and_unguided_runs(model, i
 def test_masked_view_errors_on_kept_and_free_channels(model, images, target):
     mean = sampling.mean_image(images)
     tp = representation.phi(model, images[:1], 0.0)[0]
-    mask = sampling.channel_mask_for("top-k of the target", tp, k=4)
+    mask = targets.channel_mask_for("top-k of the target", tp, k=4)
     res, _ = explore.masked_view(model, images[0], mean, mask, 2, steps=3, match_iter=3, target=target)
     p = representation.phi(model, res["samples"], 0.0)
     for part, m in (("kept_error", mask), ("free_error", ~mask)):

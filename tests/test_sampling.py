@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sdrlib import sampling
+from sdrlib import matching, sampling, targets
 from sdrlib.sampling import AscentConfig
 from sdrlib.unet import build
 
@@ -63,8 +63,8 @@ def tiny():
 def test_phi_match_lowers_its_loss(tiny):
     g = torch.Generator().manual_seed(0)
     target_img, y = torch.rand(2, 1, 1, 16, 16, generator=g)
-    target = sampling.phi1(tiny, target_img).detach().repeat(3, 1)
-    r = sampling.phi_match(
+    target = matching.phi_one_pass(tiny, target_img).detach().repeat(3, 1)
+    r = matching.phi_match(
         tiny, y.repeat(3, 1, 1, 1) + 0.1 * torch.randn(3, 1, 16, 16, generator=g), target, lr=0.02, max_iter=200
     )
     assert (r.loss_after < 0.2 * r.loss_before).all(), (r.loss_before, r.loss_after)
@@ -76,17 +76,17 @@ def test_phi_match_lowers_its_loss(tiny):
 
 def test_phi_match_leaves_model_frozen(tiny):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    sampling.phi_match(tiny, torch.rand(1, 1, 16, 16), torch.zeros(1, 16), max_iter=5)
+    matching.phi_match(tiny, torch.rand(1, 1, 16, 16), torch.zeros(1, 16), max_iter=5)
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
     assert all(p.requires_grad for p in tiny.parameters())
     with pytest.raises(ValueError, match="target phi"):
-        sampling.phi_match(tiny, torch.rand(2, 1, 16, 16), torch.zeros(3, 16))
+        matching.phi_match(tiny, torch.rand(2, 1, 16, 16), torch.zeros(3, 16))
 
 
 def test_fixed_schedule_is_seeded_and_matches(tiny):
     g = torch.Generator().manual_seed(1)
     cond = torch.rand(2, 1, 16, 16, generator=g)
-    target = sampling.image_target(tiny, cond, n_per=2, n_noise=2, grid=[0.05, 0.2, 1.0])
+    target = targets.image_target(tiny, cond, n_per=2, n_noise=2, grid=[0.05, 0.2, 1.0])
     mean = torch.full((1, 1, 16, 16), 0.5)
     sched = [1.0, 0.5, 0.2, 0.05]
     a, da = sampling.fixed_schedule(
@@ -102,22 +102,22 @@ def test_fixed_schedule_is_seeded_and_matches(tiny):
 
 def test_image_target_interpolates_in_log_sigma(tiny):
     cond = torch.rand(4, 1, 16, 16)
-    t = sampling.image_target(tiny, cond, n_noise=1, grid=[0.0001, 0.5], seed=0)
+    t = targets.image_target(tiny, cond, n_noise=1, grid=[0.0001, 0.5], seed=0)
     lo, hi = t(torch.full((4,), 0.0001)), t(torch.full((4,), 0.5))
     mid = t(torch.full((4,), math.sqrt(0.0001 * 0.5)))  # halfway in log sigma
     torch.testing.assert_close(mid, (lo + hi) / 2)
-    two = sampling.image_target(tiny, cond[:2], n_per=3, n_noise=1, fixed_sigma=0.0)
+    two = targets.image_target(tiny, cond[:2], n_per=3, n_noise=1, fixed_sigma=0.0)
     assert len(two) == 6
-    torch.testing.assert_close(two(torch.zeros(6))[3], sampling.phi1(tiny, cond[1:2])[0].detach())
+    torch.testing.assert_close(two(torch.zeros(6))[3], matching.phi_one_pass(tiny, cond[1:2])[0].detach())
 
 
 def test_centroid_target_is_the_mean_phi_of_each_label(tiny):
     cond = torch.rand(5, 1, 16, 16)
     labels = torch.tensor([7, 2, 7, 2, 2])
-    t, groups = sampling.centroid_target(tiny, cond, labels, n_per=2, n_noise=1, fixed_sigma=0.0)
+    t, groups = targets.centroid_target(tiny, cond, labels, n_per=2, n_noise=1, fixed_sigma=0.0)
     assert groups.tolist() == [2, 7] and len(t) == 4
     p = t(torch.zeros(4))
-    ref = sampling.phi1(tiny, cond).detach()
+    ref = matching.phi_one_pass(tiny, cond).detach()
     torch.testing.assert_close(p[0], ref[[1, 3, 4]].mean(0))
     torch.testing.assert_close(p[1], p[0])
     torch.testing.assert_close(p[2], ref[[0, 2]].mean(0))
@@ -128,25 +128,25 @@ def test_channel_mask_leaves_masked_out_channels_free(tiny):
     whatever they are) and lowers the error on the channels it keeps."""
     g = torch.Generator().manual_seed(4)
     y = torch.rand(2, 1, 16, 16, generator=g)
-    target = sampling.phi1(tiny, torch.rand(2, 1, 16, 16, generator=g)).detach()
+    target = matching.phi_one_pass(tiny, torch.rand(2, 1, 16, 16, generator=g)).detach()
     keep = torch.tensor([0, 3, 5, 9])
-    mask = sampling.channel_mask(keep, target.shape[1])
+    mask = targets.channel_mask(keep, target.shape[1])
     assert mask.sum() == 4 and mask[keep].eq(1).all()
     other = target.clone()
     free = mask == 0
     other[:, free] = 100 * torch.rand(2, int(free.sum()), generator=g)
-    a = sampling.phi_match(tiny, y, target, lr=0.02, max_iter=40, mask=mask)
-    b = sampling.phi_match(tiny, y, other, lr=0.02, max_iter=40, mask=mask)
+    a = matching.phi_match(tiny, y, target, lr=0.02, max_iter=40, mask=mask)
+    b = matching.phi_match(tiny, y, other, lr=0.02, max_iter=40, mask=mask)
     assert torch.equal(a.y, b.y)
 
     def err(x):
-        return (sampling.phi1(tiny, x).detach() - target)[:, keep].pow(2).mean()
+        return (matching.phi_one_pass(tiny, x).detach() - target)[:, keep].pow(2).mean()
 
     assert err(a.y) < 0.5 * err(y)
-    t = sampling.image_target(tiny, y, fixed_sigma=0.0, n_noise=1).masked(keep)
+    t = targets.image_target(tiny, y, fixed_sigma=0.0, n_noise=1).masked(keep)
     assert torch.equal(t.mask, mask)
     with pytest.raises(ValueError, match="channel indices"):
-        sampling.channel_mask([0, 99], target.shape[1])
+        targets.channel_mask([0, 99], target.shape[1])
 
 
 class ShrinkDenoiser(build("tiny").__class__):
@@ -166,13 +166,13 @@ def test_adaptive_sampler_lowers_the_phi_error_against_the_unguided_ascent(tiny)
     mu = torch.full((1, 1, 16, 16), 0.5)
     model = ShrinkDenoiser(tiny, mu).eval()
     cond = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(5))
-    target = sampling.image_target(model, cond, n_per=4, n_noise=1, fixed_sigma=0.0)
+    target = targets.image_target(model, cond, n_per=4, n_noise=1, fixed_sigma=0.0)
     cfg = AscentConfig(sigma0=0.5, sigma_L=0.01, h0=0.2, beta=0.5, max_iter=15, match_iter=20, match_lr=0.02)
     xg, dg = sampling.ascent(model, mu, 4, cfg, target=target, generator=torch.Generator().manual_seed(0))
     xu, du = sampling.ascent(model, mu, 4, cfg, generator=torch.Generator().manual_seed(0))
     tp = target(torch.zeros(4))
-    eg = sampling.relative_phi_error(model, xg, tp)
-    eu = sampling.relative_phi_error(model, xu, tp)
+    eg = matching.relative_phi_error(model, xg, tp)
+    eu = matching.relative_phi_error(model, xu, tp)
     assert eg.mean() < 0.5 * eu.mean(), (eg, eu)
     assert dg.loss_before.shape[1] == 4 and dg.iterations.max() <= cfg.max_iter
     assert (dg.match_ratio()[:-1] < 1).all() and du.loss_before is None
@@ -184,7 +184,7 @@ def test_fixed_schedule_effective_sigma_follows_its_schedule():
     mu = torch.full((1, 1, 64, 64), 0.3)
     model = ConstantDenoiser(mu)
     sched = [1.0, 0.6, 0.3, 0.1, 0.03]
-    target = sampling.Target(torch.zeros(1, 3, 16), (0.1,))
+    target = targets.Target(torch.zeros(1, 3, 16), (0.1,))
     _, d = sampling.fixed_schedule(model, mu, target, 3, sched, max_iter=0, generator=torch.Generator().manual_seed(2))
     ratio = d.sigma / torch.tensor(sched)[:, None]
     assert (ratio - 1).abs().max() < 0.05
@@ -197,9 +197,9 @@ def test_phi_fn_is_a_parameter(tiny):
         return m.blocks(y)[1][block].mean(dim=(2, 3))
 
     y = torch.rand(2, 1, 16, 16)
-    target = sampling.phi1(tiny, torch.rand(2, 1, 16, 16)).detach()
-    a = sampling.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0)
-    b = sampling.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0, phi_fn=whole)
+    target = matching.phi_one_pass(tiny, torch.rand(2, 1, 16, 16)).detach()
+    a = matching.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0)
+    b = matching.phi_match(tiny, y, target, max_iter=5, rel_tol=0.0, phi_fn=whole)
     torch.testing.assert_close(a.y, b.y)
 
 
@@ -219,7 +219,7 @@ def cond_images() -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def scheduled_target(tiny, cond_images) -> sampling.Target:
+def scheduled_target(tiny, cond_images) -> targets.Target:
     return sampling.image_target_on_schedule(tiny, cond_images[0], n_samples=2, steps=3, n_noise=2)
 
 
@@ -237,7 +237,7 @@ def test_image_target_on_schedule_is_the_image_target_on_the_schedules_sigmas(ti
     t = scheduled_target
     assert len(t) == 2
     assert list(t.sigmas) == sorted(sampling.fixed_schedule_sigmas(3))
-    want = sampling.image_target(tiny, cond_images[:1], n_per=2, n_noise=2, grid=list(t.sigmas))
+    want = targets.image_target(tiny, cond_images[:1], n_per=2, n_noise=2, grid=list(t.sigmas))
     assert torch.equal(t.table, want.table)
     same = sampling.image_target_on_schedule(tiny, cond_images[:1], n_samples=2, steps=3, n_noise=2)
     assert torch.equal(same.table, t.table)
@@ -253,13 +253,13 @@ def test_channel_mask_for_every_choice():
     base[:1, 4] = 1.0
     base[:19, 5] = 1.0
     tp = torch.tensor([0.5, 0.1, 0.0, 0.9, 0.3, 0.2])
-    assert sampling.channel_mask_for("all", tp).all()
-    top = sampling.channel_mask_for("top-k of the target", tp, k=3)
+    assert targets.channel_mask_for("all", tp).all()
+    top = targets.channel_mask_for("top-k of the target", tp, k=3)
     assert torch.nonzero(top).squeeze(1).tolist() == [0, 3, 4]
-    assert torch.equal(sampling.channel_mask_for("all but top-k", tp, k=3), ~top)
-    assert torch.nonzero(sampling.channel_mask_for("selective only", tp, base)).squeeze(1).tolist() == [1, 4]
-    assert torch.nonzero(sampling.channel_mask_for("non-selective only", tp, base)).squeeze(1).tolist() == [0, 5]
-    assert set(sampling.MASK_CHOICES) == {
+    assert torch.equal(targets.channel_mask_for("all but top-k", tp, k=3), ~top)
+    assert torch.nonzero(targets.channel_mask_for("selective only", tp, base)).squeeze(1).tolist() == [1, 4]
+    assert torch.nonzero(targets.channel_mask_for("non-selective only", tp, base)).squeeze(1).tolist() == [0, 5]
+    assert set(targets.MASK_CHOICES) == {
         "all",
         "selective only",
         "non-selective only",
@@ -267,17 +267,17 @@ def test_channel_mask_for_every_choice():
         "all but top-k",
     }
     with pytest.raises(ValueError, match="unknown mask 'some'"):
-        sampling.channel_mask_for("some", tp)
+        targets.channel_mask_for("some", tp)
     with pytest.raises(ValueError, match="base_phi"):
-        sampling.channel_mask_for("selective only", tp)
+        targets.channel_mask_for("selective only", tp)
     with pytest.raises(ValueError, match="k must be in \\[1, 6\\], got 0"):
-        sampling.channel_mask_for("top-k of the target", tp, k=0)
+        targets.channel_mask_for("top-k of the target", tp, k=0)
 
 
 def test_masked_sample_on_every_channel_is_the_unmasked_sampler_bit_for_bit(tiny, cond_images, scheduled_target):
     mean = sampling.mean_image(cond_images)
     target = scheduled_target
-    mask = sampling.channel_mask_for("all", target.table[0, 0])
+    mask = targets.channel_mask_for("all", target.table[0, 0])
     guided, _ = sampling.masked_sample(tiny, target, mean, mask, steps=3, match_iter=3)
     sched = sampling.fixed_schedule_sigmas(3)
     want, _ = sampling.fixed_schedule(
@@ -300,20 +300,20 @@ def test_masked_sample_leaves_free_channels_free(tiny, cond_images, scheduled_ta
     a, _ = sampling.masked_sample(tiny, target, mean, mask, steps=3, match_iter=3)
     moved = target.table.clone()
     moved[..., 5:] = moved[..., 5:] * 3 + 1  # another target on the free channels only
-    b, _ = sampling.masked_sample(tiny, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
+    b, _ = sampling.masked_sample(tiny, targets.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
     assert torch.equal(a, b)
     moved[..., :5] += 1  # ... and on the kept ones: the result changes
-    c, _ = sampling.masked_sample(tiny, sampling.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
+    c, _ = sampling.masked_sample(tiny, targets.Target(moved, target.sigmas), mean, mask, steps=3, match_iter=3)
     assert not torch.equal(a, c)
 
 
 def test_masked_phi_error_on_every_channel_is_the_relative_phi_error(tiny, cond_images):
     samples = cond_images[1:3]
-    tp = sampling.phi1(tiny, cond_images[:1]).detach()[0]
-    p = sampling.phi1(tiny, samples).detach()
-    whole = sampling.masked_phi_error(p, tp, torch.ones_like(tp, dtype=torch.bool))
-    assert torch.allclose(whole, sampling.relative_phi_error(tiny, samples, tp[None].expand(2, -1)), atol=1e-6)
+    tp = matching.phi_one_pass(tiny, cond_images[:1]).detach()[0]
+    p = matching.phi_one_pass(tiny, samples).detach()
+    whole = matching.masked_phi_error(p, tp, torch.ones_like(tp, dtype=torch.bool))
+    assert torch.allclose(whole, matching.relative_phi_error(tiny, samples, tp[None].expand(2, -1)), atol=1e-6)
     part = torch.zeros_like(tp, dtype=torch.bool)
     part[:3] = True
-    assert torch.allclose(sampling.masked_phi_error(p, tp, part), (p - tp)[:, :3].norm(dim=1) / tp[:3].norm())
-    assert torch.isnan(sampling.masked_phi_error(p, tp, torch.zeros_like(part))).all()
+    assert torch.allclose(matching.masked_phi_error(p, tp, part), (p - tp)[:, :3].norm(dim=1) / tp[:3].norm())
+    assert torch.isnan(matching.masked_phi_error(p, tp, torch.zeros_like(part))).all()

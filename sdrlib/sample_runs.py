@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from . import analysis, representation, sampling
+from . import analysis, representation, sampling, targets, utils
 
 TARGET_SIGMAS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)  # phi_sigma(target) grid
 
@@ -32,7 +32,7 @@ def _params(ck, kind: str, **kw) -> dict:
     return {"kind": f"samples-{kind}", "checkpoint": ck.sha256, "weights": ck.weights, **kw}
 
 
-def targets(ck, rows: torch.Tensor) -> torch.Tensor:
+def target_images(ck, rows: torch.Tensor) -> torch.Tensor:
     """The held-out images (test split) at ``rows``: the conditioning images of the self-guided samplers."""
     from . import checkpoints
 
@@ -52,7 +52,7 @@ def guided(
 ) -> dict[str, torch.Tensor]:
     """``n_per`` fixed-schedule self-guided samples per target, the held-out images at ``rows`` (SPEC 4), with
     the sampler's diagnostics per step and sample: effective sigma, phi loss before and after each matching."""
-    dev = next(ck.model.parameters()).device
+    dev = utils.model_device(ck.model)
     params = _params(
         ck,
         "guided",
@@ -66,8 +66,8 @@ def guided(
     )
 
     def draw() -> dict[str, torch.Tensor]:
-        target = sampling.image_target(
-            ck.model, targets(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
+        target = targets.image_target(
+            ck.model, target_images(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
         )
         x, d = sampling.fixed_schedule(
             ck.model,
@@ -94,14 +94,14 @@ def adaptive(
     ck, rows: torch.Tensor, n_per: int, ascent: dict, n_noise_target: int = 10, seed: int = 0, where: str = "user"
 ) -> dict[str, torch.Tensor]:
     """``n_per`` adaptive self-guided samples per target (the ascent with phi matching after every step)."""
-    dev = next(ck.model.parameters()).device
+    dev = utils.model_device(ck.model)
     params = _params(
         ck, "adaptive", rows=rows.tolist(), n_per=n_per, ascent=ascent, n_noise_target=n_noise_target, seed=seed
     )
 
     def draw() -> dict[str, torch.Tensor]:
-        target = sampling.image_target(
-            ck.model, targets(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
+        target = targets.image_target(
+            ck.model, target_images(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
         )
         x, d = sampling.ascent(
             ck.model,
@@ -118,7 +118,7 @@ def adaptive(
 
 def unconditional(ck, n: int, ascent: dict, seed: int = 0, where: str = "user") -> dict[str, torch.Tensor]:
     """``n`` unconditional samples of the ascent (Kadkhodaie & Simoncelli 2021), the control of chapter 4."""
-    dev = next(ck.model.parameters()).device
+    dev = utils.model_device(ck.model)
     params = _params(ck, "unconditional", n=n, ascent=ascent, seed=seed)
 
     def draw() -> dict[str, torch.Tensor]:
@@ -137,14 +137,14 @@ def mean_colour(ck) -> torch.Tensor:
     return sampling.mean_image(checkpoints.load_data(ck, "train").images)
 
 
-def floor_rows(labels: torch.Tensor, targets: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+def floor_rows(labels: torch.Tensor, target_rows: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
     """Held-out rows for the no-copy floor of each target's class: up to ``per_class`` images of that class,
     the targets themselves left out, drawn with a seeded shuffle."""
     g = torch.Generator().manual_seed(seed)
     out = []
-    for c in labels[targets].unique().tolist():
+    for c in labels[target_rows].unique().tolist():
         pool = torch.nonzero(labels == c).squeeze(1)
-        pool = pool[~torch.isin(pool, targets)]
+        pool = pool[~torch.isin(pool, target_rows)]
         out.append(pool[torch.randperm(len(pool), generator=g)[:per_class]])
     return torch.cat(out).sort().values
 
