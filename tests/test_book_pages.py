@@ -11,8 +11,9 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
+
+from sdrlib import book
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
@@ -40,19 +41,7 @@ RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$")
 
 def toc_pages() -> list[str]:
     """Every file named in _toc.yml (root first), without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                pages.append(e["file"])
-            walk(e.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return pages
+    return book.toc_files(ROOT)
 
 
 def chromium() -> str:

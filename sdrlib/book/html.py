@@ -17,7 +17,20 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from . import BUILD_ARGS, DEFAULT_PROFILE, MATHJAX_INTEGRITY, MATHJAX_KEEP, MATHJAX_VERSION, VENDOR_STATIC, BuildFailed
+from .chapters import DEFAULT_PROFILE
+
+BUILD_ARGS = ("-W", "-n", "--keep-going")
+# MathJax 3 is shipped with the built HTML (formulas render offline): the npm package, checked against the
+# registry's integrity hash, unpacked under VENDOR_STATIC/mathjax, which _config.yml copies into _static.
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_INTEGRITY = "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
+MATHJAX_KEEP = ("tex-chtml.js", "input/", "output/chtml.js", "output/chtml/", "a11y/", "ui/", "sre/", "adaptors/")
+VENDOR_STATIC = Path(".vendor") / "static"
+
+
+class BuildFailed(RuntimeError):
+    """The Jupyter Book build reported errors or warnings (it runs with -W), or could not be prepared."""
+
 
 # ----------------------------------------------------------------------------- the HTML build
 

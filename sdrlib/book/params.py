@@ -11,6 +11,8 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .chapters import profile_file
+
 _PARAMS_MARK = re.compile(r"^# %%.*\btags=\[[^\]]*\"parameters\"")
 
 
@@ -76,6 +78,36 @@ def source_parameters(script: Path) -> dict[str, Any]:
     if not inside:
         raise ValueError(f"{script} has no cell tagged 'parameters'")
     return assignments("\n".join(body))
+
+
+def read_parameter_file(path: Path) -> dict[str, Any]:
+    """A papermill parameter file, read exactly as ``papermill -f`` reads it."""
+    from papermill.iorw import read_yaml_file
+
+    params = read_yaml_file(str(path)) or {}
+    if not isinstance(params, dict):
+        raise ValueError(  # noqa: TRY004 - a user's file: ValueError, which the CLI reports in one line
+            f"{path}: expected a mapping of parameter names to values, got {type(params).__name__}"
+        )
+    return params
+
+
+def chapter_parameters(
+    root: Path, profile: str, notebook: Path, declared: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The parameters papermill injects into a chapter: its profile file's, then the -p overrides it declares.
+
+    A chapter with no file under the profile runs with its own defaults, except that a chapter declaring
+    ``profile`` is told the profile's name (it picks the reference checkpoints by it)."""
+    f = profile_file(root, profile, notebook)
+    params = read_parameter_file(f) if f else {}
+    unknown = set(params) - set(declared)
+    if unknown:
+        raise ValueError(f"{f} sets {sorted(unknown)}, which {notebook.name} does not declare")
+    if f is None and "profile" in declared and declared["profile"] != profile:
+        params["profile"] = profile
+    params.update({k: v for k, v in overrides.items() if k in declared})
+    return params
 
 
 def chapter_defaults(chapter: str) -> dict[str, Any]:

@@ -8,7 +8,12 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import DATA_DEBS, JUPYTEXT_FORMATS, SOURCE_FORMAT, find_root, select
+from .chapters import find_root, select, sources
+
+JUPYTEXT_FORMATS = "ipynb,src//py:percent"
+SOURCE_FORMAT = "py:percent"
+# The Debian packages that hold the data the reference checkpoints were trained on (the Makefile's DATA_DEBS).
+DATA_DEBS = ("dataset-fashion-mnist", "ufoai-textures", "opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers")
 
 # ----------------------------------------------------------------------------- notebook sources (jupytext)
 
@@ -68,11 +73,6 @@ def install_cell(root: Path) -> str:
         + "]"
     )
     return INSTALL_CELL.format(url=url, name=name, debs=debs)
-
-
-def sources(root: Path) -> dict[Path, Path]:
-    """Each chapter script book/src/NN_*.py and the notebook it is paired with."""
-    return {s: root / "book" / (s.stem + ".ipynb") for s in sorted((root / "book" / "src").glob("[0-9][0-9]_*.py"))}
 
 
 def with_install_cell(text: str, cell: str) -> str:
