@@ -1,162 +1,31 @@
 """Training the blind denoiser (SPEC section 1): minimise ||x_hat(x + sigma z) - x||^2
-(optionally divided by sigma^2) over random sigma, with Adam and a step-halving learning
-rate. A run folder is itself a resumable checkpoint (see ``checkpoints``), plus
-``log.jsonl`` and optional snapshots ``step-NNNNNNN/`` kept for training-length studies.
+(optionally divided by sigma^2) over random sigma, with Adam and the learning-rate schedule of ``schedule``.
+A run folder is itself a resumable checkpoint (see ``checkpoints``), plus ``log.jsonl`` and optional
+snapshots ``step-NNNNNNN/`` kept for training-length studies.
+
+``train`` reads as its steps: ``Run(cfg)`` sets up (data, network, optimiser, generators, a resumed state),
+``Run.train_step`` makes one optimisation step, ``Run.log_line`` and ``Run.evaluate`` write the log (loss;
+held-out PSNR), ``Run.save`` writes a checkpoint or a snapshot. What a run is: ``TrainConfig``
+(``trainconfig``); named configs: ``recipes``.
 """
 
 from __future__ import annotations
 
 import errno
-import math
 import shlex
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from . import checkpoints, data, distributed, noise, trainstate, utils
-from .evaluate import DEFAULT_SIGMAS, psnr_table
-from .unet import PRESETS, UNet, n_params, preset
-
-DECAYS = ("none", "cosine", "linear")
-MAX_SIGMA = 10.0  # noise levels are on the [0, 1] image scale; the authors trained up to 3
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; saved into every checkpoint's config.json."""
-
-    preset: str = "small"  # architecture preset (sdrlib.unet.PRESETS)
-    data: str = "fashion-mnist"  # data set name (sdrlib.data.names()) or folder:PATH
-    size: int | None = None  # image size (None: the data set's default, 32)
-    crop: int = 0  # textures: side of the square cut from a photograph (0: the default, 64)
-    batch: int = 64  # images per optimisation step (the global batch under torchrun)
-    lr: float = 1e-3  # Adam learning rate (the peak, after any warm-up)
-    lr_halve_every: int = 0  # halve the learning rate every this many steps (0: never)
-    warmup: int = 0  # linear learning-rate warm-up over the first this many steps
-    decay: str = "none"  # final decay phase: "none", "cosine" or "linear", down to lr * lr_final
-    decay_steps: int = 0  # length of the final decay phase (the last decay_steps before `steps`, less hold_steps)
-    lr_final: float = 0.1  # learning-rate factor reached at the end of the decay phase
-    hold_steps: int = 0  # steps at lr * lr_final after the decay (extends a finished run without raising the lr)
-    ema: float = 0.0  # EMA decay of the weights per step (e.g. 0.999; 0: no EMA)
-    steps: int = 10_000  # total optimisation steps (the schedule's horizon)
-    minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0: no limit
-    sigma_law: str = "uniform"  # "uniform" or "sqrt-uniform"
-    sigma_min: float = 0.0  # smallest training noise level (images in [0, 1])
-    sigma_max: float = 1.0  # largest training noise level (the authors: up to 3, i.e. 765/255)
-    weighted: bool = False  # divide the loss by sigma^2
-    hflip: bool = False  # random horizontal flips
-    norm: str = ""  # override the preset's norm ("scale", "group", "none")
-    gain_init: str = ""  # override the scale-norm gain init ("paper", "positive", "ones")
-    seed: int = 0  # seeds the initial weights, the data order and the noise
-    device: str = "auto"  # "auto" (cuda, mps, cpu), or a torch device string
-    channels_last: bool = True  # channels-last memory layout (faster convolutions)
-    bf16: bool = False  # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
-    compile: bool = False  # torch.compile the network (CUDA; no gain on the CPUs measured here)
-    threads: int = 0  # torch CPU threads (0: torch's default)
-    log_every: int = 50  # steps between two lines of the training log
-    eval_every: int = 500  # steps between two held-out PSNR evaluations
-    ckpt_every: int = 1000  # steps between two (resumable) checkpoints
-    snapshots: tuple[int, ...] = ()  # steps at which to keep a permanent copy of the weights
-    snapshot_every: int = 0  # also keep a copy every this many steps (0: never)
-    eval_sigmas: tuple[float, ...] = DEFAULT_SIGMAS  # noise levels of the held-out PSNR evaluations
-    n_eval: int = 256  # held-out images for the PSNR log
-    max_train: int = 0  # use only this many training images (0: all)
-    holdout_every: int = 0  # never train on every k-th class (label % k == k-1); 0: none
-    out: str = "runs/default"  # the run folder (a resumable checkpoint)
-    progress: bool = True  # show a progress bar
-
-    def __post_init__(self) -> None:
-        self.snapshots = tuple(int(s) for s in self.snapshots)
-        self.eval_sigmas = tuple(float(s) for s in self.eval_sigmas)
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}")
-        levels = preset(self.preset).levels
-        k = 2**levels
-        if self.size is not None and (not isinstance(self.size, int) or self.size < max(8, k) or self.size % k):
-            raise ValueError(
-                f"size must be a multiple of {k} and at least {max(8, k)} (preset {self.preset!r} halves "
-                f"the image {levels} times), got {self.size!r}"
-            )
-        if self.sigma_law not in noise.LAWS:
-            raise ValueError(f"unknown sigma law {self.sigma_law!r}; expected one of {noise.LAWS}")
-        noise.check_range(self.sigma_min, self.sigma_max)
-        noise.check_sigma(list(self.eval_sigmas))
-        for name, top in (
-            ("batch", 65_536),
-            ("steps", 10**9),
-            ("log_every", 10**9),
-            ("eval_every", 10**9),
-            ("ckpt_every", 10**9),
-            ("n_eval", 10**7),
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or not 1 <= v <= top:
-                raise ValueError(f"{name} must be an integer in [1, {top:,}], got {v!r}")
-        if self.sigma_max > MAX_SIGMA or any(s > MAX_SIGMA for s in self.eval_sigmas):
-            raise ValueError(
-                f"noise levels above {MAX_SIGMA} (images in [0, 1]) are not meaningful, got "
-                f"sigma_max={self.sigma_max}, eval_sigmas={list(self.eval_sigmas)}"
-            )
-        if self.minutes < 0 or self.threads < 0:
-            raise ValueError(f"minutes and threads must be >= 0, got {self.minutes}, {self.threads}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.decay not in DECAYS:
-            raise ValueError(f"unknown decay {self.decay!r}; expected one of {DECAYS}")
-        for name in (
-            "warmup",
-            "decay_steps",
-            "hold_steps",
-            "snapshot_every",
-            "crop",
-            "lr_halve_every",
-            "max_train",
-            "holdout_every",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.decay != "none" and not 0 < self.decay_steps <= self.steps - self.hold_steps:
-            raise ValueError(
-                f"decay {self.decay!r} needs 0 < decay_steps <= steps - hold_steps ({self.steps - self.hold_steps}), "
-                f"got decay_steps={self.decay_steps}"
-            )
-        if self.hold_steps and self.decay == "none":
-            raise ValueError(f"hold_steps={self.hold_steps} holds the rate after a decay phase; set decay too")
-        if not 0 <= self.lr_final <= 1:
-            raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final}")
-        if not 0 <= self.ema < 1:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        if self.bf16 and not self.device.startswith(("cuda", "auto")):
-            raise ValueError(f"bf16 autocast is for CUDA devices only, got device {self.device!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        return utils.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of to_dict (options of newer versions are dropped)."""
-        return utils.from_dict(cls, d, strict=False)
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate at a step: linear warm-up, halving every lr_halve_every steps (the authors halve every
-    100 epochs), then a final cosine or linear decay to lr * lr_final over decay_steps steps, held there for
-    the last hold_steps steps."""
-    lr = cfg.lr * 0.5 ** (step // cfg.lr_halve_every) if cfg.lr_halve_every else cfg.lr
-    if step < cfg.warmup:
-        lr *= (step + 1) / cfg.warmup
-    start = cfg.steps - cfg.hold_steps - cfg.decay_steps
-    if cfg.decay != "none" and step >= start:
-        p = min((step - start) / cfg.decay_steps, 1.0)
-        shape = 0.5 * (1 + math.cos(math.pi * p)) if cfg.decay == "cosine" else 1 - p
-        lr *= cfg.lr_final + (1 - cfg.lr_final) * shape
-    return lr
+from .evaluate import psnr_table
+from .schedule import lr_at
+from .trainconfig import TrainConfig
+from .unet import UNet, n_params, preset
 
 
 def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
@@ -171,16 +40,11 @@ def make_model(cfg: TrainConfig, in_channels: int) -> UNet:
         return UNet(preset(cfg.preset, **over))
 
 
-def data_kwargs(cfg: TrainConfig) -> dict:
-    """The keyword arguments of ``data.load`` that this run's images depend on (size, crop)."""
-    return {"size": cfg.size, **({"crop": cfg.crop} if cfg.crop else {})}
-
-
 def draw_batch(
     x: torch.Tensor,
     cfg: TrainConfig,
     gen: torch.Generator,
-    dd: distributed.Dist,
+    dist: distributed.Dist,
     gen_dev: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One training batch (SPEC 1): the global batch's randomness drawn alike on every rank (image indices,
@@ -193,11 +57,11 @@ def draw_batch(
     flip = utils.rand(cfg.batch, gen) < 0.5 if cfg.hflip else None
     sigma = noise.sample_sigma(cfg.batch, cfg.sigma_law, cfg.sigma_min, cfg.sigma_max, gen)
     z = utils.randn((cfg.batch, *x.shape[1:]), gen_dev if gen_dev is not None else gen)
-    xb = utils.move(x[utils.move(dd.shard(idx), _where(x))], dd.device)
+    xb = utils.move(x[utils.move(dist.shard(idx), _where(x))], dist.device)
     if flip is not None:
-        xb = torch.where(utils.move(dd.shard(flip), dd.device).view(-1, 1, 1, 1), xb.flip(-1), xb)
-    sigma = utils.move(dd.shard(sigma), dd.device)
-    return xb, xb + sigma.view(-1, 1, 1, 1) * utils.move(dd.shard(z), dd.device), sigma
+        xb = torch.where(utils.move(dist.shard(flip), dist.device).view(-1, 1, 1, 1), xb.flip(-1), xb)
+    sigma = utils.move(dist.shard(sigma), dist.device)
+    return xb, xb + sigma.view(-1, 1, 1, 1) * utils.move(dist.shard(z), dist.device), sigma
 
 
 def _where(x: torch.Tensor) -> torch.device:
@@ -231,7 +95,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device | str
 def _data(cfg: TrainConfig) -> tuple[data.ImageSet, torch.Tensor, dict, list[str]]:
     """The training set (held-out classes and max_train applied), held-out evaluation images, the data
     fingerprint of both splits, and the names of the classes kept out of training."""
-    dkw = data_kwargs(cfg)
+    dkw = cfg.data_load_kwargs()
     train_set = data.load(cfg.data, "train", seed=cfg.seed, **dkw)
     test_set = data.load(cfg.data, "test", seed=cfg.seed, **dkw)
     fingerprint = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
@@ -298,168 +162,221 @@ def _save_failed(e: OSError, out: Path, path: Path, step: int) -> OSError:
     return OSError(e.errno, f"could not save the checkpoint of step {step} to {path}: {e.strerror or e}; {kept}")
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None, command: str | None = None) -> Path:
+class Run:
+    """One training run in progress: its data, network, optimiser, random generators, EMA of the weights, step
+    and clocks, log, and the facts its checkpoints record. Creating it is the set-up; ``train`` drives it."""
+
+    def __init__(
+        self, cfg: TrainConfig, resume: bool = False, command: str | None = None, recipe: str | None = None
+    ) -> None:
+        # the run folder and the processes
+        self.cfg, self.out = cfg, Path(cfg.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(f"--out {self.out} is a file, not a folder")
+        _check_writable(self.out)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.dist = dist = distributed.setup(cfg.device)
+        if cfg.batch % dist.world:
+            raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({dist.world})")
+        # a fresh start: data, network, optimiser, generators, EMA
+        train_set, self.eval_x, fingerprint, held_out = _data(cfg)
+        self.x = resident(train_set.images, dist.device)
+        self.model = make_model(cfg, self.x.shape[1]).to(dist.device)
+        # its inputs are x + sigma z of checked data; the check of every input would wait for the device
+        self.model.check_finite = False
+        self.opt = make_optimizer(self.model, cfg.lr, dist.device)
+        self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.gen_dev = (
+            torch.Generator(device=dist.device).manual_seed(cfg.seed + 1) if dist.device.type == "cuda" else None
+        )
+        self.step, self.elapsed, self.cpu, self.log, commands = 0, 0.0, 0.0, [], []
+        self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()} if cfg.ema else None
+        # or the state of the checkpoint it continues
+        if self.out.is_dir() and dist.main:
+            checkpoints.finish_pending(self.out)  # a save that a kill interrupted: complete it or drop it
+        dist.barrier()
+        if resume:
+            commands, recipe = self._resume(recipe)
+        elif checkpoints.exists(self.out):
+            raise FileExistsError(
+                f"{self.out} already holds a checkpoint; pass resume=True (--resume) or choose another --out"
+            )
+        # layout and wrappers for speed; what its checkpoints record; the clocks
+        if cfg.channels_last and dist.device.type != "mps":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.ema is not None:
+            self.ema = trainstate.ema_like(self.ema, self.model)
+        self.net = dist.wrap(self.model)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        self.extra = self._record(train_set, fingerprint, held_out, commands, command, recipe)
+        self.t0, self.c0 = time.perf_counter() - self.elapsed, time.process_time() - self.cpu
+        # the losses since the last log line, summed on the device (float64 where it exists: the sum of the
+        # per-step values in double, as a Python float would give) and read only when a line is written
+        dtype = torch.float32 if dist.device.type == "mps" else torch.float64
+        self.run_loss, self.run_n = torch.zeros((), dtype=dtype, device=dist.device), 0
+        amp = cfg.bf16 and dist.device.type == "cuda"
+        self.amp = torch.autocast("cuda", dtype=torch.bfloat16) if amp else trainstate.null_context()
+        self.model.train()
+
+    def _record(self, train_set, fingerprint, held_out, commands, command, recipe) -> dict:
+        """What every checkpoint of the run records beside its step and clocks (config.json)."""
+        command = command or " ".join(shlex.quote(a) for a in sys.argv)
+        return {
+            "train": self.cfg.to_dict(),
+            **({"recipe": recipe} if recipe else {}),
+            "data_kwargs": self.cfg.data_load_kwargs(),
+            "data_fingerprint": fingerprint,
+            "data_classes": train_set.classes,
+            "held_out_classes": held_out,
+            "n_train": len(train_set),
+            "n_params": n_params(self.model),
+            "command": command,
+            "commands": commands + [command],
+            "device": str(self.dist.device),
+            "processes": self.dist.world,
+            "torch": torch.__version__,
+        }
+
+    def _resume(self, recipe: str | None) -> tuple[list[str], str | None]:
+        """Continue the checkpoint in the run folder: its weights, optimiser moments, generators, clocks, EMA and
+        log; returns the commands that made it and its recipe (``recipe`` when it names one)."""
+        if not checkpoints.exists(self.out):
+            raise FileNotFoundError(f"cannot resume: no checkpoint in {self.out}")
+        ck = checkpoints.load(self.out, device=self.dist.device, with_state=True, weights="raw")
+        _check_resume(self.out, self.cfg, ck, self.model)
+        self.model.load_state_dict(ck.model.state_dict())
+        self.step, self.elapsed, self.cpu = trainstate.unpack(ck.state, self.opt, self.gen, self.gen_dev)
+        if self.ema is not None:  # switched on at resume: the EMA starts from the current weights
+            src = ck.ema if ck.ema is not None else self.model.state_dict()
+            self.ema = {k: v.detach().float().clone().to(self.dist.device) for k, v in src.items()}
+        self.log = ck.log
+        return ck.config.get("commands", []), recipe or ck.config.get("recipe")
+
+    def train_step(self) -> None:
+        """One optimisation step (SPEC 1): the scheduled rate, a noisy batch, the loss, Adam, the EMA; then the
+        step count, the clocks and the running loss."""
+        cfg = self.cfg
+        for grp in self.opt.param_groups:
+            grp["lr"] = lr_at(cfg, self.step)
+        xb, y, sigma = draw_batch(self.x, cfg, self.gen, self.dist, self.gen_dev)
+        if cfg.channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        with self.amp:
+            x_hat = self.net(y)
+        loss = batch_loss(x_hat, xb, sigma, cfg.weighted)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.ema is not None:
+            trainstate.update_ema(self.ema, self.model, trainstate.ema_decay(cfg.ema, self.step))
+        self.step += 1
+        self.elapsed, self.cpu = time.perf_counter() - self.t0, time.process_time() - self.c0
+        self.run_loss += loss.detach()
+        self.run_n += 1
+
+    def log_line(self) -> float:
+        """Append a line to the log: the mean loss since the last line (over all processes), the rate of the
+        last step, the clocks and the speed; returns the mean loss."""
+        mean_loss = self.dist.mean(self.run_loss.item() / self.run_n)
+        self.log.append(
+            {
+                "step": self.step,
+                "loss": mean_loss,
+                "lr": lr_at(self.cfg, self.step - 1),
+                "elapsed_s": round(self.elapsed, 1),
+                "cpu_s": round(self.cpu, 1),
+                "img_per_s": round(self.step * self.cfg.batch / max(self.elapsed, 1e-9), 1),
+            }
+        )
+        self.run_loss.zero_()
+        self.run_n = 0
+        return mean_loss
+
+    def evaluate(self) -> None:
+        """Append the held-out PSNR table of the weights (and of their EMA) to the log (rank 0)."""
+        if not self.dist.main:
+            return
+        self.model.eval()
+        ev, sigmas = self.eval_x.to(self.dist.device), self.cfg.eval_sigmas
+        rec = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "eval": psnr_table(self.model, ev, sigmas)}
+        if self.ema is not None:
+            rec["eval_ema"] = psnr_table(trainstate.with_weights(self.model, self.ema), ev, sigmas)
+        self.model.train()
+        self.log.append(rec)
+
+    def save(self, snapshot: bool = False) -> None:
+        """Write a resumable checkpoint into the run folder, or (``snapshot``) a permanent copy of the weights,
+        without optimiser state, into ``step-NNNNNNN/``: the EMA's when the run keeps one (rank 0)."""
+        if not self.dist.main:
+            return
+        path = self.out / f"step-{self.step:07d}" if snapshot else self.out
+        st = None if snapshot else trainstate.pack(self.opt, self.gen, self.step, self.elapsed, self.cpu, self.gen_dev)
+        info = {**self.extra, "step": self.step, "elapsed_s": round(self.elapsed, 1), "cpu_s": round(self.cpu, 1)}
+        net, keep = self.model, self.ema
+        if snapshot and self.ema is not None:  # a snapshot keeps one set of weights: the EMA
+            net, keep, info["snapshot_weights"] = trainstate.with_weights(self.model, self.ema), None, "ema"
+        try:
+            checkpoints.save(path, net, info, self.log, st, keep)
+        except OSError as e:
+            raise _save_failed(e, self.out, path, self.step) from e
+
+
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    stop_at: int | None = None,
+    command: str | None = None,
+    recipe: str | None = None,
+) -> Path:
     """Run (or resume) training; checkpoints into cfg.out; returns the run folder. Under ``torchrun`` every
     process trains its shard of each batch and rank 0 writes (see ``distributed``).
 
-    ``stop_at`` stops after that step with a checkpoint, exactly as an interruption would.
+    ``stop_at`` stops after that step with a checkpoint, exactly as an interruption would. ``command`` is the
+    command line recorded in the checkpoint, ``recipe`` the name of the recipe the config came from (``recipes``).
     """
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file, not a folder")
-    _check_writable(out)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    dd = distributed.setup(cfg.device)
-    if cfg.batch % dd.world:
-        raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({dd.world})")
-    train_set, eval_x, fingerprint, held_out = _data(cfg)
-    x = resident(train_set.images, dd.device)
-    model = make_model(cfg, x.shape[1]).to(dd.device)
-    model.check_finite = False  # its inputs are x + sigma z of checked data; the check would wait for the device
-    opt = make_optimizer(model, cfg.lr, dd.device)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    gen_dev = torch.Generator(device=dd.device).manual_seed(cfg.seed + 1) if dd.device.type == "cuda" else None
-    step, elapsed, cpu, log, commands = 0, 0.0, 0.0, [], []
-    ema = {k: v.detach().float().clone() for k, v in model.state_dict().items()} if cfg.ema else None
-    if out.is_dir() and dd.main:
-        checkpoints.finish_pending(out)  # a save that a kill interrupted: complete it or drop it
-    dd.barrier()
-    if resume:
-        if not checkpoints.exists(out):
-            raise FileNotFoundError(f"cannot resume: no checkpoint in {out}")
-        ck = checkpoints.load(out, device=dd.device, with_state=True, weights="raw")
-        _check_resume(out, cfg, ck, model)
-        model.load_state_dict(ck.model.state_dict())
-        step, elapsed, cpu = trainstate.unpack(ck.state, opt, gen, gen_dev)
-        if ema is not None:  # switched on at resume: the EMA starts from the current weights
-            src = ck.ema if ck.ema is not None else model.state_dict()
-            ema = {k: v.detach().float().clone().to(dd.device) for k, v in src.items()}
-        log, commands = ck.log, ck.config.get("commands", [])
-    elif checkpoints.exists(out):
-        raise FileExistsError(f"{out} already holds a checkpoint; pass resume=True (--resume) or choose another --out")
-    if cfg.channels_last and dd.device.type != "mps":
-        model = model.to(memory_format=torch.channels_last)
-    if ema is not None:
-        ema = trainstate.ema_like(ema, model)
-    net = dd.wrap(model)
-    if cfg.compile:
-        net = torch.compile(net)
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    extra = {
-        "train": cfg.to_dict(),
-        "data_kwargs": data_kwargs(cfg),
-        "data_fingerprint": fingerprint,
-        "data_classes": train_set.classes,
-        "held_out_classes": held_out,
-        "n_train": len(train_set),
-        "n_params": n_params(model),
-        "command": command,
-        "commands": commands + [command],
-        "device": str(dd.device),
-        "processes": dd.world,
-        "torch": torch.__version__,
-    }
-
-    def save(path: Path, with_state: bool = True) -> None:
-        if dd.main:
-            st = trainstate.pack(opt, gen, step, elapsed, cpu, gen_dev) if with_state else None
-            info = {**extra, "step": step, "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1)}
-            net, keep = model, ema
-            if not with_state and ema is not None:  # a snapshot keeps one set of weights: the EMA
-                net, keep, info["snapshot_weights"] = trainstate.with_weights(model, ema), None, "ema"
-            try:
-                checkpoints.save(path, net, info, log, st, keep)
-            except OSError as e:
-                raise _save_failed(e, out, path, step) from e
-
-    def evaluate() -> None:
-        if not dd.main:
-            return
-        model.eval()
-        ev = eval_x.to(dd.device)
-        rec = {"step": step, "elapsed_s": round(elapsed, 1), "eval": psnr_table(model, ev, cfg.eval_sigmas)}
-        if ema is not None:
-            rec["eval_ema"] = psnr_table(trainstate.with_weights(model, ema), ev, cfg.eval_sigmas)
-        model.train()
-        log.append(rec)
-
+    run = Run(cfg, resume, command, recipe)
+    last = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     bar = tqdm(
         total=cfg.steps,
-        initial=step,
-        disable=not (cfg.progress and dd.main),
+        initial=run.step,
+        disable=not (cfg.progress and run.dist.main),
         unit="step",
         desc=f"train {cfg.preset}/{cfg.data}",
         dynamic_ncols=True,
     )
-    last_stop = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
-    t0, c0, run_n = time.perf_counter() - elapsed, time.process_time() - cpu, 0
-    # the losses since the last log line, summed on the device (float64 where it exists: the sum of the
-    # per-step values in double, as a Python float would give) and read only when a line is written
-    run_loss = torch.zeros((), dtype=torch.float32 if dd.device.type == "mps" else torch.float64, device=dd.device)
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg.bf16 and dd.device.type == "cuda"
-        else trainstate.null_context()
-    )
-    model.train()
-    if step == 0:
-        evaluate()
+    if run.step == 0:
+        run.evaluate()
     restore = trainstate.interrupt_on_signals()
     try:
-        while step < last_stop:
-            for grp in opt.param_groups:
-                grp["lr"] = lr_at(cfg, step)
-            xb, y, sigma = draw_batch(x, cfg, gen, dd, gen_dev)
-            if cfg.channels_last:
-                y = y.contiguous(memory_format=torch.channels_last)
-            with amp:
-                x_hat = net(y)
-            loss = batch_loss(x_hat, xb, sigma, cfg.weighted)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema is not None:
-                trainstate.update_ema(ema, model, trainstate.ema_decay(cfg.ema, step))
-            step += 1
-            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-            run_loss += loss.detach()
-            run_n += 1
-            if step % cfg.log_every == 0 or step == last_stop:
-                mean_loss = dd.mean(run_loss.item() / run_n)
-                log.append(
-                    {
-                        "step": step,
-                        "loss": mean_loss,
-                        "lr": lr_at(cfg, step - 1),
-                        "elapsed_s": round(elapsed, 1),
-                        "cpu_s": round(cpu, 1),
-                        "img_per_s": round(step * cfg.batch / max(elapsed, 1e-9), 1),
-                    }
-                )
-                bar.set_postfix(loss=f"{mean_loss:.2e}")
-                run_loss.zero_()
-                run_n = 0
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                evaluate()
-            if step in cfg.snapshots or (cfg.snapshot_every and step % cfg.snapshot_every == 0):
-                save(out / f"step-{step:07d}", with_state=False)
-            if step % cfg.ckpt_every == 0:
-                save(out)
+        while run.step < last:
+            run.train_step()
+            if run.step % cfg.log_every == 0 or run.step == last:
+                bar.set_postfix(loss=f"{run.log_line():.2e}")
+            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+                run.evaluate()
+            if run.step in cfg.snapshots or (cfg.snapshot_every and run.step % cfg.snapshot_every == 0):
+                run.save(snapshot=True)
+            if run.step % cfg.ckpt_every == 0:
+                run.save()
             bar.update(1)
-            if cfg.minutes and dd.any(elapsed > cfg.minutes * 60):
+            if cfg.minutes and run.dist.any(run.elapsed > cfg.minutes * 60):
                 break
     except KeyboardInterrupt:
         bar.close()
-        save(out)
-        if dd.main:
-            print(f"\ninterrupted at step {step}: checkpoint saved to {out} (continue with --resume)", file=sys.stderr)
+        run.save()
+        if run.dist.main:
+            print(
+                f"\ninterrupted at step {run.step}: checkpoint saved to {run.out} (continue with --resume)",
+                file=sys.stderr,
+            )
         raise
     finally:
         restore()
     bar.close()
-    if not log or log[-1].get("step") != step or "eval" not in log[-1]:
-        evaluate()
-    save(out)
-    dd.barrier()
-    return out
+    if not run.log or run.log[-1].get("step") != run.step or "eval" not in run.log[-1]:
+        run.evaluate()
+    run.save()
+    run.dist.barrier()
+    return run.out
