@@ -8,9 +8,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The Debian packages that hold the data the reference checkpoints were trained on (sdrlib.book.DATA_DEBS and
-# the chapters' Colab install cell install the same), and the headless Chromium of the page checks.
-DATA_DEBS := dataset-fashion-mnist ufoai-textures opencv-doc mate-backgrounds plasma-workspace-wallpapers
+# The Debian packages that hold the data the reference checkpoints were trained on: the one list,
+# sdrlib/data/debian-packages.txt (one per line, # comments), which sdrlib.data.DEBIAN_PACKAGES and so the
+# chapters' Colab install cell read too; and the headless Chromium of the page checks.
+HASH := \#
+DATA_DEBS := $(strip $(shell sed -e 's/$(HASH).*//' sdrlib/data/debian-packages.txt))
 DEBS := $(DATA_DEBS) chromium
 
 .PHONY: book test html setup system-data clean

@@ -106,7 +106,7 @@ def test_data_of_another_machine_is_refused_with_how_to_get_it(tmp_path):
     assert torch.equal(checkpoints.load_data(ok, "test").images, real.images)
     other = {**fp, "sha256": "0" * 16, "sources": {"textures-16-photos": {"images": 256, "classes": 16}}}
     bad = checkpoints.save(tmp_path / "bad", m, {**cfg, "data_fingerprint": {"test": other}})
-    with pytest.raises(checkpoints.DataMismatch, match="trained on 'ovals' built from textures-16-photos=256"):
+    with pytest.raises(data.DataMismatch, match="trained on 'ovals' built from textures-16-photos=256"):
         checkpoints.load_data(bad, "test")
     assert "apt-get install ufoai-textures" in data.how_to_get("textures")
 

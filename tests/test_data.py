@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from sdrlib import data
+from sdrlib.data import common, digits, registry, synthetic
+from sdrlib.data import textures as texture_module
 
 
 @pytest.fixture(autouse=True)
@@ -99,12 +101,12 @@ def _good_set(n: int = 4) -> data.ImageSet:
     ],
 )
 def test_contract_check_raises_named_errors(change: dict, error: type, match: str) -> None:
-    data._check(_good_set())
+    data.check_contract(_good_set())
     ds = _good_set()
     for k, v in change.items():
         setattr(ds, k, v)
     with pytest.raises(error, match=match):
-        data._check(ds)
+        data.check_contract(ds)
 
 
 def test_no_assert_statements_in_the_data_package() -> None:
@@ -146,7 +148,7 @@ def test_truncated_idx_is_a_value_error(tmp_path: Path) -> None:
         _write_idx(tmp_path / f"{pre}-images-idx3-ubyte.gz", (n, 28, 28), n * 28 * 28 - 100)  # truncated
         _write_idx(tmp_path / f"{pre}-labels-idx1-ubyte.gz", (n,), n)
     with pytest.raises(ValueError, match="truncated"):
-        data.read_idx(tmp_path / "train-images-idx3-ubyte.gz")
+        common.read_idx(tmp_path / "train-images-idx3-ubyte.gz")
     with pytest.raises(ValueError, match="truncated"):
         data.load("fashion-mnist", split="test", root=str(tmp_path), cache=False)
 
@@ -162,8 +164,8 @@ def test_ovals_classes_determinism_and_splits() -> None:
     assert not torch.equal(a.images, data.load("ovals", n_per_class=6, seed=1, cache=False).images)
     assert not torch.equal(a.images, data.load("ovals", split="test", n_per_class=6, cache=False).images)
     assert data.load("ovals", n_per_class=2, size=40, cache=False).images.shape == (10, 1, 40, 40)
-    probes = data.load("ovals", n_per_class=1, ratios=data.OVAL_PROBE_RATIOS, cache=False)
-    assert len(probes.classes) == 19 and math.isclose(data.OVAL_PROBE_RATIOS[-1], 10.0)
+    probes = data.load("ovals", n_per_class=1, ratios=synthetic.OVAL_PROBE_RATIOS, cache=False)
+    assert len(probes.classes) == 19 and math.isclose(synthetic.OVAL_PROBE_RATIOS[-1], 10.0)
     assert data.load("ovals", split="test", cache=False).counts() == {c: 200 for c in a.classes}
 
 
@@ -185,7 +187,7 @@ def test_ovals_have_the_class_aspect_ratio_and_coverage() -> None:
 def test_shapes_contract_colours_and_determinism() -> None:
     a = data.load("shapes", n_per_class=8, cache=False)
     assert_contract(a, 6, 3, 64)
-    assert a.classes == list(data.SHAPE_CLASSES) and a.group_names == list(data.SHAPE_COLOURS)
+    assert a.classes == list(synthetic.SHAPE_CLASSES) and a.group_names == list(synthetic.SHAPE_COLOURS)
     assert len(set(a.groups.tolist())) >= 5  # colours are drawn independently of the shape
     assert_same(a, data.load("shapes", n_per_class=8, cache=False))
     assert not torch.equal(a.images, data.load("shapes", n_per_class=8, seed=3, cache=False).images)
@@ -208,7 +210,7 @@ def test_shapes_have_their_geometric_areas() -> None:
         "ring": math.pi * (1 - 0.55**2),
     }
     for kind, area in expected.items():
-        got = float(data._shape_mask(kind, u, v).sum()) * cell
+        got = float(synthetic._shape_mask(kind, u, v).sum()) * cell
         assert abs(got - area) < 0.01 * area + 0.01, (kind, got, area)
 
 
@@ -235,7 +237,7 @@ def test_digits_deterministic_and_skip_missing(monkeypatch: pytest.MonkeyPatch) 
     assert_same(a, data.load("digits", split="test", sources=("sklearn",), cache=False))
     b = data.load("digits", split="test", sources=("sklearn",), seed=1, cache=False)
     assert len(a) == len(b) and not torch.equal(a.images, b.images)  # another seed, another test set
-    monkeypatch.setattr(data, "OPENCV_DIGITS", "/nonexistent/digits.png")
+    monkeypatch.setattr(digits, "OPENCV_DIGITS", "/nonexistent/digits.png")
     c = data.load("digits", split="test", sources=("opencv", "sklearn"), cache=False)
     assert c.group_names == ["sklearn"] and c.meta["missing_sources"] == "opencv"
     with pytest.raises(FileNotFoundError, match="opencv-doc"):
@@ -299,7 +301,7 @@ def test_textures_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         data.load("textures", holdout=0.6, cache=False)
     with pytest.raises(ValueError, match="unknown texture sources"):
         data.load("textures", sources=("flickr",), cache=False)
-    monkeypatch.setattr(data, "UFOAI_PK3", ("/nonexistent/0textures.pk3",))
+    monkeypatch.setattr(texture_module, "UFOAI_PK3", ("/nonexistent/0textures.pk3",))
     with pytest.raises(FileNotFoundError, match="ufoai-textures"):
         data.load("textures", sources=("ufoai",), cache=False)
 
@@ -367,10 +369,10 @@ def test_folder_skips_unreadable_files_and_counts_them(tmp_path: Path) -> None:
 
 def test_stratified_split_is_a_partition() -> None:
     strata = torch.tensor([0] * 10 + [1] * 3 + [2])
-    s = data.stratified_split(strata, 0.2, seed=5)
+    s = common.stratified_split(strata, 0.2, seed=5)
     assert sorted(torch.cat([s["train"], s["test"]]).tolist()) == list(range(14))
     assert np.bincount(strata[s["test"]].numpy(), minlength=3).tolist() == [2, 1, 0]
-    assert torch.equal(s["test"], data.stratified_split(strata, 0.2, seed=5)["test"])
+    assert torch.equal(s["test"], common.stratified_split(strata, 0.2, seed=5)["test"])
 
 
 # --------------------------------------------------------------------------- fingerprints and source stamps
@@ -408,7 +410,7 @@ def test_source_stamp_is_cheap_and_names_the_files(monkeypatch: pytest.MonkeyPat
     for name in ("imagenet64", "cifar10", "celeba", "lsun-bedroom"):
         monkeypatch.delenv(f"SDR_DATA_{name.upper().replace('-', '_')}", raising=False)
         assert data.source_stamp(name) == "absent"
-    monkeypatch.setattr(data, "UFOAI_PK3", (str(tmp_path / "0textures.pk3"),))
+    monkeypatch.setattr(texture_module, "UFOAI_PK3", (str(tmp_path / "0textures.pk3"),))
     assert data.source_stamp("textures") != stamp and "0textures.pk3=absent" in data.source_stamp("textures")
     with pytest.raises(ValueError, match="unknown texture sources"):
         data.source_stamp("textures", sources=("flickr",))
@@ -421,6 +423,6 @@ def test_cache_key_follows_the_source_stamp(monkeypatch: pytest.MonkeyPatch) -> 
     data.load("textures", **kw)
     assert len(list(data.cache_dir().glob("textures-train-*.pt"))) == 1  # same stamp: the cache is used
     real = data.source_stamp
-    monkeypatch.setattr(data, "source_stamp", lambda name, **k: real(name, **k) + "; newly installed package")
+    monkeypatch.setattr(registry, "source_stamp", lambda name, **k: real(name, **k) + "; newly installed package")
     assert_same(first, data.load("textures", **kw))
     assert len(list(data.cache_dir().glob("textures-train-*.pt"))) == 2  # another stamp: rebuilt, not stale

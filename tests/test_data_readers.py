@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from sdrlib import data
+from sdrlib.data import cifar10
 
 ENVS = ("SDR_DATA_IMAGENET64", "SDR_DATA_CIFAR10", "SDR_DATA_CELEBA", "SDR_DATA_LSUN_BEDROOM")
 
@@ -168,10 +169,10 @@ def test_cifar_unpickler_refuses_code(tmp_path: Path) -> None:
     for payload in (pickle.dumps(eval), pickle.dumps(Path("x"))):
         batch.write_bytes(payload)
         with pytest.raises(ValueError, match="refusing to unpickle"):
-            data.safe_unpickle(batch)
+            cifar10.safe_unpickle(batch)
     batch.write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="not a readable CIFAR pickle"):
-        data.safe_unpickle(batch)
+        cifar10.safe_unpickle(batch)
 
 
 # --------------------------------------------------------------------------- celeba

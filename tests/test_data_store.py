@@ -100,7 +100,7 @@ def test_stored_and_in_memory_sets_are_the_same(tmp_path: Path) -> None:
     x = st.images.to("cpu")  # as the trainer uses ImageSet.images
     idx = torch.randint(0, x.shape[0], (5,), generator=torch.Generator().manual_seed(0))
     assert torch.equal(x[idx], mem.images[idx]) and x[idx].dtype == torch.float32
-    data._check(st)
+    data.check_contract(st)
 
 
 def test_large_takes_stay_in_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

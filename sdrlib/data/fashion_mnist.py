@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from ..utils import cache_dir
-from . import ImageSet, register
 from .common import file_stamp, pad_to, read_idx, resize, source_counts
+from .imageset import ImageSet
+from .registry import register
 
 FASHION_CLASSES = [
     "T-shirt/top",
@@ -93,7 +94,12 @@ def fashion_stamp(root: str | None = None, **_: object) -> str:
 
 
 @register(
-    "fashion-mnist", "Fashion-MNIST, 70k greyscale clothing images, 10 classes, zero-padded 28->32", stamp=fashion_stamp
+    "fashion-mnist",
+    "Fashion-MNIST, 70k greyscale clothing images, 10 classes, zero-padded 28->32",
+    how_to_get="install it with 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu; in Colab the "
+    "chapter's first cell does this) or 'sdr data fashion-mnist --download'",
+    debian=("dataset-fashion-mnist",),
+    stamp=fashion_stamp,
 )
 def fashion_mnist(split: str, size: int | None, seed: int, root: str | None = None, download: bool = False) -> ImageSet:
     """The real Fashion-MNIST (60k train / 10k test), padded to 32x32 (or resized to ``size``)."""

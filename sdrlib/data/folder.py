@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import ImageSet, register
 from .common import _open_rgb, n_classes, source_counts, stratified_split
+from .imageset import ImageSet
+from .registry import register
 from .store import U8Images, from_chunks
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
@@ -112,6 +113,7 @@ def read_squares(
 @register(
     "folder",
     "Any image tree: folder:PATH, class = sub-folder name, RGB, resized and centre-cropped",
+    how_to_get="name a folder of your images as folder:PATH, one sub-folder per class",
     stamp=folder_stamp,
     large=True,
 )

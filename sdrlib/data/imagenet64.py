@@ -15,8 +15,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import ImageSet, register
 from .common import data_root, dir_stamp, n_classes, require_files, source_counts, u8_resize
+from .imageset import ImageSet
+from .registry import register
 from .store import from_chunks
 
 IMAGENET64_ENV = "SDR_DATA_IMAGENET64"
@@ -115,6 +116,8 @@ def imagenet64_stamp(root: str | None = None, **_: object) -> str:
 @register(
     "imagenet64",
     "Downsampled ImageNet 64x64 (or 32x32) .npz batches from $SDR_DATA_IMAGENET64, 1000 classes",
+    how_to_get=f"download the downsampled ImageNet .npz batches yourself (ImageNet terms of access) and point "
+    f"{IMAGENET64_ENV} (or root=) at their folder; see book/data_sources.md",
     stamp=imagenet64_stamp,
     large=True,
 )

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
-from . import ImageSet, register
 from .common import data_root, source_counts, stratified_split
 from .folder import _folder_files, _folder_stamp, read_squares
+from .imageset import ImageSet
+from .registry import register
 
 LSUN_ENV = "SDR_DATA_LSUN_BEDROOM"
 
@@ -25,6 +26,8 @@ def lsun_stamp(root: str | None = None, **_: object) -> str:
 @register(
     "lsun-bedroom",
     "LSUN bedroom exported as images under $SDR_DATA_LSUN_BEDROOM, one class, 64x64",
+    how_to_get=f"export the LSUN bedroom category to image files with the LSUN tools and point {LSUN_ENV} (or "
+    "root=) at their folder; see book/data_sources.md",
     stamp=lsun_stamp,
     large=True,
 )

@@ -7,8 +7,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import ImageSet, register
 from .common import _torch_rng, resize, source_counts
+from .imageset import ImageSet
+from .registry import register
 
 # --------------------------------------------------------------------------- ovals
 
@@ -47,7 +48,11 @@ def _draw_ovals(
     return img
 
 
-@register("ovals", "Grey 80x80 canvases of ~20 soft ovals of one aspect ratio (SPEC 5); class = ratio")
+@register(
+    "ovals",
+    "Grey 80x80 canvases of ~20 soft ovals of one aspect ratio (SPEC 5); class = ratio",
+    how_to_get="nothing to get: the ovals are drawn from the seed",
+)
 def ovals(
     split: str,
     size: int | None,
@@ -158,7 +163,11 @@ def _draw_shapes(kind: str, n: int, canvas: int, g: torch.Generator) -> tuple[to
     return _smooth_noise(n, canvas, g) * (1 - cover) + colour * cover, colour_idx
 
 
-@register("shapes", "Colour geometric shapes (6 classes) on smooth noise backgrounds; groups = colour")
+@register(
+    "shapes",
+    "Colour geometric shapes (6 classes) on smooth noise backgrounds; groups = colour",
+    how_to_get="nothing to get: the shapes are drawn from the seed",
+)
 def shapes(split: str, size: int | None, seed: int, n_per_class: int | None = None, canvas: int = 64) -> ImageSet:
     """One shape per image (circle, square, triangle, star, cross, ring) with random colour (one of
     SHAPE_COLOURS, jittered), circumradius 20-40% of the canvas, position and rotation, over a smooth

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import ImageSet, register
 from .common import _open_rgb, _seed, _shrink, _wheel_dir, file_stamp, resize, source_counts
+from .imageset import ImageSet
+from .registry import register
 
 UFOAI_PK3 = ("/usr/share/games/ufoai/base/0textures.pk3",)
 UFOAI_FOLDERS = ("tex_nature", "tex_dirt", "tex_material", "tex_mattn", "tex_ctp1")
@@ -270,6 +271,9 @@ def textures_stamp(sources: tuple[str, ...] | None = None, **_: object) -> str:
 @register(
     "textures",
     "Colour texture patches (SPEC 5): one class per photograph, a held-out strip per photo for test",
+    how_to_get="install the Debian packages that hold the photographs: 'sudo apt-get install "
+    f"{TEXTURE_PACKAGES}' (in Colab the chapter's first cell does this), then run again",
+    debian=tuple(TEXTURE_PACKAGES.split()),
     stamp=textures_stamp,
 )
 def textures(

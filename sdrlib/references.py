@@ -1,15 +1,14 @@
-"""The reference checkpoints of the book: ``checkpoints/references.yaml`` (which checkpoints each profile
-analyses, their extra training seeds, the verdict each claim is expected to reach on each), and a
-checkpoint's own data set, refused when this machine builds it from other sources (fingerprint)."""
+"""The book's reference checkpoints: ``checkpoints/references.yaml``, the one list of which checkpoints each
+profile analyses, their extra training seeds, and the verdict each claim is expected to reach on each. Adding a
+reference is one entry there, no code."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..stats import VERDICTS
-from . import REPO_CHECKPOINTS, Checkpoint, read_config
+from .stats import VERDICTS
 
-REFERENCES = REPO_CHECKPOINTS / "references.yaml"  # the one list of reference checkpoints and their verdicts
+REFERENCES = Path(__file__).resolve().parent.parent / "checkpoints" / "references.yaml"  # beside the checkpoints
 
 
 def references(profile: str | None = None, path: str | Path | None = None) -> dict[str, dict]:
@@ -65,40 +64,3 @@ def reference_names(profile: str) -> list[str]:
 def expected_verdict(name: str, claim: str) -> str | None:
     """The verdict ``references.yaml`` expects of ``claim`` on reference ``name`` (None: report only)."""
     return references().get(name, {}).get("expect", {}).get(claim)
-
-
-class DataMismatch(ValueError):
-    """The data set built on this machine is not the one a checkpoint was trained on."""
-
-
-def data_kwargs(config: dict) -> dict:
-    """The ``data.load`` arguments (size, crop) of a checkpoint's training data."""
-    tc = config.get("train", {})
-    return config.get("data_kwargs") or {"size": tc.get("size")}
-
-
-def load_data(checkpoint: "Checkpoint | str | Path", split: str = "test", check: bool = True, **kwargs):
-    """The checkpoint's own data set (same name, size and crop), refused with one message saying how to get
-    the right data when the sources found here differ from those it was trained on (fingerprint)."""
-    from .. import data
-
-    config = checkpoint.config if isinstance(checkpoint, Checkpoint) else read_config(checkpoint)
-    name = config["train"]["data"]
-    ds = data.load(name, split, **{**data_kwargs(config), **kwargs})
-    want = (config.get("data_fingerprint") or {}).get(split)
-    if check and want and not kwargs:
-        got = ds.fingerprint()
-        if got["sha256"] != want["sha256"]:
-            where = getattr(checkpoint, "path", None) or checkpoint
-            raise DataMismatch(
-                f"{where} was trained on {name!r} built from {_sources(want)} ({want['classes']} classes), but this "
-                f"machine builds it from {_sources(got)} ({got['classes']} classes); {data.how_to_get(name)}"
-            )
-    return ds
-
-
-def _sources(fp: dict) -> str:
-    return (
-        ", ".join(f"{k}={v['images'] if isinstance(v, dict) else v}" for k, v in fp.get("sources", {}).items())
-        or "unknown sources"
-    )
