@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from sdrlib import checkpoints, data, health
+from sdrlib import checkpoints, data, health, stopping
 from sdrlib.train import TrainConfig, make_model, train
 from sdrlib.utils import write_json
 
@@ -210,14 +210,14 @@ def report_run(run: Path, a: argparse.Namespace) -> dict:
         f"of {last['channels']}, 10-NN {last['knn_agreement']:.3f}, PSNR 0.1 {last.get('psnr 0.1', float('nan')):.2f}"
     )
     log = checkpoints.read_log(run)
-    full = checkpoints.full_rate_slope(log, tc)
+    full = stopping.full_rate_slope(log, tc)
     return {
         "config": tc,
         "rows": rows,
         "elapsed_min": round(cfg.get("elapsed_s", 0) / 60, 1),
         "cpu_hours": round(cfg.get("cpu_s", 0) / 3600, 2),
         "n_params": cfg.get("n_params"),
-        "psnr_slope": checkpoints.psnr_slope(log),  # the stopping rule's number, dB per 1,000 steps at sigma 0.1
+        "psnr_slope": stopping.psnr_slope(log),  # the stopping rule's number, dB per 1,000 steps at sigma 0.1
         "psnr_slope_full_rate": None if full is None else {"before_step": full[0], "slope": full[1]},
     }
 

@@ -127,7 +127,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
         test = checkpoints.load_data(ck, "test").subset(a.n, seed=a.seed)
     else:
         test = data.load(
-            name, "test", **{**checkpoints.data_kwargs(ck.config), **({"size": a.size} if a.size else {})}
+            name, "test", **{**checkpoints.training_data_kwargs(ck.config), **({"size": a.size} if a.size else {})}
         ).subset(a.n, seed=a.seed)
     rows = psnr_table(ck.model, test.images, a.sigmas, seed=a.seed)
     title = f"{ck.path}: held-out PSNR on {len(test)} '{name}' test images"
@@ -140,12 +140,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     from . import checkpoints
     from .unet import UNet, UNetConfig, n_params, receptive_field
+    from .utils import write_text
 
     path = checkpoints.resolve(a.checkpoint)
     cfg = checkpoints.read_config(path)
     if a.readme:
         checkpoints.load(path)  # verifies hashes and shapes first
-        checkpoints.write_text(path / "README.md", checkpoints.readme_text(path, a.machine))
+        write_text(path / "README.md", checkpoints.readme_text(path, a.machine))
         print(f"wrote {path / 'README.md'}")
         return 0
     if a.json:
@@ -210,7 +211,7 @@ def _cmd_book(a: argparse.Namespace) -> int:
 
 
 def _cmd_verdicts(a: argparse.Namespace) -> int:
-    from . import book, checkpoints, verdicts
+    from . import book, references, verdicts
 
     folder = a.folder or book.find_root() / "book"
     rows = verdicts.collect(folder)
@@ -219,7 +220,7 @@ def _cmd_verdicts(a: argparse.Namespace) -> int:
     elif a.expect:
         print(verdicts.expect_yaml(rows))
     else:
-        expected = {verdicts.key_name(n): r["expect"] for n, r in checkpoints.references().items()}
+        expected = {verdicts.key_name(n): r["expect"] for n, r in references.references().items()}
         head = ("claim", "reference", "number [95 % CI]", "verdict", "references.yaml")
         table = [head] + [
             (*(str(r[k]) for k in head[:4]), expected.get(r["reference"], {}).get(r["claim"], "-")) for r in rows

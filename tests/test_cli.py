@@ -107,7 +107,7 @@ def test_tampered_checkpoint_cli(trained, capsys, tmp_path):
 def test_missing_fashion_mnist_message(capsys, monkeypatch, tmp_path):
     from sdrlib import data
 
-    monkeypatch.setattr(data, "FASHION_DIRS", ())
+    monkeypatch.setattr(data.fashion_mnist, "FASHION_DIRS", ())
     monkeypatch.setenv("SDR_CACHE", str(tmp_path))
     monkeypatch.delenv("SDR_FASHION_MNIST", raising=False)
     rc, _, err = run(capsys, "data", "fashion-mnist")

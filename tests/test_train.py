@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sdrlib import checkpoints
+from sdrlib import checkpoints, stopping
 from sdrlib.checkpoints import history_table
 from sdrlib.train import TrainConfig, lr_at, train
 
@@ -222,21 +222,21 @@ def test_psnr_slope_is_the_least_squares_slope_over_the_last_window():
         {"step": s, "elapsed_s": 60.0 * s, "eval": ev(v)}
         for s, v in ((0, 25.0), (1000, 26.0), (1500, 26.5), (2000, 27.0))
     ]
-    assert checkpoints.psnr_slope(log) == pytest.approx(1.0)
-    assert checkpoints.psnr_slope(log, window=100) is None  # one evaluation in the window
-    assert checkpoints.psnr_slope(log, sigma=0.2) is None
+    assert stopping.psnr_slope(log) == pytest.approx(1.0)
+    assert stopping.psnr_slope(log, window=100) is None  # one evaluation in the window
+    assert stopping.psnr_slope(log, sigma=0.2) is None
     # up to step `end`: +2 dB / 1,000 until step 1000, flat after it
     bent = [{"step": s, "elapsed_s": 0.0, "eval": ev(20.0 + 0.002 * min(s, 1000))} for s in range(0, 3001, 500)]
-    assert checkpoints.psnr_slope(bent) == pytest.approx(0.0)
-    assert checkpoints.psnr_slope(bent, end=1000) == pytest.approx(2.0)
-    assert checkpoints.psnr_slope(bent, end=1400) == pytest.approx(2.0)  # the last evaluation at or before 1400
+    assert stopping.psnr_slope(bent) == pytest.approx(0.0)
+    assert stopping.psnr_slope(bent, end=1000) == pytest.approx(2.0)
+    assert stopping.psnr_slope(bent, end=1400) == pytest.approx(2.0)  # the last evaluation at or before 1400
     # the full-rate slope: the 1,000 steps before the decay starts (steps - hold - decay = 1000 here)
     tc = {"steps": 3000, "hold_steps": 1000, "decay_steps": 1000, "decay": "cosine"}
-    assert checkpoints.full_rate_slope(bent, tc) == (1000, pytest.approx(2.0))
-    assert checkpoints.full_rate_slope(bent, {**tc, "decay": "none"}) is None
+    assert stopping.full_rate_slope(bent, tc) == (1000, pytest.approx(2.0))
+    assert stopping.full_rate_slope(bent, {**tc, "decay": "none"}) is None
     # with EMA evaluations, those are used: flat at 30 dB
     for r in log:
         r["eval_ema"] = ev(30.0)
-    assert checkpoints.psnr_slope(log) == pytest.approx(0.0)
-    assert checkpoints.psnr_slope(log, key="eval") == pytest.approx(1.0)
+    assert stopping.psnr_slope(log) == pytest.approx(0.0)
+    assert stopping.psnr_slope(log, key="eval") == pytest.approx(1.0)
     assert history_table(log).splitlines()[3] == "| 1,000 | 1000 | 30.00 | 0.00 |"  # the table shows the EMA's too
