@@ -13,7 +13,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from sdrlib import book, cli
+from sdrlib import book, cli, data
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = book.sources(ROOT)
@@ -109,7 +109,7 @@ def test_install_cell_is_written_from_the_configured_repository():
     assert url.startswith("https://") and cfg["launch_buttons"]["colab_url"]
     cell = book.install_cell(ROOT)
     assert f'REPO = "{url}"' in cell and '"google.colab" in sys.modules' in cell
-    assert all(f'"{d}"' in cell for d in book.DATA_DEBS)
+    assert all(f'"{d}"' in cell for d in data.DEBIAN_PACKAGES)
     for script in SOURCES:
         first = source_cells(script)[0]
         assert first.source == cell, f"{script.name}: install cell out of date: run sdr book --sync"
@@ -121,13 +121,11 @@ def test_install_cell_is_written_from_the_configured_repository():
         assert set(re.findall(r"https?://[^\s\"']+", first.source)) == {url}, nb_path.name
 
 
-def test_install_cell_installs_the_data_packages_of_the_makefile():
-    make = (ROOT / "Makefile").read_text()
-    debs = re.search(r"^DATA_DEBS := (.*)$", make, re.MULTILINE).group(1).split()
-    assert tuple(debs) == book.DATA_DEBS
-    from sdrlib.data.textures import TEXTURE_PACKAGES
-
-    assert set(TEXTURE_PACKAGES.split()) <= set(debs) and "dataset-fashion-mnist" in debs
+def test_install_cell_installs_the_one_list_of_data_packages_in_its_order():
+    """The Colab cell installs sdrlib.data.DEBIAN_PACKAGES (sdrlib/data/debian-packages.txt, which the Makefile
+    reads too: tests/test_data_debian.py)."""
+    [debs] = re.findall(r"DEBS = \[(.*?)\]", book.install_cell(ROOT), re.DOTALL)
+    assert tuple(re.findall(r'"([^"]+)"', debs)) == data.DEBIAN_PACKAGES
 
 
 def test_install_cell_outside_colab_prints_a_hint_when_sdrlib_is_missing(tmp_path):

@@ -51,7 +51,6 @@ from .html import (
     write_verdicts,
 )
 from .notebooks import (
-    DATA_DEBS,
     INSTALL_CELL,
     JUPYTEXT_FORMATS,
     SOURCE_FORMAT,
@@ -93,7 +92,6 @@ __all__ = [
     "CHAPTER_GLOB",
     "ChapterFailed",
     "ChapterRun",
-    "DATA_DEBS",
     "DEFAULT_PROFILE",
     "INSTALL_CELL",
     "JUPYTEXT_FORMATS",

@@ -12,8 +12,6 @@ from .chapters import find_root, select, sources
 
 JUPYTEXT_FORMATS = "ipynb,src//py:percent"
 SOURCE_FORMAT = "py:percent"
-# The Debian packages that hold the data the reference checkpoints were trained on (the Makefile's DATA_DEBS).
-DATA_DEBS = ("dataset-fashion-mnist", "ufoai-textures", "opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers")
 
 # ----------------------------------------------------------------------------- notebook sources (jupytext)
 
@@ -58,12 +56,15 @@ else:
 
 
 def install_cell(root: Path) -> str:
-    """The first cell of every chapter: installs sdrlib and the data in Colab, from _config.yml's repository."""
+    """The first cell of every chapter: installs sdrlib and the data in Colab, from _config.yml's repository and
+    the one list of Debian data packages (``sdrlib.data.DEBIAN_PACKAGES``, which the Makefile reads too)."""
+    from ..data import DEBIAN_PACKAGES  # imported here: sdrlib.data brings torch, which sdr book --sync needs not
+
     url = repository_url(root)
     name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
     debs = (
         textwrap.fill(
-            ", ".join(f'"{d}"' for d in DATA_DEBS),
+            ", ".join(f'"{d}"' for d in DEBIAN_PACKAGES),
             width=78,
             initial_indent="    DEBS = [",
             subsequent_indent=" " * 12,
