@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from sdrlib import checkpoints, data, health, stopping
+from sdrlib import checkpoints, data, health, recipes, stopping
 from sdrlib.train import TrainConfig, make_model, train
 from sdrlib.utils import write_json
 
@@ -40,34 +40,31 @@ COMMON = dict(
     progress=False,
     eval_sigmas=(0.05, 0.1, 0.2, 0.4),
 )
-# The recipe of the references shipped before this study: Adam at 1e-3 from step 0, halved every 3000 steps.
-V1 = dict(lr=1e-3, lr_halve_every=3000)
-# The recipe the screen chose (see the appendix): unit scale-norm gains and a linear warm-up (together, and only
-# together, they keep the middle block alive), Adam at 5e-4 (tied with 1e-3 on 10-NN: the screen gives 1e-3
-# +0.005 [-0.003, +0.013], paired; 5e-4 was fixed before a stale cache was found), a cosine
-# decay to lr/10 over the last 30 % of the steps, and an EMA of the weights.
-HEALTHY = dict(lr=5e-4, gain_init="ones", warmup_frac=0.1, decay="cosine", decay_frac=0.3, ema=0.999)
+# Each arm: a named recipe of sdrlib.recipes ("v1": the references shipped before this study; "healthy": the one
+# the screen chose, see the appendix) and the fields the arm changes. The healthy recipe's Adam at 5e-4 is tied with
+# 1e-3 on 10-NN (the screen gives 1e-3 +0.005 [-0.003, +0.013], paired; 5e-4 was fixed before a stale cache was
+# found).
 STAGES: dict[str, dict] = {
     "screen": {  # which lever keeps the middle block alive? 800 steps, small, 32 px
         "steps": 800,
         "arms": {
-            "v1 (lr 1e-3)": V1,
-            "warm-up 400, lr 1e-3": dict(V1, warmup=400),
-            "warm-up 400, lr 5e-4": dict(V1, warmup=400, lr=5e-4),
-            "warm-up 400, lr 2e-4": dict(V1, warmup=400, lr=2e-4),
-            "lr 2e-4": dict(V1, lr=2e-4),
-            "warm-up 400, lr 5e-4, gains 1": dict(V1, warmup=400, lr=5e-4, gain_init="ones"),
-            "warm-up 400, lr 1e-3, gains 1": dict(V1, warmup=400, gain_init="ones"),
-            "lr 1e-3, gains 1": dict(V1, gain_init="ones"),
+            "v1 (lr 1e-3)": ("v1", {}),
+            "warm-up 400, lr 1e-3": ("v1", dict(warmup=400)),
+            "warm-up 400, lr 5e-4": ("v1", dict(warmup=400, lr=5e-4)),
+            "warm-up 400, lr 2e-4": ("v1", dict(warmup=400, lr=2e-4)),
+            "lr 2e-4": ("v1", dict(lr=2e-4)),
+            "warm-up 400, lr 5e-4, gains 1": ("v1", dict(warmup=400, lr=5e-4, gain_init="ones")),
+            "warm-up 400, lr 1e-3, gains 1": ("v1", dict(warmup=400, gain_init="ones")),
+            "lr 1e-3, gains 1": ("v1", dict(gain_init="ones")),
         },
     },
     "budget": {  # equal compute: 45 minutes of one CPU thread per arm (steps from a timed pilot)
         "minutes": 45,
         "arms": {
-            "v1, small, 32 px": V1,
-            "healthy, small, 32 px": HEALTHY,
-            "healthy, small, 64 px": dict(HEALTHY, size=64, crop=64),
-            "healthy, paper-small, 64 px": dict(HEALTHY, preset="paper-small", size=64, crop=64),
+            "v1, small, 32 px": ("v1", {}),
+            "healthy, small, 32 px": ("healthy", {}),
+            "healthy, small, 64 px": ("healthy", dict(size=64, crop=64)),
+            "healthy, paper-small, 64 px": ("healthy", dict(preset="paper-small", size=64, crop=64)),
         },
     },
 }
@@ -79,21 +76,12 @@ def slug(arm: str) -> str:
 
 
 def arm_config(stage: str, arm: str, root: Path, steps: int) -> TrainConfig:
-    """The TrainConfig of one arm: the common settings, the arm's overrides, snapshots at 1/8 .. 8/8."""
-    over = dict(STAGES[stage]["arms"][arm])
-    if "warmup_frac" in over:
-        over["warmup"] = min(1000, int(over.pop("warmup_frac") * steps))
-    if "decay_frac" in over:
-        over["decay_steps"] = max(1, int(over.pop("decay_frac") * steps))
+    """The TrainConfig of one arm: its recipe with the common settings and the arm's changes, snapshots at
+    1/8 .. 8/8 of its steps."""
+    recipe, over = STAGES[stage]["arms"][arm]
     every = max(steps // 8, 1)
-    return TrainConfig(
-        **{**COMMON, **over},
-        steps=steps,
-        snapshot_every=every,
-        eval_every=every,
-        ckpt_every=every,
-        out=str(root / stage / slug(arm)),
-    )
+    run = dict(steps=steps, snapshot_every=every, eval_every=every, ckpt_every=every, out=str(root / stage / slug(arm)))
+    return recipes.config(recipe, **{**COMMON, **over, **run})
 
 
 def pilot_seconds_per_step(cfg: TrainConfig, root: Path, n: int = 30) -> float:

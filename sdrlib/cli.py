@@ -66,13 +66,51 @@ def _fields_as_args(p: argparse.ArgumentParser, cls, skip: set[str] = frozenset(
             p.add_argument(opt, type=type(default), default=default, help=f"{doc} (default: {default})")
 
 
-def _cmd_train(a: argparse.Namespace) -> int:
-    from . import checkpoints
-    from .train import TrainConfig, train
+def _train_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``sdr train``: one per TrainConfig field, --recipe and --resume."""
+    from .recipes import names
+    from .train import TrainConfig
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(a).items() if k in names}
+    _fields_as_args(p, TrainConfig)
+    p.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME",
+        help=f"start from a named training recipe (sdrlib.recipes: {', '.join(names())}); the options given "
+        "beside it override its values",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+
+def _given_options(argv: list[str]) -> dict:
+    """The TrainConfig fields given on an ``sdr train`` command line (abbreviated or not), with their values:
+    the line parsed again with every default replaced by a marker."""
+    from .train import TrainConfig
+
+    unset = object()
+    p = argparse.ArgumentParser(prog="sdr train")
+    _train_options(p)
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    p.set_defaults(**{k: unset for k in names})
+    a = vars(p.parse_args(argv[argv.index("train") + 1 :]))
+    return {k: a[k] for k in names if a[k] is not unset}
+
+
+def train_config(argv: list[str]):
+    """The TrainConfig an ``sdr train`` command line asks for, and the recipe it names: the options given, over
+    the recipe's values (--recipe), or over the saved config of the run it continues (--resume), over the
+    defaults."""
+    from . import checkpoints, recipes
+    from .train import TrainConfig
+
+    a = parser().parse_args(argv)
+    given = _given_options(argv)
     if a.resume:
+        if a.recipe:
+            raise ValueError(
+                f"--recipe {a.recipe} starts a run; --resume continues {a.out} with its saved config "
+                "(give the options to change instead)"
+            )
         if not checkpoints.exists(a.out):
             raise FileNotFoundError(f"cannot resume: no checkpoint in {a.out}")
         old = checkpoints.read_config(a.out).get("train")
@@ -82,18 +120,20 @@ def _cmd_train(a: argparse.Namespace) -> int:
                 "config ('train'); it was not written by sdr train"
             )
         # On resume the saved config wins, except for options given explicitly on this command line.
-        tokens = a._argv if a._argv is not None else sys.argv[1:]
-        explicit = {
-            k
-            for k in names
-            for t in tokens
-            if t.split("=")[0] in ("--" + k.replace("_", "-"), "--no-" + k.replace("_", "-"))
-        }
-        cfg = TrainConfig.from_dict({**old, **{k: given[k] for k in explicit}, "out": a.out})
-    else:
-        cfg = TrainConfig(**given)
-    command = "sdr " + " ".join(shlex.quote(t) for t in (a._argv or sys.argv[1:]))
-    out = train(cfg, resume=a.resume, command=command)
+        return TrainConfig.from_dict({**old, **given, "out": a.out}), None
+    if a.recipe:
+        return recipes.config(a.recipe, **given), a.recipe
+    return TrainConfig(**given), None
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from . import checkpoints
+    from .train import train
+
+    argv = a._argv if a._argv is not None else sys.argv[1:]
+    cfg, recipe = train_config(argv)
+    command = "sdr " + " ".join(shlex.quote(t) for t in argv)
+    out = train(cfg, resume=a.resume, command=command, recipe=recipe)
     print(checkpoints.run_summary(out))
     return 0
 
@@ -234,15 +274,12 @@ def _cmd_verdicts(a: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``sdr``."""
-    from .train import TrainConfig
-
     p = argparse.ArgumentParser(prog="sdr", description="Sparse semantic representations in blind denoisers.")
     p.add_argument("--version", action="version", version=f"sdrlib {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a blind UNet denoiser (resumable)")
-    _fields_as_args(t, TrainConfig)
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    _train_options(t)
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="PSNR versus sigma of a checkpoint on held-out images")

@@ -240,3 +240,95 @@ def test_psnr_slope_is_the_least_squares_slope_over_the_last_window():
     assert stopping.psnr_slope(log) == pytest.approx(0.0)
     assert stopping.psnr_slope(log, key="eval") == pytest.approx(1.0)
     assert history_table(log).splitlines()[3] == "| 1,000 | 1000 | 30.00 | 0.00 |"  # the table shows the EMA's too
+
+
+# A fixed tiny run that goes through every branch of a training step (warm-up, cosine decay and hold, EMA, flips,
+# the weighted loss, the sqrt-uniform law, snapshots, checkpoints every 7 steps) and its exact output, recorded
+# with the code before train() was split into steps (#25): sha256 of the weights, the EMA, the optimiser and RNG
+# state, the log and the config, less the clocks and the run folder.
+EXACT = dict(
+    preset="tiny",
+    data="digits",
+    batch=8,
+    max_train=400,
+    n_eval=16,
+    steps=30,
+    lr=2e-3,
+    warmup=5,
+    decay="cosine",
+    decay_steps=10,
+    hold_steps=4,
+    ema=0.9,
+    hflip=True,
+    weighted=True,
+    sigma_law="sqrt-uniform",
+    sigma_min=0.01,
+    log_every=5,
+    eval_every=10,
+    ckpt_every=7,
+    snapshots=(12,),
+    eval_sigmas=(0.1, 0.4),
+    threads=1,
+    progress=False,
+)
+EXACT_PLATFORM = ("2.13.0+cpu", "AVX512")  # torch and the CPU kernels the digests were recorded with
+EXACT_DIGESTS = {
+    "model": "efaa3dc91e3810fd887515979b8206ca433f9c2c57644cfc22df99ebc3d2b59f",
+    "ema": "e7dc82d9839efeb750d231671b4b8c3857c09987d5ffb9bf95b541a912186184",
+    "state": "a54e838c63450e158e24c298d218b554ce42560f2a5d3d28801c5d91077d71c6",
+    "log": "5ab7f462b427492ffea62627fbc2bb84235d083b18c3774cc0d005ff13b7a781",
+    "config": "2010e962afced8d2946299211e4c969d01dc16f1c8ed517fa4acd7341fa4e5d1",
+    "files": ["config.json", "ema.safetensors", "log.jsonl", "model.safetensors", "state.safetensors", "step-0000012"],
+}
+EXACT_LOSSES = [
+    35.10221376419067,
+    8.582735824584962,
+    25.982549476623536,
+    13.833806669712066,
+    16.19156379699707,
+    18.2128653049469,
+]  # the log's losses, for other platforms (last bits may differ there)
+
+
+def run_digests(out) -> dict:
+    """sha256 of a run folder's tensors and JSON, less what changes from run to run (clocks, folder, command)."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file
+
+    def sha(obj) -> str:
+        return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+    def tensors(name: str) -> str:
+        t = load_file(str(out / name))
+        return sha(
+            {
+                k: t[k].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes().hex()
+                for k in sorted(t)
+                if k not in ("elapsed", "cpu")
+            }
+        )
+
+    clocks = ("elapsed_s", "cpu_s", "img_per_s")
+    log = [{k: v for k, v in json.loads(line).items() if k not in clocks} for line in (out / "log.jsonl").open()]
+    cfg = json.loads((out / "config.json").read_text())
+    cfg = {k: v for k, v in cfg.items() if k not in (*clocks, "sha256", "command", "commands")}
+    cfg["train"] = {k: v for k, v in cfg["train"].items() if k != "out"}
+    found = {name: tensors(name + ".safetensors") for name in ("model", "ema", "state")}
+    return {**found, "log": sha(log), "config": sha(cfg), "files": sorted(p.name for p in out.iterdir())}
+
+
+def test_a_fixed_tiny_run_gives_exactly_the_recorded_output(tmp_path):
+    """Refactoring training must not change a bit of what it computes: same random draws in the same order, same
+    steps, same log, same checkpoint. On another torch build or CPU the last bits of the kernels may differ: the
+    losses are then checked to 1e-4."""
+    threads = torch.get_num_threads()
+    try:
+        out = train(TrainConfig(**EXACT, out=str(tmp_path / "r")))
+    finally:
+        torch.set_num_threads(threads)
+    losses = [r["loss"] for r in checkpoints.read_log(out) if "loss" in r]
+    assert losses == pytest.approx(EXACT_LOSSES, rel=1e-4)
+    if (torch.__version__, torch.backends.cpu.get_cpu_capability()) == EXACT_PLATFORM:
+        assert run_digests(out) == EXACT_DIGESTS
