@@ -9,6 +9,7 @@ import platform
 from pathlib import Path
 
 from ..evaluate import format_table
+from ..recipes import describe
 from ..stopping import STOP_SLOPE, eval_key, full_rate_slope, psnr_slope, rule_met
 from .store import EMA, WEIGHTS, read_config, read_log, training_snapshots
 
@@ -108,6 +109,7 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
         + (f" ({cfg['cpu_s'] / 3600:.1f} CPU-hours)" if cfg.get("cpu_s") else ""),
         f"- recipe: {recipe_text(tc)}; sigma law `{tc['sigma_law']}` on [{tc['sigma_min']}, {tc['sigma_max']}], "
         f"seed {tc['seed']}",
+        f"- named recipe: {describe(cfg)}",
     ]
     slope = psnr_slope(log)
     if slope is not None:
