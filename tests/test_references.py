@@ -1,0 +1,42 @@
+"""The book's reference list (sdrlib.references): checkpoints/references.yaml and what is read from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sdrlib import checkpoints, references
+
+
+def test_every_reference_of_a_profile_is_a_shipped_checkpoint() -> None:
+    for name in references.reference_names("cpu"):
+        assert checkpoints.exists(checkpoints.REPO_CHECKPOINTS / name), name
+        assert references.trained_networks(name)[0] == name
+
+
+def test_a_profile_with_no_reference_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match="lists no reference checkpoint for profile 'nowhere'"):
+        references.reference_names("nowhere")
+
+
+def test_an_unknown_verdict_is_refused_naming_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "references.yaml"
+    f.write_text("some-run:\n  profiles: [cpu]\n  expect: {denoiser: perhaps}\n")
+    with pytest.raises(ValueError, match="some-run: unknown verdict"):
+        references.references(path=f)
+
+
+def test_an_entry_reads_with_its_defaults(tmp_path: Path) -> None:
+    f = tmp_path / "references.yaml"
+    f.write_text("a:\n  profiles: [cpu]\n  expect: {denoiser: holds}\nb:\n  profiles: []\n")
+    refs = references.references(path=f)
+    assert list(refs) == ["a", "b"]
+    assert refs["b"] == {"profiles": [], "expect": {}, "seeds": [], "full_seeds": [], "history": {}}
+    assert list(references.references("cpu", path=f)) == ["a"]
+
+
+def test_the_chapters_names_stay_reachable_from_checkpoints() -> None:
+    """The chapters call these as checkpoints.NAME; sdrlib.references and sdrlib.stopping own them."""
+    for name in ("reference_names", "references", "seeds_of", "trained_networks", "expected_verdict"):
+        assert getattr(checkpoints, name) is getattr(references, name)
