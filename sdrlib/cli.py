@@ -2,6 +2,7 @@
 
     sdr train --preset small --data fashion-mnist --minutes 10 --out runs/fm
     sdr train --out runs/fm --resume
+    sdr train --recipe healthy --steps 4000  # a named recipe (sdrlib.recipes); the options given override it
     sdr eval runs/fm                 # PSNR versus sigma on held-out images
     sdr info fashion-mnist-small-32  # a checkpoint's config and training summary
     sdr data textures                # build / inspect a data set: counts per class
