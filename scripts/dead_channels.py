@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sdrlib import checkpoints, representation, sparsity
+from sdrlib import checkpoints, feature_cache, sparsity
 from sdrlib.plots import markdown_table
 from sdrlib.train import TrainConfig, train
 
@@ -50,7 +50,7 @@ def main() -> None:
             )
         row = {"gain init": gain, "lr": lr}
         for step, path in checkpoints.training_snapshots(out):
-            f, _ = representation.checkpoint_features(path, "test", a.n, 0.2, 1, blocks=["mid"], control=False)
+            f, _ = feature_cache.checkpoint_features(path, "test", a.n, 0.2, 1, blocks=["mid"], control=False)
             row[f"dead @ {step}"] = sparsity.sparsity_summary(f["phi mid"])["dead"]
         ev = [r for r in checkpoints.read_log(out) if "eval" in r][-1]["eval"]
         row["PSNR @ 0.2"] = next(e["psnr_denoised"] for e in ev if abs(e["sigma"] - 0.2) < 1e-9)

@@ -250,3 +250,16 @@ def margins(
             {"sigma": float(s), method: ours, "best other": other, "other dB": theirs, "margin dB": ours - theirs}
         )
     return rows
+
+
+def nlm_sweep_gaps(sweep: Mapping[float, list[dict]], factor: float = NLM_H_FACTOR) -> list[dict]:
+    """Per sigma of an ``nlm_h_sweep``: the PSNR at the library's h factor, the best factor and its PSNR, and the gap
+    between them (how much the fixed factor handicaps non-local means)."""
+    if factor not in sweep:
+        raise ValueError(f"the sweep has no factor {factor} (factors {sorted(sweep)})")
+    rows = []
+    for k, r in enumerate(sweep[factor]):
+        best = max(sweep, key=lambda f: sweep[f][k]["psnr_denoised"])
+        top, ours = sweep[best][k]["psnr_denoised"], r["psnr_denoised"]
+        rows.append({"sigma": r["sigma"], "ours": ours, "best factor": best, "best": top, "gap": top - ours})
+    return rows

@@ -93,7 +93,7 @@ def for_reference(
     ck,
     epochs: int = 8,
     seed: int = 0,
-    where: str = "reference",
+    cache_in: str = "reference",
     max_train: int = 20_000,
     width: int = 16,
     progress: bool = False,
@@ -122,7 +122,7 @@ def for_reference(
     }
     folder = (
         Path(ck.path) / FOLDER
-        if where == "reference"
+        if cache_in == "reference"
         else utils.cache_dir("classifier", f"{spec['data']}-{spec['fingerprint']}-{epochs}-{seed}-{max_train}-{width}")
     )
     cfg = folder / "config.json"

@@ -230,7 +230,7 @@ def channel_figure(res: Mapping[str, Any], classes: Sequence[str] | None = None)
 
 
 def feature_key(block: str) -> str:
-    """The key of a block's phi in the features of ``representation.checkpoint_features`` ("pixels" stays)."""
+    """The key of a block's phi in the features of ``feature_cache.checkpoint_features`` ("pixels" stays)."""
     return block if block in ("pixels", "colour stats") or block.startswith("phi ") else f"phi {block}"
 
 

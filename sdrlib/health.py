@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from . import analysis, sparsity
+from . import analysis, sparsity, stats
 from .representation import phi
+from .stopping import STOP_SLOPE, rule_met
 from .unet import UNet
 
 
@@ -40,3 +41,81 @@ def middle_health(
     if per_query:
         out["knn_per_query"] = [round(v, 4) for v in per.tolist()]
     return out
+
+
+# ------------------------------------------------------------------ reading the recipe study (chapter 7)
+# scripts/health_study.py writes book/health/<stage>.json: per arm (and per reference measured with it) its
+# TrainConfig ("config") and one row per snapshot ("rows": middle_health's measures, PSNR, CPU minutes).
+
+
+def run_size(run: dict) -> int:
+    """The patch size a run trained on (its config leaves it empty at the data set's default, 32)."""
+    return run["config"].get("size") or 32
+
+
+def knn_interval(row: dict) -> str:
+    """The 95 % bootstrap interval of a snapshot's 10-NN agreement over its held-out queries."""
+    if "knn_per_query" not in row:
+        return "not stored"
+    ci = stats.mean_ci(torch.tensor(row["knn_per_query"]))
+    return f"[{ci.lo:.3f}, {ci.hi:.3f}]"
+
+
+def snapshot_measures(row: dict) -> dict:
+    """A snapshot's measures as table columns: dead channels, 10-NN with its interval, held-out PSNR."""
+    return {
+        "dead (relative)": row["dead_relative"],
+        "exactly zero": row["dead_zero"],
+        "channels": row["channels"],
+        "10-NN": row["knn_agreement"],
+        "10-NN 95 % CI": knn_interval(row),
+        **{f"PSNR σ={s}": row.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")},
+    }
+
+
+def pick_arm(arms: dict[str, dict], dead_bar: float, min_size: int | None = None) -> str:
+    """The recipe study's rule: among the arms (of at least ``min_size`` pixels) whose last snapshot has at most
+    ``dead_bar`` of its middle channels dead, the one whose middle block separates held-out crops best (10-NN);
+    if none meets the bar, the one with the smallest fraction of dead channels."""
+    if min_size is not None:
+        arms = {a: r for a, r in arms.items() if run_size(r) >= min_size}
+    if not arms:
+        raise ValueError(f"no arm trained on patches of at least {min_size} pixels")
+    last = {a: r["rows"][-1] for a, r in arms.items()}
+    healthy = [a for a, r in last.items() if r["dead_relative"] <= dead_bar * r["channels"]]
+    if healthy:
+        return max(healthy, key=lambda a: last[a]["knn_agreement"])
+    return min(last, key=lambda a: last[a]["dead_relative"] / last[a]["channels"])
+
+
+def stage_rows(stage: dict, chosen: str | None = None) -> list[dict]:
+    """One row per arm of a stage (and per reference measured with it): its last snapshot's measures."""
+    out = []
+    for kind, runs in (("arm", stage["arms"]), ("reference", stage.get("references", {}))):
+        for name, r in runs.items():
+            last, tc = r["rows"][-1], r["config"]
+            label = (name + (" ✔ chosen" if name == chosen else "")) if kind == "arm" else f"reference `{name}`"
+            minutes = last["cpu_min"] or r.get("elapsed_min", float("nan"))  # older runs kept wall time only
+            out.append(
+                {
+                    "run": label,
+                    "preset": tc["preset"],
+                    "size": run_size(r),
+                    "steps": last["step"],
+                    "minutes (1 thread)": minutes,
+                    **snapshot_measures(last),
+                }
+            )
+    return out
+
+
+def stopping_line(run: dict) -> str:
+    """A reference's stopping-rule line: CPU-hours, the final PSNR slope against the rule, the full-rate one."""
+    if run.get("psnr_slope") is None:
+        return ""  # measured before the report kept the slope
+    full = run.get("psnr_slope_full_rate")
+    at_full = f"; at full rate (to step {full['before_step']:,}) {full['slope']:+.3f}" if full else ""
+    return (
+        f": {run['cpu_hours']:.1f} CPU-hours; PSNR at σ = 0.1 over the last 1,000 steps {run['psnr_slope']:+.3f} dB "
+        f"per 1,000 steps, stopping rule (below {STOP_SLOPE}) {rule_met(run['psnr_slope'])}{at_full}"
+    )

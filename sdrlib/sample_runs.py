@@ -8,14 +8,14 @@ import time
 
 import torch
 
-from . import analysis, representation, sampling, targets, utils
+from . import analysis, feature_cache, sampling, targets, utils
 
 TARGET_SIGMAS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)  # phi_sigma(target) grid
 
 
-def _run(ck, params: dict, draw, where: str) -> dict[str, torch.Tensor]:
+def _run(ck, params: dict, draw, cache_in: str) -> dict[str, torch.Tensor]:
     """Cache the tensors ``draw()`` returns (and the seconds it took per sample) under the parameters."""
-    key = representation.cache_key(ck.sha256, ck.config["train"]["data"], **params)
+    key = feature_cache.cache_key(ck.sha256, ck.config["train"]["data"], **params)
 
     def compute() -> dict[str, torch.Tensor]:
         t0 = time.perf_counter()
@@ -23,8 +23,8 @@ def _run(ck, params: dict, draw, where: str) -> dict[str, torch.Tensor]:
         out["seconds_per_sample"] = torch.tensor([(time.perf_counter() - t0) / len(out["samples"])])
         return out
 
-    return representation.cached(
-        key, compute, representation.cache_folder(ck, where), params, half=where == "reference"
+    return feature_cache.cached(
+        key, compute, feature_cache.cache_folder(ck, cache_in), params, half=cache_in == "reference"
     )
 
 
@@ -48,7 +48,7 @@ def guided(
     max_iter: int = 100,
     n_noise_target: int = 10,
     seed: int = 0,
-    where: str = "user",
+    cache_in: str = "user",
 ) -> dict[str, torch.Tensor]:
     """``n_per`` fixed-schedule self-guided samples per target, the held-out images at ``rows`` (SPEC 4), with
     the sampler's diagnostics per step and sample: effective sigma, phi loss before and after each matching."""
@@ -87,11 +87,11 @@ def guided(
             "match_iterations": d.match_iterations,
         }
 
-    return _run(ck, params, draw, where)
+    return _run(ck, params, draw, cache_in)
 
 
 def adaptive(
-    ck, rows: torch.Tensor, n_per: int, ascent: dict, n_noise_target: int = 10, seed: int = 0, where: str = "user"
+    ck, rows: torch.Tensor, n_per: int, ascent: dict, n_noise_target: int = 10, seed: int = 0, cache_in: str = "user"
 ) -> dict[str, torch.Tensor]:
     """``n_per`` adaptive self-guided samples per target (the ascent with phi matching after every step)."""
     dev = utils.model_device(ck.model)
@@ -113,10 +113,10 @@ def adaptive(
         )
         return {"samples": x.clamp(0, 1).cpu(), "iterations": d.iterations, "converged": d.converged.long()}
 
-    return _run(ck, params, draw, where)
+    return _run(ck, params, draw, cache_in)
 
 
-def unconditional(ck, n: int, ascent: dict, seed: int = 0, where: str = "user") -> dict[str, torch.Tensor]:
+def unconditional(ck, n: int, ascent: dict, seed: int = 0, cache_in: str = "user") -> dict[str, torch.Tensor]:
     """``n`` unconditional samples of the ascent (Kadkhodaie & Simoncelli 2021), the control of chapter 4."""
     dev = utils.model_device(ck.model)
     params = _params(ck, "unconditional", n=n, ascent=ascent, seed=seed)
@@ -127,7 +127,7 @@ def unconditional(ck, n: int, ascent: dict, seed: int = 0, where: str = "user") 
         )
         return {"samples": x.clamp(0, 1).cpu(), "iterations": d.iterations, "sigma": d.sigma}
 
-    return _run(ck, params, draw, where)
+    return _run(ck, params, draw, cache_in)
 
 
 def mean_colour(ck) -> torch.Tensor:

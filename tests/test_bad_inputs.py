@@ -129,8 +129,15 @@ def guarded(monkeypatch):
     def never(*a: Any, **k: Any) -> None:
         pytest.fail("a bad input reached notebook sync / execution / build")
 
-    for name in ("sync", "execute_chapter", "build_html", "vendor_mathjax"):
-        monkeypatch.setattr(book, name, never)
+    # Each name is patched where it is called from: the package (the CLI's book.X), the runner (run() calls its
+    # own imports) and the HTML module (build_html calls vendor_mathjax there).
+    for owner, names in (
+        (book, ("sync", "execute_chapter", "build_html", "vendor_mathjax")),
+        (book.runner, ("sync", "execute_chapter", "build_html")),
+        (book.html, ("vendor_mathjax",)),
+    ):
+        for name in names:
+            monkeypatch.setattr(owner, name, never)
 
 
 def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:

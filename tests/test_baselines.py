@@ -109,3 +109,16 @@ def test_margins_name_the_best_competitor():
         baselines.margins(t, "c", ["a"], [0.1])
     with pytest.raises(ValueError, match="compare against"):
         baselines.margins(t, "net", ["z"], [0.1])
+
+
+def test_nlm_sweep_gaps_compare_the_fixed_factor_with_the_best_per_sigma():
+    """Planted sweep: the library's factor is best at sigma 0.1 and 0.3 dB behind factor 0.8 at sigma 0.2."""
+    sweep = {
+        0.6: [{"sigma": 0.1, "psnr_denoised": 30.0}, {"sigma": 0.2, "psnr_denoised": 26.0}],
+        0.8: [{"sigma": 0.1, "psnr_denoised": 29.5}, {"sigma": 0.2, "psnr_denoised": 26.3}],
+    }
+    rows = baselines.nlm_sweep_gaps(sweep, 0.6)
+    assert [r["best factor"] for r in rows] == [0.6, 0.8]
+    assert [round(r["gap"], 6) for r in rows] == [0.0, 0.3]
+    with pytest.raises(ValueError, match="no factor 0.7"):
+        baselines.nlm_sweep_gaps(sweep, 0.7)

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdrlib import checkpoints, representation
+from sdrlib import checkpoints, feature_cache, representation
 
-ALL = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"**/{representation.FEATURES}/*.safetensors"))
+ALL = sorted(checkpoints.REPO_CHECKPOINTS.glob(f"**/{feature_cache.FEATURES}/*.safetensors"))
 # Feature caches (phi per image, phi on a sigma grid) are recomputed in part; the sample sets of chapter 4 that
 # share the folder (sdrlib.samples) are checked for their weights and parameters only: a sampler's batch is
 # not reproducible row by row.
-FILES = [p for p in ALL if representation.cache_meta(p)["kind"] in ("features", "grid", "control phi")]
-SAMPLES = [p for p in ALL if representation.cache_meta(p)["kind"].startswith("samples-")]
-CLASSICAL = [p for p in ALL if representation.cache_meta(p)["kind"] == "classical"]
+FILES = [p for p in ALL if feature_cache.cache_meta(p)["kind"] in ("features", "grid", "control phi")]
+SAMPLES = [p for p in ALL if feature_cache.cache_meta(p)["kind"].startswith("samples-")]
+CLASSICAL = [p for p in ALL if feature_cache.cache_meta(p)["kind"] == "classical"]
 
 
 def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -23,7 +23,7 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
 
     full = checkpoints.load_data(ck, meta["split"], **meta.get("data_kwargs", {}))
     images = full.images[rows]
-    if meta["kind"] == "control phi":  # representation.control_phi: one untrained network's phi of one block
+    if meta["kind"] == "control phi":  # feature_cache.control_phi: one untrained network's phi of one block
         net = representation.untrained_like(ck.model, meta["control"])
         b = meta["block"]
         return {
@@ -59,7 +59,7 @@ def recompute(ck: checkpoints.Checkpoint, meta: dict, rows: torch.Tensor) -> dic
 def test_cache_matches_a_recomputed_subset(path: Path):
     from safetensors.torch import load_file
 
-    meta = representation.cache_meta(path)
+    meta = feature_cache.cache_meta(path)
     ck = checkpoints.load(path.parent.parent, weights=meta["weights"])
     assert ck.sha256 == meta["checkpoint"], f"{path} was made with other weights: delete it and re-run the chapters"
     stored = load_file(str(path))
@@ -76,7 +76,7 @@ def test_cache_matches_a_recomputed_subset(path: Path):
 
 def test_every_cache_file_has_its_parameters():
     for path in FILES:
-        meta = representation.cache_meta(path)
+        meta = feature_cache.cache_meta(path)
         assert {"kind", "split", "seed", "n_noise", "checkpoint", "weights", "fingerprint"} <= set(meta), path
 
 
@@ -86,7 +86,7 @@ def test_every_cache_file_has_its_parameters():
 def test_sample_sets_were_drawn_with_the_current_weights(path: Path):
     from safetensors.torch import load_file
 
-    meta = representation.cache_meta(path)
+    meta = feature_cache.cache_meta(path)
     assert meta["kind"].startswith("samples-"), path
     assert {"checkpoint", "weights", "seed"} <= set(meta), path
     ck = checkpoints.load(path.parent.parent, weights=meta["weights"])
@@ -108,7 +108,7 @@ def test_classical_results_match_a_recomputed_method(path: Path):
 
     from sdrlib import baselines
 
-    meta = representation.cache_meta(path)
+    meta = feature_cache.cache_meta(path)
     ck = checkpoints.load(path.parent.parent)
     test = checkpoints.load_data(ck, "test")
     assert test.fingerprint()["sha256"] == meta["fingerprint"], f"{path}: the held-out set changed"
@@ -121,3 +121,31 @@ def test_classical_results_match_a_recomputed_method(path: Path):
     )
     fresh = torch.stack([r["per_image"] for r in t[name]])
     torch.testing.assert_close(fresh.float(), stored[name].float(), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "path",
+    CLASSICAL,
+    ids=[f"{p.parent.parent.relative_to(checkpoints.REPO_CHECKPOINTS)}/{p.stem[:8]}" for p in CLASSICAL],
+)
+def test_classical_psnr_finds_the_committed_table_under_its_own_key(path: Path, monkeypatch):
+    """feature_cache.classical_psnr, given the parameters stored with a committed table, reads that very file (its
+    key is unchanged) and computes nothing: chapter 1 re-executed reuses BM3D's results."""
+    from safetensors.torch import load_file
+
+    from sdrlib import baselines
+
+    def never(*a, **k):
+        raise AssertionError("classical_psnr recomputed a table that is committed")
+
+    monkeypatch.setattr(baselines, "psnr_versus_sigma", never)
+    meta = feature_cache.cache_meta(path)
+    ck = checkpoints.load(path.parent.parent)
+    test = checkpoints.load_data(ck, "test")
+    got = feature_cache.classical_psnr(
+        ck, test, torch.tensor(meta["rows"]), meta["sigmas"], meta["methods"], meta["seed"], cache_in="reference"
+    )
+    stored = load_file(str(path))
+    assert set(got) == set(stored)
+    for m in stored:
+        assert torch.equal(got[m], stored[m].float()), m

@@ -1,5 +1,6 @@
 """The recipe study's health measures (sdrlib.health): dead channels by both rules and the 10-NN score."""
 
+import pytest
 import torch
 
 from sdrlib import health
@@ -36,3 +37,51 @@ def test_middle_health_sees_a_dead_middle_block():
     (xb, lb), (xq, lq) = _data(20, 0), _data(10, 1)
     h = health.middle_health(m, xb, lb, xq, lq, k=3)
     assert h["dead_zero"] == h["dead_relative"] == m.cfg.mid_width
+
+
+def _arm(knn: float, dead: int, channels: int = 100, size: int | None = None) -> dict:
+    """One arm of the recipe study as scripts/health_study.py writes it: its config and its snapshots' rows."""
+    last = {"step": 800, "cpu_min": 5.0, "dead_zero": 0, "dead_relative": dead, "channels": channels}
+    return {
+        "config": {"preset": "small", "size": size},
+        "rows": [{**last, "knn_agreement": 0.1}, {**last, "knn_agreement": knn}],
+    }
+
+
+def test_pick_arm_takes_the_best_10nn_among_healthy_arms_only():
+    """The healthiest-looking arm with the best 10-NN wins only if it meets the bar; the last snapshot decides."""
+    arms = {"sick but sharp": _arm(0.90, dead=30), "healthy": _arm(0.70, dead=2), "healthier": _arm(0.60, dead=0)}
+    assert health.pick_arm(arms, dead_bar=0.05) == "healthy"
+    assert health.pick_arm(arms, dead_bar=0.5) == "sick but sharp"
+
+
+def test_pick_arm_without_a_healthy_arm_takes_the_fewest_dead_by_fraction():
+    """Nobody meets the bar: the smallest dead fraction wins (10 of 400 beats 5 of 50), whatever its 10-NN."""
+    arms = {"a": _arm(0.9, dead=5, channels=50), "b": _arm(0.1, dead=10, channels=400)}
+    assert health.pick_arm(arms, dead_bar=0.01) == "b"
+
+
+def test_pick_arm_compares_only_arms_of_the_minimum_size():
+    """At stage 2 a 32-pixel arm cannot become the 64-pixel textures reference, however good it looks."""
+    arms = {"32 px": _arm(0.95, dead=0), "64 px": _arm(0.5, dead=0, size=64)}
+    assert health.pick_arm(arms, 0.05, min_size=64) == "64 px"
+    assert health.pick_arm(arms, 0.05) == "32 px"
+    with pytest.raises(ValueError, match="at least 128"):
+        health.pick_arm(arms, 0.05, min_size=128)
+
+
+def test_stage_rows_mark_the_chosen_arm_and_list_references():
+    stage = {"arms": {"a": _arm(0.7, 1), "b": _arm(0.6, 0)}, "references": {"ref": _arm(0.8, 0, size=64)}}
+    rows = health.stage_rows(stage, chosen="b")
+    assert [r["run"] for r in rows] == ["a", "b ✔ chosen", "reference `ref`"]
+    assert [r["size"] for r in rows] == [32, 32, 64]
+    assert rows[0]["10-NN"] == 0.7
+    assert rows[0]["10-NN 95 % CI"] == "not stored"
+
+
+def test_stopping_line_reads_the_rule_against_the_slope():
+    assert health.stopping_line({"psnr_slope": None}) == ""
+    met = health.stopping_line({"psnr_slope": 0.01, "cpu_hours": 4.0})
+    assert "+0.010 dB" in met
+    assert "met" in met and "not met" not in met
+    assert "**not met**" in health.stopping_line({"psnr_slope": 0.2, "cpu_hours": 4.0})

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sdrlib import analysis, representation, sparsity
+from sdrlib import analysis, feature_cache, representation, sparsity
 from sdrlib.unet import build
 
 
@@ -81,11 +81,11 @@ def test_cache_round_trip(tmp_path):
         calls.append(1)
         return {"phi": torch.arange(6.0).view(2, 3)}
 
-    k = representation.cache_key("abc", "fashion-mnist", sigma=0.1, n=2)
-    a = representation.cached(k, compute, tmp_path)
-    b = representation.cached(k, compute, tmp_path)
+    k = feature_cache.cache_key("abc", "fashion-mnist", sigma=0.1, n=2)
+    a = feature_cache.cached(k, compute, tmp_path)
+    b = feature_cache.cached(k, compute, tmp_path)
     assert torch.equal(a["phi"], b["phi"]) and len(calls) == 1
-    assert k != representation.cache_key("abc", "fashion-mnist", sigma=0.2, n=2)
+    assert k != feature_cache.cache_key("abc", "fashion-mnist", sigma=0.2, n=2)
 
 
 # ------------------------------------------------------------------ analyses with known answers
@@ -192,12 +192,12 @@ def test_checkpoint_features_share_one_control_across_image_sets(tmp_path, monke
     monkeypatch.setenv("SDR_CACHE", str(tmp_path))
     torch.manual_seed(0)
     path = checkpoints.save(tmp_path / "ck", build("tiny"), {"train": {"data": "fashion-mnist", "size": None}})
-    a, ia = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)
-    b, ib = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=1)
+    a, ia = feature_cache.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)
+    b, ib = feature_cache.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=1)
     ctrl = representation.untrained_like(checkpoints.load_model(path), 0)
     torch.testing.assert_close(a["untrained phi mid"], representation.phi(ctrl, ia.images, 0.0))
     torch.testing.assert_close(b["untrained phi mid"], representation.phi(ctrl, ib.images, 0.0))
-    again, _ = representation.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)  # from the cache
+    again, _ = feature_cache.checkpoint_features(path, "test", 8, 0.0, 1, blocks=["mid"], seed=0)  # from the cache
     assert torch.equal(again["phi mid"], a["phi mid"])
 
 
@@ -209,12 +209,12 @@ def test_control_phi_seed_0_is_the_features_control_and_seeds_differ(tmp_path, m
     monkeypatch.setenv("SDR_CACHE", str(tmp_path))
     torch.manual_seed(0)
     path = checkpoints.save(tmp_path / "ck", build("tiny"), {"train": {"data": "fashion-mnist", "size": None}})
-    f, _ = representation.checkpoint_features(path, "test", 8, 0.1, 2, blocks=["mid"], seed=3)
-    c0, c1 = representation.control_phi(path, [0, 1], "test", 8, 0.1, 2, seed=3)
+    f, _ = feature_cache.checkpoint_features(path, "test", 8, 0.1, 2, blocks=["mid"], seed=3)
+    c0, c1 = feature_cache.control_phi(path, [0, 1], "test", 8, 0.1, 2, seed=3)
     torch.testing.assert_close(c0, f["untrained phi mid"])
     assert not torch.allclose(c0, c1)
     with pytest.raises(ValueError, match="block 'nope'"):
-        representation.control_phi(path, [0], "test", 8, block="nope")
+        feature_cache.control_phi(path, [0], "test", 8, block="nope")
 
 
 def test_sample_distances_known_answers():

@@ -46,8 +46,12 @@ CLAIMS = (
         "denoiser",
         "01_denoiser",
         "The blind network is a competent denoiser",
-        "PSNR margin over the best classical method at sigma 0.1-0.4 (smallest over sigma)",
+        "PSNR margin over the best classical method at sigma 0.1-0.4 (smallest over sigma; the best method and the "
+        "worst sigma re-chosen in each resample), paired over images",
         "BM3D, non-local means, wavelet shrinkage, each told the true sigma",
+        # 0.1 dB: below it two denoisers are tied for a reader (tables print two decimals, but differences under a
+        # tenth of a dB are not told apart by eye, nor reported as wins in the denoising literature)
+        (PartSpec("beats classical", "PSNR, network minus the best classical method, at the worst judged sigma", 0.1),),
     ),
     Claim(
         "sparsity",

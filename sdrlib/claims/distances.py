@@ -104,25 +104,25 @@ def untrained_agreements(
     n_noise: int,
     k: int = 10,
     seed: int = 0,
-    where: str = "user",
+    cache_in: str = "user",
     seed0: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Claim 4's untrained controls: per control seed, the per-query k-NN agreement of an untrained network's
     middle block on the images and noise of ``checkpoint_features`` (train: ``n_train`` images, ``seed``; test:
     ``n_test``, ``seed + 1``). ``seed0``: the features' own untrained twin (train, test phi), used for seed 0
     instead of computing it again."""
-    from .. import representation
+    from .. import feature_cache
 
     out = []
     for s in control_seeds:
         if s == 0 and seed0 is not None:
             tr, te = seed0
         else:
-            (tr,) = representation.control_phi(
-                checkpoint, [s], "train", n_train, sigma, n_noise, seed=seed, where=where
+            (tr,) = feature_cache.control_phi(
+                checkpoint, [s], "train", n_train, sigma, n_noise, seed=seed, cache_in=cache_in
             )
-            (te,) = representation.control_phi(
-                checkpoint, [s], "test", n_test, sigma, n_noise, seed=seed + 1, where=where
+            (te,) = feature_cache.control_phi(
+                checkpoint, [s], "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache_in
             )
         out.append(knn_agreement(tr, train_labels, te, test_labels, k))
     return out
@@ -138,13 +138,13 @@ def run_agreements(
     n_noise: int,
     k: int = 10,
     seed: int = 0,
-    where: str = "user",
+    cache_in: str = "user",
     device: str | torch.device = "cpu",
 ) -> list[torch.Tensor]:
     """Claim 4's trained networks beyond the reference (its full-budget seeds): the per-query k-NN agreement of
     each run's middle block, on the same images as the reference's (same data set, sizes and seeds)."""
-    from .. import representation
+    from .. import feature_cache
 
-    tr = representation.runs_phi(runs, "train", n_train, sigma, n_noise, seed=seed, where=where, device=device)
-    te = representation.runs_phi(runs, "test", n_test, sigma, n_noise, seed=seed + 1, where=where, device=device)
+    tr = feature_cache.runs_phi(runs, "train", n_train, sigma, n_noise, seed=seed, cache_in=cache_in, device=device)
+    te = feature_cache.runs_phi(runs, "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache_in, device=device)
     return [knn_agreement(tr[r], train_labels, te[r], test_labels, k) for r in runs]
