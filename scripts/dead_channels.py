@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from sdrlib import checkpoints, feature_cache, sparsity
-from sdrlib.plots import markdown_table
+from sdrlib.plots.tables import markdown_table
 from sdrlib.train import TrainConfig, train
 
 VARIANTS = [("paper", 1e-3), ("positive", 1e-3), ("ones", 1e-3), ("paper", 1e-4)]

@@ -28,7 +28,7 @@ from . import matching, representation, sampling, sparsity, targets, utils
 from .claims.channels import pair_agreement, pair_chance
 from .claims.neighbours import ranking
 from .noise import add_noise, check_sigma, psnr
-from .plots import short_label, show_image
+from .plots.common import short_label, show_image
 from .representation import phi as phi_sigma
 from .unet import UNet
 
