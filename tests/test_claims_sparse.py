@@ -19,7 +19,8 @@ def codes():
 
 def test_planted_codes_are_what_they_say(codes):
     labels, code, dense, _ = codes
-    assert (code >= 0).all() and (dense >= 0).all()
+    assert (code >= 0).all()
+    assert (dense >= 0).all()
     assert torch.cdist(code.double(), code.double()) == pytest.approx(
         torch.cdist(dense.double(), dense.double()), abs=1e-5
     )

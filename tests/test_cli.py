@@ -45,12 +45,16 @@ def trained(tmp_path_factory):
 def test_train_records_command_and_resumes(trained, capsys):
     cfg = checkpoints.read_config(trained)
     assert cfg["command"].startswith("sdr train --preset tiny --steps 30")
-    assert cfg["train"]["batch"] == 16 and cfg["step"] == 30
+    assert cfg["train"]["batch"] == 16
+    assert cfg["step"] == 30
     rc, out, _ = run(capsys, "train", "--out", str(trained), "--resume", "--steps", "40", "--no-progress")
-    assert rc == 0 and "step 40" in out
+    assert rc == 0
+    assert "step 40" in out
     cfg = checkpoints.read_config(trained)
-    assert cfg["train"]["batch"] == 16 and cfg["train"]["max_train"] == 500  # saved config kept
-    assert len(cfg["commands"]) == 2 and "--resume" in cfg["commands"][1]
+    assert cfg["train"]["batch"] == 16
+    assert cfg["train"]["max_train"] == 500  # saved config kept
+    assert len(cfg["commands"]) == 2
+    assert "--resume" in cfg["commands"][1]
 
 
 def test_eval_matches_api(trained, capsys):
@@ -67,12 +71,16 @@ def test_eval_matches_api(trained, capsys):
 
 def test_info(trained, capsys):
     rc, out, _ = run(capsys, "info", str(trained))
-    assert rc == 0 and "11,689 parameters" in out and "produced by: sdr train" in out
+    assert rc == 0
+    assert "11,689 parameters" in out
+    assert "produced by: sdr train" in out
 
 
 def test_data_counts(capsys):
     rc, out, _ = run(capsys, "data", "fashion-mnist")
-    assert rc == 0 and "60000 images" in out and "  1000  Ankle boot" in out
+    assert rc == 0
+    assert "60000 images" in out
+    assert "  1000  Ankle boot" in out
 
 
 @pytest.mark.parametrize(
@@ -89,7 +97,9 @@ def test_data_counts(capsys):
 def test_user_errors_are_one_line(capsys, tmp_path, argv, msg):
     rc, out, err = run(capsys, *argv, *(["--out", str(tmp_path / "o")] if argv[0] == "train" else []))
     assert rc == 2
-    assert err.count("\n") == 1 and msg in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert msg in err
+    assert "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 
@@ -101,7 +111,8 @@ def test_tampered_checkpoint_cli(trained, capsys, tmp_path):
     w = bad / "model.safetensors"
     w.write_bytes(w.read_bytes()[:-8])
     rc, _, err = run(capsys, "eval", str(bad))
-    assert rc == 2 and "sha256" in err
+    assert rc == 2
+    assert "sha256" in err
 
 
 def test_missing_fashion_mnist_message(capsys, monkeypatch, tmp_path):
@@ -111,12 +122,15 @@ def test_missing_fashion_mnist_message(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("SDR_CACHE", str(tmp_path))
     monkeypatch.delenv("SDR_FASHION_MNIST", raising=False)
     rc, _, err = run(capsys, "data", "fashion-mnist")
-    assert rc == 2 and "dataset-fashion-mnist" in err
+    assert rc == 2
+    assert "dataset-fashion-mnist" in err
 
 
 def test_console_script_exits_nonzero():
     r = subprocess.run([sys.executable, "-m", "sdrlib.cli", "info", "nowhere"], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.startswith("sdr info: error:") and "Traceback" not in r.stderr
+    assert r.returncode == 2
+    assert r.stderr.startswith("sdr info: error:")
+    assert "Traceback" not in r.stderr
 
 
 def test_a_reader_that_goes_away_is_not_an_error():
@@ -126,13 +140,16 @@ def test_a_reader_that_goes_away_is_not_an_error():
     )
     p.stdout.close()  # closed long before the child has imported anything
     err = p.stderr.read().decode()
-    assert p.wait(timeout=120) == 141 and err == "", err
+    assert p.wait(timeout=120) == 141, err
+    assert err == "", err
 
 
 def test_info_readme(trained, capsys):
     rc, out, _ = run(capsys, "info", str(trained), "--readme", "--machine", "a test machine")
     text = (trained / "README.md").read_text()
-    assert rc == 0 and "sdr train --preset tiny --steps 30" in text and "a test machine" in text
+    assert rc == 0
+    assert "sdr train --preset tiny --steps 30" in text
+    assert "a test machine" in text
     assert "denoised dB" in text
     (trained / "notes.md").write_text("Stopped at step 30: a test.\n")
     run(capsys, "info", str(trained), "--readme")
@@ -150,6 +167,5 @@ def test_every_option_has_a_help_line():
         for action in p._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
-            assert action.help and action.help.strip(), (
-                f"sdr {name}: {action.option_strings or action.dest} has no help"
-            )
+            assert action.help, f"sdr {name}: {action.option_strings or action.dest} has no help"
+            assert action.help.strip(), f"sdr {name}: {action.option_strings or action.dest} has no help"

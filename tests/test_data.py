@@ -26,22 +26,33 @@ def _tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def assert_contract(ds: data.ImageSet, n_classes: int, channels: int, size: int) -> None:
     """float32 NCHW in [0,1], int64 labels covering every class, groups and extras aligned."""
     x, y = ds.images, ds.labels
-    assert x.dtype == torch.float32 and x.ndim == 4 and x.shape[1:] == (channels, size, size)
-    assert y.dtype == torch.int64 and y.shape == (len(x),)
-    assert float(x.min()) >= 0 and float(x.max()) <= 1 and bool(torch.isfinite(x).all())
-    assert len(ds.classes) == n_classes and len(set(ds.classes)) == n_classes
+    assert x.dtype == torch.float32
+    assert x.ndim == 4
+    assert x.shape[1:] == (channels, size, size)
+    assert y.dtype == torch.int64
+    assert y.shape == (len(x),)
+    assert float(x.min()) >= 0
+    assert float(x.max()) <= 1
+    assert bool(torch.isfinite(x).all())
+    assert len(ds.classes) == n_classes
+    assert len(set(ds.classes)) == n_classes
     assert set(y.tolist()) == set(range(n_classes))
     if ds.groups is not None:
-        assert ds.groups.shape == y.shape and 0 <= int(ds.groups.min()) and int(ds.groups.max()) < len(ds.group_names)
+        assert ds.groups.shape == y.shape
+        assert 0 <= int(ds.groups.min())
+        assert int(ds.groups.max()) < len(ds.group_names)
     assert all(v.shape[0] == len(x) for v in ds.extras.values())
     assert all(isinstance(v, str) for v in ds.meta.values())
 
 
 def assert_same(a: data.ImageSet, b: data.ImageSet) -> None:
     """Two builds are identical, tensors and labels alike."""
-    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.classes == b.classes
+    assert torch.equal(a.images, b.images)
+    assert torch.equal(a.labels, b.labels)
+    assert a.classes == b.classes
     assert (a.groups is None and b.groups is None) or torch.equal(a.groups, b.groups)
-    assert a.group_names == b.group_names and a.extras.keys() == b.extras.keys()
+    assert a.group_names == b.group_names
+    assert a.extras.keys() == b.extras.keys()
     assert all(torch.equal(a.extras[k], b.extras[k]) for k in a.extras)
 
 
@@ -124,8 +135,10 @@ def test_fashion_mnist_counts_and_contract() -> None:
     test = data.load("fashion-mnist", split="test", cache=False)
     assert_contract(train, 10, 1, 32)
     assert_contract(test, 10, 1, 32)
-    assert len(train) == 60000 and len(test) == 10000
-    assert set(train.counts().values()) == {6000} and set(test.counts().values()) == {1000}
+    assert len(train) == 60000
+    assert len(test) == 10000
+    assert set(train.counts().values()) == {6000}
+    assert set(test.counts().values()) == {1000}
     assert float(train.images[:, :, :2].abs().max()) == 0  # zero padding 28 -> 32
     again = data.load("fashion-mnist", split="test", cache=False)
     assert_same(test, again)
@@ -159,13 +172,16 @@ def test_truncated_idx_is_a_value_error(tmp_path: Path) -> None:
 def test_ovals_classes_determinism_and_splits() -> None:
     a = data.load("ovals", n_per_class=6, cache=False)
     assert_contract(a, 5, 1, 80)
-    assert set(a.counts().values()) == {6} and a.classes[0] == "ratio 0.2" and a.classes[-1] == "ratio 5"
+    assert set(a.counts().values()) == {6}
+    assert a.classes[0] == "ratio 0.2"
+    assert a.classes[-1] == "ratio 5"
     assert_same(a, data.load("ovals", n_per_class=6, cache=False))
     assert not torch.equal(a.images, data.load("ovals", n_per_class=6, seed=1, cache=False).images)
     assert not torch.equal(a.images, data.load("ovals", split="test", n_per_class=6, cache=False).images)
     assert data.load("ovals", n_per_class=2, size=40, cache=False).images.shape == (10, 1, 40, 40)
     probes = data.load("ovals", n_per_class=1, ratios=synthetic.OVAL_PROBE_RATIOS, cache=False)
-    assert len(probes.classes) == 19 and math.isclose(synthetic.OVAL_PROBE_RATIOS[-1], 10.0)
+    assert len(probes.classes) == 19
+    assert math.isclose(synthetic.OVAL_PROBE_RATIOS[-1], 10.0)
     assert data.load("ovals", split="test", cache=False).counts() == {c: 200 for c in a.classes}
 
 
@@ -175,7 +191,9 @@ def test_ovals_have_the_class_aspect_ratio_and_coverage() -> None:
     gy = (x[:, 1:] - x[:, :-1]).abs().sum((1, 2))  # vertical changes: edges of wide ovals
     gx = (x[:, :, 1:] - x[:, :, :-1]).abs().sum((1, 2))  # horizontal changes: edges of tall ovals
     r = torch.stack([(gy / gx)[ds.labels == k].mean() for k in range(5)])
-    assert r[0] < 0.6 and r[4] > 1 / 0.6 and 0.8 < r[2] < 1.25  # width/height 0.2 tall, 5 wide, 1 round
+    assert r[0] < 0.6
+    assert r[4] > 1 / 0.6
+    assert 0.8 < r[2] < 1.25  # width/height 0.2 tall, 5 wide, 1 round
     assert torch.all(r[1:] > r[:-1])  # monotone in the ratio
     covered = ((x - 0.5).abs() > 0.1).float().mean((1, 2))  # ~20 ovals of 60-100 px on 6400 px, some overlap
     assert 0.12 < float(covered.mean()) < 0.32
@@ -187,14 +205,17 @@ def test_ovals_have_the_class_aspect_ratio_and_coverage() -> None:
 def test_shapes_contract_colours_and_determinism() -> None:
     a = data.load("shapes", n_per_class=8, cache=False)
     assert_contract(a, 6, 3, 64)
-    assert a.classes == list(synthetic.SHAPE_CLASSES) and a.group_names == list(synthetic.SHAPE_COLOURS)
+    assert a.classes == list(synthetic.SHAPE_CLASSES)
+    assert a.group_names == list(synthetic.SHAPE_COLOURS)
     assert len(set(a.groups.tolist())) >= 5  # colours are drawn independently of the shape
     assert_same(a, data.load("shapes", n_per_class=8, cache=False))
     assert not torch.equal(a.images, data.load("shapes", n_per_class=8, seed=3, cache=False).images)
     assert not torch.equal(a.images, data.load("shapes", split="test", n_per_class=8, cache=False).images)
     assert data.load("shapes", n_per_class=1, size=32, cache=False).images.shape == (6, 3, 32, 32)
     sub = a.subset(10, seed=0)
-    assert len(sub) == 10 and sub.groups.shape == (10,) and sub.group_names == a.group_names
+    assert len(sub) == 10
+    assert sub.groups.shape == (10,)
+    assert sub.group_names == a.group_names
 
 
 def test_shapes_have_their_geometric_areas() -> None:
@@ -236,10 +257,12 @@ def test_digits_deterministic_and_skip_missing(monkeypatch: pytest.MonkeyPatch) 
     a = data.load("digits", split="test", sources=("sklearn",), cache=False)
     assert_same(a, data.load("digits", split="test", sources=("sklearn",), cache=False))
     b = data.load("digits", split="test", sources=("sklearn",), seed=1, cache=False)
-    assert len(a) == len(b) and not torch.equal(a.images, b.images)  # another seed, another test set
+    assert len(a) == len(b)
+    assert not torch.equal(a.images, b.images)  # another seed, another test set
     monkeypatch.setattr(digits, "OPENCV_DIGITS", "/nonexistent/digits.png")
     c = data.load("digits", split="test", sources=("opencv", "sklearn"), cache=False)
-    assert c.group_names == ["sklearn"] and c.meta["missing_sources"] == "opencv"
+    assert c.group_names == ["sklearn"]
+    assert c.meta["missing_sources"] == "opencv"
     with pytest.raises(FileNotFoundError, match="opencv-doc"):
         data.load("digits", sources=("opencv",), cache=False)
 
@@ -255,11 +278,14 @@ def textures() -> dict[str, data.ImageSet]:
 
 def test_textures_have_100_plus_photographs_with_both_splits(textures: dict[str, data.ImageSet]) -> None:
     train, test = textures["train"], textures["test"]
-    assert len(train.classes) >= 100 and train.classes == test.classes
+    assert len(train.classes) >= 100
+    assert train.classes == test.classes
     assert_contract(train, len(train.classes), 3, 16)
     assert_contract(test, len(test.classes), 3, 16)
-    assert set(train.counts().values()) == {4} and set(test.counts().values()) == {2}
-    assert "ufoai=" in train.meta["sources"] and train.meta["missing_sources"] == ""
+    assert set(train.counts().values()) == {4}
+    assert set(test.counts().values()) == {2}
+    assert "ufoai=" in train.meta["sources"]
+    assert train.meta["missing_sources"] == ""
     assert sum(c.startswith("ufoai:") for c in train.classes) >= 100
     assert {"grass", "rock", "wood", "photo"} <= set(train.group_names)
     material = dict(zip(train.labels.tolist(), (train.group_names[g] for g in train.groups.tolist())))
@@ -274,7 +300,8 @@ def test_texture_test_patches_are_disjoint_from_train(textures: dict[str, data.I
     for k, (h, w) in enumerate(sizes):
         a, b = train.extras["boxes"][train.labels == k], test.extras["boxes"][test.labels == k]
         for bx in (a, b):  # inside the photograph
-            assert int(bx[:, :2].min()) >= 0 and int((bx[:, 0] + bx[:, 2]).max()) <= h
+            assert int(bx[:, :2].min()) >= 0
+            assert int((bx[:, 0] + bx[:, 2]).max()) <= h
             assert int((bx[:, 1] + bx[:, 3]).max()) <= w
         t1, l1, h1, w1 = (a[:, None, i] for i in range(4))
         t2, l2, h2, w2 = (b[None, :, i] for i in range(4))
@@ -287,7 +314,9 @@ def test_texture_test_patches_are_disjoint_from_train(textures: dict[str, data.I
 def test_textures_deterministic_reduced_and_cached() -> None:
     kw = {"sources": ("skimage", "sklearn"), "n_train": 3, "n_test": 1}
     a = data.load("textures", cache=False, **kw)
-    assert len(a.classes) == 15 and a.classes[0] == "skimage:astronaut" and a.images.shape[-1] == 32
+    assert len(a.classes) == 15
+    assert a.classes[0] == "skimage:astronaut"
+    assert a.images.shape[-1] == 32
     assert_same(a, data.load("textures", cache=False, **kw))
     assert not torch.equal(a.extras["boxes"], data.load("textures", seed=1, cache=False, **kw).extras["boxes"])
     first = data.load("textures", size=16, max_classes=4, **kw)
@@ -328,11 +357,14 @@ def test_folder_classes_labels_and_split(tmp_path: Path) -> None:
     name = f"folder:{tmp_path / 'tree'}"
     train, test = data.load(name, split="train", size=16), data.load(name, split="test", size=16)
     assert train.classes == [".", "cats", "dogs"] == test.classes
-    assert train.counts() == {".": 1, "cats": 4, "dogs": 3} and test.counts() == {".": 0, "cats": 1, "dogs": 1}
+    assert train.counts() == {".": 1, "cats": 4, "dogs": 3}
+    assert test.counts() == {".": 0, "cats": 1, "dogs": 1}
     for ds in (train, test):
-        assert ds.images.shape[1:] == (3, 16, 16) and ds.images.dtype == torch.float32
+        assert ds.images.shape[1:] == (3, 16, 16)
+        assert ds.images.dtype == torch.float32
         mean = ds.images.mean((2, 3))
-        assert torch.all((mean[:, 0] > 0.8) == (ds.labels == 1)) and torch.all((mean[:, 2] > 0.8) == (ds.labels == 2))
+        assert torch.all((mean[:, 0] > 0.8) == (ds.labels == 1))
+        assert torch.all((mean[:, 2] > 0.8) == (ds.labels == 2))
     assert_same(test, data.load(name, split="test", size=16, cache=False))
     Image.new("RGB", (30, 30), (30, 30, 220)).save(tmp_path / "tree" / "dogs" / "new.png")
     assert data.load(name, split="train", size=16).counts()["dogs"] == 4  # the cache follows the tree
@@ -364,7 +396,9 @@ def test_folder_skips_unreadable_files_and_counts_them(tmp_path: Path) -> None:
     _make_tree(tmp_path / "tree")
     (tmp_path / "tree" / "cats" / "bad.png").write_bytes(b"garbage")
     ds = data.load(f"folder:{tmp_path / 'tree'}", split="train", size=16, cache=False)
-    assert ds.meta["files"] == "11" and int(ds.meta["skipped"]) + len(ds) == 9 and ds.counts()["cats"] >= 4
+    assert ds.meta["files"] == "11"
+    assert int(ds.meta["skipped"]) + len(ds) == 9
+    assert ds.counts()["cats"] >= 4
 
 
 def test_stratified_split_is_a_partition() -> None:
@@ -382,15 +416,20 @@ def test_fingerprint_is_stable_and_follows_counts() -> None:
     a = data.load("shapes", n_per_class=3, cache=False)
     fp = a.fingerprint()
     assert fp == data.load("shapes", n_per_class=3, cache=False).fingerprint()
-    assert fp["name"] == "shapes" and fp["split"] == "train" and fp["counts"] == {"train": 18} and fp["classes"] == 6
-    assert fp["sources"] == {"generated": {"images": 18, "classes": 6}} and len(fp["sha256"]) == 16
+    assert fp["name"] == "shapes"
+    assert fp["split"] == "train"
+    assert fp["counts"] == {"train": 18}
+    assert fp["classes"] == 6
+    assert fp["sources"] == {"generated": {"images": 18, "classes": 6}}
+    assert len(fp["sha256"]) == 16
     assert fp == data.load("shapes", n_per_class=3).fingerprint() == data.load("shapes", n_per_class=3).fingerprint()
     assert data.load("shapes", n_per_class=3, seed=1, cache=False).fingerprint() == fp  # same classes and counts
     assert data.load("shapes", n_per_class=4, cache=False).fingerprint()["sha256"] != fp["sha256"]
     assert data.load("shapes", split="test", n_per_class=3, cache=False).fingerprint()["sha256"] != fp["sha256"]
     assert a.subset(5).fingerprint()["sha256"] != fp["sha256"]
     d = data.load("digits", split="test", sources=("sklearn",), cache=False).fingerprint()
-    assert list(d["sources"]) == ["sklearn"] and d["sources"]["sklearn"]["classes"] == 10
+    assert list(d["sources"]) == ["sklearn"]
+    assert d["sources"]["sklearn"]["classes"] == 10
 
 
 def test_textures_fingerprint_names_its_sources(textures: dict[str, data.ImageSet]) -> None:
@@ -398,12 +437,14 @@ def test_textures_fingerprint_names_its_sources(textures: dict[str, data.ImageSe
     assert {"ufoai", "skimage", "sklearn"} <= set(full["sources"])
     assert full["sources"]["ufoai"]["images"] == 4 * full["sources"]["ufoai"]["classes"]
     small = data.load("textures", size=16, n_train=4, n_test=2, sources=("skimage",), cache=False).fingerprint()
-    assert list(small["sources"]) == ["skimage"] and small["sha256"] != full["sha256"]
+    assert list(small["sources"]) == ["skimage"]
+    assert small["sha256"] != full["sha256"]
 
 
 def test_source_stamp_is_cheap_and_names_the_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     stamp = data.source_stamp("textures")
-    assert "0textures.pk3=" in stamp and "skimage: 13 files" in stamp
+    assert "0textures.pk3=" in stamp
+    assert "skimage: 13 files" in stamp
     assert data.source_stamp("textures", sources=("skimage",)) in stamp
     assert "ufoai" not in data.source_stamp("textures", sources=("skimage",))
     assert data.source_stamp("ovals") == "generated"
@@ -411,7 +452,8 @@ def test_source_stamp_is_cheap_and_names_the_files(monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(f"SDR_DATA_{name.upper().replace('-', '_')}", raising=False)
         assert data.source_stamp(name) == "absent"
     monkeypatch.setattr(texture_module, "UFOAI_PK3", (str(tmp_path / "0textures.pk3"),))
-    assert data.source_stamp("textures") != stamp and "0textures.pk3=absent" in data.source_stamp("textures")
+    assert data.source_stamp("textures") != stamp
+    assert "0textures.pk3=absent" in data.source_stamp("textures")
     with pytest.raises(ValueError, match="unknown texture sources"):
         data.source_stamp("textures", sources=("flickr",))
 

@@ -28,9 +28,13 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _contract(ds: data.ImageSet, channels: int, size: int) -> None:
     x = ds.images[:]
-    assert x.dtype == torch.float32 and tuple(x.shape[1:]) == (channels, size, size)
-    assert float(x.min()) >= 0 and float(x.max()) <= 1 and ds.labels.dtype == torch.int64
-    assert ds.labels.shape == (len(x),) and int(ds.labels.max()) < len(ds.classes)
+    assert x.dtype == torch.float32
+    assert tuple(x.shape[1:]) == (channels, size, size)
+    assert float(x.min()) >= 0
+    assert float(x.max()) <= 1
+    assert ds.labels.dtype == torch.int64
+    assert ds.labels.shape == (len(x),)
+    assert int(ds.labels.max()) < len(ds.classes)
 
 
 # --------------------------------------------------------------------------- imagenet64
@@ -64,10 +68,13 @@ def test_imagenet64_reads_npz_batches(tmp_path: Path, compressed: bool) -> None:
     _contract(test, 3, 64)
     img, labels = truth["val_data"]
     assert torch.equal(test.images, torch.from_numpy(img).float() / 255)  # C,H,W order, /255
-    assert test.labels.tolist() == (labels - 1).tolist() and int(test.labels[0]) == 999
-    assert len(test.classes) == 1000 and test.classes[0] == "class 1"
+    assert test.labels.tolist() == (labels - 1).tolist()
+    assert int(test.labels[0]) == 999
+    assert len(test.classes) == 1000
+    assert test.classes[0] == "class 1"
     train = data.load("imagenet64", root=str(tmp_path / "in64"), cache=False)
-    assert len(train) == 60 and int(train.labels[0]) == 0
+    assert len(train) == 60
+    assert int(train.labels[0]) == 0
     assert train.fingerprint()["sources"]["train_data_batch_3.npz"]["images"] == 6
     two = data.load("imagenet64", root=str(tmp_path / "in64"), batches=(2, 5), size=32, cache=False)
     assert two.images.shape == (12, 3, 32, 32)
@@ -78,7 +85,8 @@ def test_imagenet32_variant_and_env_variable(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "in32" / "map_clsloc.txt").write_text("n01440764 1 tench\nn01443537 2 goldfish\n")
     monkeypatch.setenv("SDR_DATA_IMAGENET64", str(tmp_path / "in32"))
     ds = data.load("imagenet64", split="test", cache=False)
-    assert ds.images.shape == (3, 3, 32, 32) and ds.meta["native_size"] == "32"
+    assert ds.images.shape == (3, 3, 32, 32)
+    assert ds.meta["native_size"] == "32"
     assert torch.equal(ds.images, torch.from_numpy(truth["val_data"][0]).float() / 255)
     assert ds.classes[:3] == ["n01440764 tench", "n01443537 goldfish", "class 3"]
     assert "val_data.npz=" in data.source_stamp("imagenet64")
@@ -139,8 +147,10 @@ def test_cifar10_reads_pickle_batches(tmp_path: Path, protocol: int) -> None:
         test = data.load("cifar10", split="test", root=str(root), cache=False)
         _contract(test, 3, 32)
         img, labels = truth["test_batch"]
-        assert torch.equal(test.images, torch.from_numpy(img).float() / 255) and test.labels.tolist() == labels
-        assert test.classes[0] == "airplane" and test.classes[-1] == "truck"
+        assert torch.equal(test.images, torch.from_numpy(img).float() / 255)
+        assert test.labels.tolist() == labels
+        assert test.classes[0] == "airplane"
+        assert test.classes[-1] == "truck"
     train = data.load("cifar10", root=str(tmp_path), size=16, cache=False)
     assert train.images.shape == (20, 3, 16, 16)
     assert train.labels.tolist() == sum((truth[f"data_batch_{i}"][1] for i in range(1, 6)), [])
@@ -217,14 +227,18 @@ def test_celeba_reads_images_identities_attributes_and_partitions(tmp_path: Path
     _contract(train, 3, 16)
     assert (len(train), len(test), len(both)) == (6, 2, 4)
     assert train.classes == test.classes == ["2880", "2937", "8692"]
-    assert train.labels.tolist() == [0, 1, 2, 0, 1, 2] and test.labels.tolist() == [2, 0]  # files 9, 10
-    assert test.extras["attributes"].dtype == torch.bool and test.extras["attributes"].shape == (2, 40)
+    assert train.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert test.labels.tolist() == [2, 0]  # files 9, 10
+    assert test.extras["attributes"].dtype == torch.bool
+    assert test.extras["attributes"].shape == (2, 40)
     assert torch.equal(both.extras["attributes"], torch.from_numpy(attrs[6:] == 1))
-    assert test.meta["attribute_names"].split(",") == ATTRS and test.meta["partitions"] == "2"
+    assert test.meta["attribute_names"].split(",") == ATTRS
+    assert test.meta["partitions"] == "2"
     grey = train.images.mean((1, 2, 3))
     assert torch.allclose(grey, (20 + 20 * torch.arange(6.0)) / 255, atol=0.02)  # the right file for each row
     smile = data.load("celeba", root=str(tmp_path), size=16, label="Smiling", cache=False)
-    assert smile.classes == ["not Smiling", "Smiling"] and smile.labels.tolist() == (attrs[:6, 31] == 1).tolist()
+    assert smile.classes == ["not Smiling", "Smiling"]
+    assert smile.labels.tolist() == (attrs[:6, 31] == 1).tolist()
     assert data.load("celeba", split="test", root=str(tmp_path), cache=False).images.shape[-1] == 64
 
 
@@ -262,7 +276,9 @@ def test_lsun_bedroom_reads_an_exported_folder(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("SDR_DATA_LSUN_BEDROOM", str(tmp_path / "bedroom"))
     train, test = data.load("lsun-bedroom", size=16, cache=False), data.load("lsun-bedroom", "test", size=16)
     _contract(train, 3, 16)
-    assert (len(train), len(test)) == (11, 1) and train.classes == ["bedroom"] and set(train.labels.tolist()) == {0}
+    assert (len(train), len(test)) == (11, 1)
+    assert train.classes == ["bedroom"]
+    assert set(train.labels.tolist()) == {0}
     assert data.load("lsun-bedroom", "test", size=16).fingerprint() == test.fingerprint()
     other = data.load("lsun-bedroom", "test", size=16, seed=3, cache=False)
     assert not torch.equal(other.images, test.images)  # the split follows the seed

@@ -54,7 +54,8 @@ def test_every_builder_in_the_package_is_registered() -> None:
 @pytest.mark.parametrize("name", REGISTERED)
 def test_every_set_says_what_it_is_and_how_to_get_it(name: str) -> None:
     reg = data.registrations()[name]
-    assert reg.description.strip() and "\n" not in reg.description, "one line for `sdr data`"
+    assert reg.description.strip(), "one line for `sdr data`"
+    assert "\n" not in reg.description, "one line for `sdr data`"
     assert reg.how_to_get.strip(), "how_to_get: one sentence saying how to get its sources"
     assert data.how_to_get(name) == reg.how_to_get
     for package in reg.debian:

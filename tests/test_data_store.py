@@ -30,17 +30,29 @@ def _store(tmp_path: Path, n: int = 10) -> tuple[U8Images, np.ndarray]:
 def test_store_indexing_reads_only_what_is_asked(tmp_path: Path) -> None:
     x, a = _store(tmp_path)
     ref = torch.from_numpy(a).float() / 255
-    assert x.shape == (10, 3, 4, 5) and len(x) == 10 and x.dtype == torch.float32 and x.ndim == 4
-    assert torch.equal(x[:], ref) and torch.equal(x[3], ref[3]) and torch.equal(x[-1], ref[-1])
-    assert torch.equal(x[2:9:3], ref[2:9:3]) and x[5:5].shape == (0, 3, 4, 5)
+    assert x.shape == (10, 3, 4, 5)
+    assert len(x) == 10
+    assert x.dtype == torch.float32
+    assert x.ndim == 4
+    assert torch.equal(x[:], ref)
+    assert torch.equal(x[3], ref[3])
+    assert torch.equal(x[-1], ref[-1])
+    assert torch.equal(x[2:9:3], ref[2:9:3])
+    assert x[5:5].shape == (0, 3, 4, 5)
     idx = torch.tensor([7, 1, 1, 9, 0])  # unsorted, repeated
-    assert torch.equal(x[idx], ref[idx]) and torch.equal(x[idx.numpy()], ref[idx])
+    assert torch.equal(x[idx], ref[idx])
+    assert torch.equal(x[idx.numpy()], ref[idx])
     assert torch.equal(x[[4, 2]], ref[[4, 2]])
     mask = torch.arange(10) % 3 == 0
-    assert torch.equal(x[mask], ref[mask]) and torch.equal(x[:, 1], ref[:, 1])
+    assert torch.equal(x[mask], ref[mask])
+    assert torch.equal(x[:, 1], ref[:, 1])
     view = x.take(torch.tensor([8, 6, 4]))
-    assert len(view) == 3 and torch.equal(view[:], ref[[8, 6, 4]]) and torch.equal(view[[2, 0]], ref[[4, 8]])
-    assert torch.equal(view.take([1])[:], ref[[6]]) and x.to("cpu") is not x and torch.equal(x.to("cpu")[0], ref[0])
+    assert len(view) == 3
+    assert torch.equal(view[:], ref[[8, 6, 4]])
+    assert torch.equal(view[[2, 0]], ref[[4, 8]])
+    assert torch.equal(view.take([1])[:], ref[[6]])
+    assert x.to("cpu") is not x
+    assert torch.equal(x.to("cpu")[0], ref[0])
     assert [b.shape[0] for b in x.batches(4)] == [4, 4, 2]
     with pytest.raises(IndexError, match="0..10"):
         x[[0, 10]]
@@ -63,8 +75,10 @@ def test_store_writing_is_checked_and_atomic(tmp_path: Path) -> None:
 
 def test_budget_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory_budget() == 2 * 2**30
-    assert use_memory(1000, (3, 64, 64), None) and not use_memory(100_000, (3, 64, 64), None)
-    assert use_memory(100_000, (3, 64, 64), True) and not use_memory(10, (3, 8, 8), False)
+    assert use_memory(1000, (3, 64, 64), None)
+    assert not use_memory(100000, (3, 64, 64), None)
+    assert use_memory(100000, (3, 64, 64), True)
+    assert not use_memory(10, (3, 8, 8), False)
     monkeypatch.setenv("SDR_DATA_BUDGET_GB", "0.001")
     assert not use_memory(1000, (3, 64, 64), None)
     for bad in ("lots", "-1"):
@@ -87,19 +101,25 @@ def test_stored_and_in_memory_sets_are_the_same(tmp_path: Path) -> None:
     kw = {"root": str(tmp_path / "in64"), "split": "test"}
     mem = data.load("imagenet64", in_memory=True, **kw)
     st = data.load("imagenet64", in_memory=False, **kw)
-    assert isinstance(mem.images, torch.Tensor) and isinstance(st.images, U8Images)
-    assert torch.equal(mem.images, st.images[:]) and torch.equal(mem.labels, st.labels)
-    assert mem.fingerprint() == st.fingerprint() and st.images.path.parent == data.cache_dir()
+    assert isinstance(mem.images, torch.Tensor)
+    assert isinstance(st.images, U8Images)
+    assert torch.equal(mem.images, st.images[:])
+    assert torch.equal(mem.labels, st.labels)
+    assert mem.fingerprint() == st.fingerprint()
+    assert st.images.path.parent == data.cache_dir()
     again = data.load("imagenet64", in_memory=False, **kw)  # from the cache record: the same store, not rebuilt
-    assert isinstance(again.images, U8Images) and again.images.path == st.images.path
+    assert isinstance(again.images, U8Images)
+    assert again.images.path == st.images.path
     assert torch.equal(again.images[:], mem.images)
     st.images.path.unlink()  # a record whose store is gone is rebuilt
     assert torch.equal(data.load("imagenet64", in_memory=False, **kw).images[:], mem.images)
     sub = st.subset(3, seed=1)  # small subsets come back in memory
-    assert isinstance(sub.images, torch.Tensor) and torch.equal(sub.images, mem.subset(3, seed=1).images)
+    assert isinstance(sub.images, torch.Tensor)
+    assert torch.equal(sub.images, mem.subset(3, seed=1).images)
     x = st.images.to("cpu")  # as the trainer uses ImageSet.images
     idx = torch.randint(0, x.shape[0], (5,), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(x[idx], mem.images[idx]) and x[idx].dtype == torch.float32
+    assert torch.equal(x[idx], mem.images[idx])
+    assert x[idx].dtype == torch.float32
     data.check_contract(st)
 
 
@@ -107,9 +127,11 @@ def test_large_takes_stay_in_the_store(tmp_path: Path, monkeypatch: pytest.Monke
     _fake_imagenet(tmp_path / "in64", rows=4, batches=2)
     monkeypatch.setenv("SDR_DATA_BUDGET_GB", str(5 * 3 * 64 * 64 * 4 / 2**30))  # five float32 images
     ds = data.load("imagenet64", root=str(tmp_path / "in64"), batches=(1, 2))
-    assert isinstance(ds.images, U8Images) and len(ds) == 8  # 8 images > budget: stored
+    assert isinstance(ds.images, U8Images)
+    assert len(ds) == 8  # 8 images > budget: stored
     kept, out = ds.split_classes(2)
-    assert len(kept) + len(out) == 8 and isinstance(ds.take(torch.arange(6)).images, U8Images)
+    assert len(kept) + len(out) == 8
+    assert isinstance(ds.take(torch.arange(6)).images, U8Images)
     assert isinstance(ds.take(torch.arange(5)).images, torch.Tensor)
     assert torch.equal(ds.take(torch.arange(6)).images[:], ds.images[:6])
 
@@ -123,8 +145,12 @@ def test_folder_store_skips_unreadable_rows(tmp_path: Path) -> None:
     name = f"folder:{tmp_path / 'tree'}"
     mem = data.load(name, size=8, test_fraction=0.2, in_memory=True)
     st = data.load(name, size=8, test_fraction=0.2, in_memory=False)
-    assert isinstance(st.images, U8Images) and st.images.rows is not None and st.meta["skipped"] == "1"
-    assert torch.equal(mem.images, st.images[:]) and torch.equal(mem.labels, st.labels) and len(st) == 4
+    assert isinstance(st.images, U8Images)
+    assert st.images.rows is not None
+    assert st.meta["skipped"] == "1"
+    assert torch.equal(mem.images, st.images[:])
+    assert torch.equal(mem.labels, st.labels)
+    assert len(st) == 4
 
 
 def _vm(key: str) -> int:
@@ -150,7 +176,9 @@ def test_memory_stays_bounded_for_a_set_larger_than_the_budget(tmp_path: Path, m
         n += len(b)
     growth = _vm("VmHWM") - before
     float_bytes = len(x) * 3 * 64 * 64 * 4
-    assert isinstance(x, U8Images) and n == 10 * rows and float_bytes > 1.1e9
+    assert isinstance(x, U8Images)
+    assert n == 10 * rows
+    assert float_bytes > 1100000000.0
     assert abs(total / (n * 3 * 64 * 64) - 127.5 / 255) < 0.01  # every image was read
     # in memory it would be 1.2 GB; stored, the process holds a few batches (plus what the allocator keeps)
     assert growth < float_bytes / 5, f"peak RSS grew by {growth / 1e6:.0f} MB for a {float_bytes / 1e9:.1f} GB set"

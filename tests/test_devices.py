@@ -128,7 +128,8 @@ def on_meta_until_readback(fn) -> None:
 def test_draws_are_made_on_the_generators_device_and_moved():
     g = _REAL_GENERATOR().manual_seed(5)
     z = utils.randn((2, 3), g, ELSEWHERE)
-    assert z.device == ELSEWHERE and z.shape == (2, 3)
+    assert z.device == ELSEWHERE
+    assert z.shape == (2, 3)
     a = utils.randn((2, 3), _REAL_GENERATOR().manual_seed(5), dtype=torch.float64)
     assert torch.equal(a, torch.randn((2, 3), generator=_REAL_GENERATOR().manual_seed(5), dtype=torch.float64))
     assert utils.rand(4, g, ELSEWHERE).device == ELSEWHERE
@@ -172,7 +173,8 @@ def test_a_training_batch_reaches_another_device(flip, x_on):
     dd = distributed.Dist(0, 1, ELSEWHERE)
     x = torch.zeros(10, 1, 16, 16, device=x_on)
     xb, y, sigma = train_mod.draw_batch(x, cfg, _REAL_GENERATOR().manual_seed(0), dd)
-    assert xb.device == y.device == sigma.device == ELSEWHERE and y.shape == (4, 1, 16, 16)
+    assert xb.device == y.device == sigma.device == ELSEWHERE
+    assert y.shape == (4, 1, 16, 16)
 
 
 META_RUNS = {
@@ -295,7 +297,8 @@ def test_compiled_training_step_has_no_graph_break():
     model.check_finite = False  # as train() sets it
     x, sigma = images(4), torch.full((4,), 0.2)
     ex = torch._dynamo.explain(lambda y: train_mod.batch_loss(model(y), x, sigma, True))(x + 0.2)
-    assert ex.graph_break_count == 0 and ex.graph_count == 1, [b.reason for b in ex.break_reasons]
+    assert ex.graph_break_count == 0, [b.reason for b in ex.break_reasons]
+    assert ex.graph_count == 1, [b.reason for b in ex.break_reasons]
 
 
 # ------------------------------------------------------------------ the GPU check script
@@ -315,7 +318,9 @@ def gpu_check():
 def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_2(tmp_path, capsys):
     assert gpu_check().main(["--out", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no CUDA GPU visible to torch" in err and not (tmp_path / "r.json").exists()
+    assert err.count("\n") == 1
+    assert "no CUDA GPU visible to torch" in err
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_gpu_check_reads_logs_reports_and_goals(tmp_path):
@@ -332,7 +337,8 @@ def test_gpu_check_reads_logs_reports_and_goals(tmp_path):
         "bench_compiled": {"status": "passed", "result": [row]},
     }
     s = g.summary({**steps, "train": {"status": "passed", "img_per_s": 90.0, "same_setup_as_bench": True}})
-    assert s["all_passed"] and s["sdr_train_share_of_bench_eager"] == pytest.approx(0.9)
+    assert s["all_passed"]
+    assert s["sdr_train_share_of_bench_eager"] == pytest.approx(0.9)
     assert all(s["goals"].values())
 
 
@@ -410,7 +416,9 @@ def test_cuda_batches_noise_and_training_set():
         xb, y, sigma = train_mod.draw_batch(
             data, cfg, torch.Generator().manual_seed(0), distributed.Dist(0, 1, dev), gen_dev
         )
-        assert xb.is_cuda and y.is_cuda and sigma.is_cuda
+        assert xb.is_cuda
+        assert y.is_cuda
+        assert sigma.is_cuda
     z = noise.add_noise(torch.zeros(2, 1, 8, 8, device=dev), 1.0, torch.Generator().manual_seed(3))
     assert torch.equal(z.cpu(), noise.add_noise(torch.zeros(2, 1, 8, 8), 1.0, torch.Generator().manual_seed(3)))
     assert noise.add_noise(torch.zeros(2, 1, 8, 8, device=dev), 1.0, gen_dev).is_cuda  # a CUDA generator too
@@ -438,5 +446,8 @@ def test_cuda_samplers_run():
     target = targets.image_target(model, x, n_per=1, n_noise=2, grid=[0.2, 0.5])
     a, da = sampling.ascent(model, mean, 2, sampling.AscentConfig(max_iter=3, match_iter=2), target)
     b, db = sampling.fixed_schedule(model, mean, target, 2, [0.5, 0.2], max_iter=2)
-    assert a.is_cuda and b.is_cuda and torch.isfinite(a).all() and torch.isfinite(b).all()
+    assert a.is_cuda
+    assert b.is_cuda
+    assert torch.isfinite(a).all()
+    assert torch.isfinite(b).all()
     assert da.sigma.shape[1] == db.sigma.shape[1] == 2

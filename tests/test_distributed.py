@@ -67,7 +67,9 @@ def test_two_processes_match_one(tmp_path):
     )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = checkpoints.load(tmp_path / "one", weights="raw"), checkpoints.load(tmp_path / "two", weights="raw")
-    assert b.config["processes"] == 2 and a.config["processes"] == 1 and b.config["step"] == 12
+    assert b.config["processes"] == 2
+    assert a.config["processes"] == 1
+    assert b.config["step"] == 12
     wa, wb = a.model.state_dict(), b.model.state_dict()
     worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
     assert worst < 1e-5, f"2-process weights differ from 1-process by {worst:.2e}"
@@ -77,7 +79,8 @@ def test_two_processes_match_one(tmp_path):
     )
     assert max((ea[k] - eb[k]).abs().max().item() for k in ea) < 1e-5
     la, lb = [r["loss"] for r in a.log if "loss" in r], [r["loss"] for r in b.log if "loss" in r]
-    assert len(la) == len(lb) and all(abs(p - q) < 1e-6 * max(1, abs(p)) for p, q in zip(la, lb))
+    assert len(la) == len(lb)
+    assert all((abs(p - q) < 1e-06 * max(1, abs(p)) for p, q in zip(la, lb)))
     assert sorted(p.name for p in (tmp_path / "two").iterdir() if not p.name.startswith(".")) == sorted(
         p.name for p in (tmp_path / "one").iterdir() if not p.name.startswith(".")
     )

@@ -93,7 +93,10 @@ def test_sample_sets_were_drawn_with_the_current_weights(path: Path):
     assert ck.sha256 == meta["checkpoint"], f"{path} was drawn with other weights: delete it and re-run chapter 4"
     stored = load_file(str(path))
     x = stored["samples"].float()
-    assert x.ndim == 4 and x.shape[1] == ck.model.cfg.in_channels and 0 <= x.min() and x.max() <= 1, path
+    assert x.ndim == 4, path
+    assert x.shape[1] == ck.model.cfg.in_channels, path
+    assert 0 <= x.min(), path
+    assert x.max() <= 1, path
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,8 @@ def test_middle_health_counts_and_per_query_scores():
     assert h["channels"] == m.cfg.mid_width
     assert 0 <= h["dead_zero"] <= h["dead_relative"] <= h["channels"]  # an exact zero is also relatively dead
     per = torch.tensor(h["knn_per_query"])
-    assert per.shape == (20,) and ((per * 5).round() - per * 5).abs().max() < 1e-3  # multiples of 1/k
+    assert per.shape == (20,)
+    assert ((per * 5).round() - per * 5).abs().max() < 0.001  # multiples of 1/k
     assert abs(per.mean().item() - h["knn_agreement"]) < 1e-3
     assert "knn_per_query" not in health.middle_health(m, xb, lb, xq, lq, k=5)
 
@@ -83,5 +84,6 @@ def test_stopping_line_reads_the_rule_against_the_slope():
     assert health.stopping_line({"psnr_slope": None}) == ""
     met = health.stopping_line({"psnr_slope": 0.01, "cpu_hours": 4.0})
     assert "+0.010 dB" in met
-    assert "met" in met and "not met" not in met
+    assert "met" in met
+    assert "not met" not in met
     assert "**not met**" in health.stopping_line({"psnr_slope": 0.2, "cpu_hours": 4.0})

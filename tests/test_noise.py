@@ -16,7 +16,8 @@ from sdrlib import noise
 def test_sigma_laws_match_their_cdf(law, lo, hi):
     g = torch.Generator().manual_seed(0)
     s = noise.sample_sigma(20_000, law, lo, hi, g)
-    assert s.min() >= lo and s.max() <= hi
+    assert s.min() >= lo
+    assert s.max() <= hi
     ks = stats.kstest(s.double().numpy(), lambda v: noise.law_cdf(torch.as_tensor(v), law, lo, hi).numpy())
     assert ks.pvalue > 1e-3, ks
 
@@ -43,7 +44,8 @@ def test_noisy_pair_is_seeded():
     x = torch.rand(4, 1, 8, 8)
     a = noise.noisy_pair(x, generator=torch.Generator().manual_seed(3))
     b = noise.noisy_pair(x, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
 
 
 def test_loss_weights_and_psnr():

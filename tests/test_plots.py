@@ -30,16 +30,19 @@ def test_image_grid_layout_titles_and_colour():
     fig = plots.image_grid(imgs, 3, titles=list("abcde"))
     assert isinstance(fig, Figure)
     axes = fig.axes
-    assert len(axes) == 6 and [a.get_title() for a in axes[:5]] == list("abcde")
+    assert len(axes) == 6
+    assert [a.get_title() for a in axes[:5]] == list("abcde")
     assert not axes[5].axison  # the unused slot is blank
     shown = axes[0].images[0].get_array()
-    assert shown.shape == (8, 8, 3) and np.allclose(shown, imgs[0].permute(1, 2, 0).numpy())
+    assert shown.shape == (8, 8, 3)
+    assert np.allclose(shown, imgs[0].permute(1, 2, 0).numpy())
 
 
 def test_image_grid_on_an_axis_tiles_one_picture():
     fig, ax = plt.subplots()
     out = plots.image_grid(torch.rand(4, 1, 6, 6), 2, ax=ax)
-    assert out is fig and ax.images[0].get_array().shape == (13, 13)  # 2x2 tiles with a 1-pixel gap
+    assert out is fig
+    assert ax.images[0].get_array().shape == (13, 13)  # 2x2 tiles with a 1-pixel gap
 
 
 def test_image_grid_rejects_bad_input():
@@ -70,7 +73,8 @@ def test_training_curves_from_a_log():
     loss_ax, psnr_ax = fig.axes[:2]
     assert list(loss_ax.get_lines()[0].get_ydata()) == [0.1, 0.05]
     curves = [ln for ln in psnr_ax.get_lines() if ln.get_label().startswith("σ")]
-    assert len(curves) == 3 and list(curves[0].get_xdata()) == [0, 20]
+    assert len(curves) == 3
+    assert list(curves[0].get_xdata()) == [0, 20]
     with pytest.raises(ValueError, match="no loss"):
         plots.training_curves([{"step": 1}])
 
@@ -80,7 +84,8 @@ def test_sigma_grid_shape_and_labels():
     res = {"noisy": torch.rand(3, 2, 1, 8, 8), "net": torch.rand(3, 2, 1, 8, 8)}
     fig = plots.sigma_grid(clean, res, [0.1, 0.2, 0.4], {"net": torch.full((3, 2), 21.0)})
     assert len(fig.axes) == 2 * 3 * 3
-    assert fig.axes[0].get_title() == "σ = 0.1" and fig.axes[0].get_ylabel() == "clean"
+    assert fig.axes[0].get_title() == "σ = 0.1"
+    assert fig.axes[0].get_ylabel() == "clean"
     assert fig.axes[2 * 3].get_xlabel() == "21.0 dB"  # row "net" of the first image, first sigma
     with pytest.raises(ValueError, match="expected \\(3, 2"):
         plots.sigma_grid(clean, {"x": torch.rand(2, 2, 1, 8, 8)}, [0.1, 0.2, 0.4])
@@ -92,7 +97,8 @@ def test_sweep_and_tables():
     md = plots.markdown_table([{"a": 1, "b": 2.345}, {"a": 3, "b": 4.0}])
     assert md.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2.35 |", "| 3 | 4.00 |"]
     md = plots.psnr_markdown({"x": rows(0), "y": rows(1)})
-    assert md.splitlines()[0] == "| σ | σ × 255 | noisy | x | y |" and len(md.splitlines()) == 5
+    assert md.splitlines()[0] == "| σ | σ × 255 | noisy | x | y |"
+    assert len(md.splitlines()) == 5
 
 
 def test_short_label_keeps_the_part_of_a_class_name_that_tells_classes_apart():
@@ -101,4 +107,5 @@ def test_short_label_keeps_the_part_of_a_class_name_that_tells_classes_apart():
     assert plots.short_label("ufoai:ctp1/dirt_b_1") == "dirt_b_1"
     assert plots.short_label("opencv:basketball1") == "basketball1"
     assert plots.short_label("T-shirt/top") == "T-shirt/top"  # no source: a Fashion-MNIST name is kept whole
-    assert plots.short_label("Ankle boot", 6) == "Ankle…" and len(plots.short_label("x" * 40)) == 14
+    assert plots.short_label("Ankle boot", 6) == "Ankle…"
+    assert len(plots.short_label("x" * 40)) == 14

@@ -61,10 +61,12 @@ def test_options_beside_a_recipe_override_it():
     assert (cfg.steps, cfg.warmup, cfg.decay_steps, cfg.ema) == (4000, 50, 1200, 0.0)  # abbreviated: counted too
     ref, _ = cli.train_config(["train", "--recipe", "fashion-mnist-small-32"])
     cfg, _ = cli.train_config(["train", "--recipe", "fashion-mnist-small-32", "--lr", "1e-3", "--snapshots"])
-    assert cfg.lr == 1e-3 and cfg.snapshots == ()
+    assert cfg.lr == 0.001
+    assert cfg.snapshots == ()
     assert dataclasses.replace(cfg, lr=ref.lr, snapshots=ref.snapshots) == ref
     cfg, recipe = cli.train_config(["train", "--steps", "5", "--no-progress"])
-    assert recipe is None and cfg == TrainConfig(steps=5, progress=False)  # no recipe: the defaults
+    assert recipe is None
+    assert cfg == TrainConfig(steps=5, progress=False)  # no recipe: the defaults
 
 
 def test_options_override_a_recipe_in_the_library_too():
@@ -78,7 +80,9 @@ def test_authors_recipe_is_the_spec():
     """SPEC 1: loss weighted by 1/sigma^2, sigma in [1, 765]/255, batch 4096, Adam 1e-3 halved every 100 of about
     1,000 epochs, the paper's small gains."""
     cfg = recipes.config("authors", steps=20_000)
-    assert cfg.weighted and cfg.sigma_min == pytest.approx(1 / 255) and cfg.sigma_max == pytest.approx(765 / 255)
+    assert cfg.weighted
+    assert cfg.sigma_min == pytest.approx(1 / 255)
+    assert cfg.sigma_max == pytest.approx(765 / 255)
     assert (cfg.batch, cfg.lr, cfg.lr_halve_every, cfg.gain_init) == (4096, 1e-3, 2000, "paper")
     assert not recipes.results("authors")
 
@@ -86,7 +90,9 @@ def test_authors_recipe_is_the_spec():
 def test_unknown_recipe_and_a_recipe_on_resume_are_one_line_errors(capsys):
     assert cli.main(["train", "--recipe", "nope"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("sdr train: error: unknown recipe 'nope'") and "'healthy'" in err and "\n" not in err
+    assert err.startswith("sdr train: error: unknown recipe 'nope'")
+    assert "'healthy'" in err
+    assert "\n" not in err
     assert cli.main(["train", "--recipe", "healthy", "--resume", "--out", "runs/x"]) == 2
     assert "--resume continues runs/x with its saved config" in capsys.readouterr().err
 
@@ -134,7 +140,9 @@ def test_a_run_records_its_recipe_and_keeps_it_on_resume(tmp_path):
     out = tmp_path / "r"
     assert cli.main(["train", "--recipe", "healthy", *tiny, "--steps", "4", "--out", str(out)]) == 0
     config = checkpoints.read_config(out)
-    assert config["recipe"] == "healthy" and config["train"]["warmup"] == 0 and config["train"]["decay_steps"] == 1
+    assert config["recipe"] == "healthy"
+    assert config["train"]["warmup"] == 0
+    assert config["train"]["decay_steps"] == 1
     assert recipes.describe(config).startswith("`healthy`, with the other options")
     assert cli.main(["train", "--out", str(out), "--resume", "--steps", "6", "--decay-steps", "2"]) == 0
     assert checkpoints.read_config(out)["recipe"] == "healthy"

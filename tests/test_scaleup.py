@@ -61,7 +61,8 @@ def test_train_on_imagenet64_files_then_run_a_chapter_with_the_paper_profile(tmp
     )
     assert t.returncode == 0, t.stderr[-2000:]
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["train"]["data"] == "imagenet64" and cfg["data_fingerprint"]["train"]["counts"]["train"] == 240
+    assert cfg["train"]["data"] == "imagenet64"
+    assert cfg["data_fingerprint"]["train"]["counts"]["train"] == 240
     out = tmp_path / "executed"
     small = [
         "-p",
@@ -102,6 +103,7 @@ def test_train_on_imagenet64_files_then_run_a_chapter_with_the_paper_profile(tmp
     assert b.returncode == 0, (b.stdout[-2000:], b.stderr[-2000:])
     nb = nbformat.read(out / "02_sparse.ipynb", as_version=4)
     params = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-    assert 'profile = "paper"' in params.source and "n_images = 24" in params.source
+    assert 'profile = "paper"' in params.source
+    assert "n_images = 24" in params.source
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "paper-in64: step 4, data imagenet64" in text

@@ -15,14 +15,17 @@ def test_bootstrap_intervals():
     v = torch.randn(2000, generator=g, dtype=torch.float64) + 3
     ci = stats.mean_ci(v, n_boot=2000)
     half = 1.96 * v.std().item() / math.sqrt(len(v))
-    assert ci.lo < 3 < ci.hi and abs((ci.hi - ci.lo) / 2 - half) < 0.1 * half
+    assert ci.lo < 3 < ci.hi
+    assert abs((ci.hi - ci.lo) / 2 - half) < 0.1 * half
     const = stats.mean_ci(torch.full((50,), 0.7, dtype=torch.float64))
     assert const.lo == const.hi == const.value == pytest.approx(0.7)
     # pairing removes the shared per-image variation: a small, consistent difference is detected
     base = torch.randn(300, generator=g, dtype=torch.float64) * 5
     a, b = base + 0.1, base
     d = stats.paired_diff_ci(a, b)
-    assert d.value == pytest.approx(0.1) and d.above(0.09) and d.below(0.11)
+    assert d.value == pytest.approx(0.1)
+    assert d.above(0.09)
+    assert d.below(0.11)
     assert stats.verdict(d) == "holds"
     assert stats.verdict(stats.Interval(-0.2, -0.3, -0.1)) == "fails"
     assert stats.verdict(stats.Interval(0.01, -0.02, 0.04)) == "undecided"
@@ -32,7 +35,8 @@ def test_bootstrap_intervals():
 def test_spearman_interval_and_power():
     x = torch.arange(30.0)
     ci = stats.spearman_ci(x, x**3, n_boot=300)
-    assert ci.value == pytest.approx(1.0) and ci.lo == pytest.approx(1.0)
+    assert ci.value == pytest.approx(1.0)
+    assert ci.lo == pytest.approx(1.0)
     assert abs(stats.spearman_power(20, 0.0, n_sim=1000) - 0.05) < 0.03  # the test's size
     assert stats.spearman_power(20, 0.8, n_sim=500) > 0.9
     assert stats.spearman_power(6, 0.5, n_sim=500) < 0.35  # six pairs cannot decide a moderate relation

@@ -36,9 +36,11 @@ def test_resume_is_bit_exact(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     ea = {r["step"]: r["eval"] for r in checkpoints.read_log(a) if "eval" in r}
     eb = {r["step"]: r["eval"] for r in checkpoints.read_log(b) if "eval" in r}
-    assert sorted(ea) == [0, 10, 20, 24] and all(eb[k] == ea[k] for k in ea)  # same PSNR at every evaluation
+    assert sorted(ea) == [0, 10, 20, 24]
+    assert all((eb[k] == ea[k] for k in ea))  # same PSNR at every evaluation
     snap = checkpoints.load(tmp_path / "a" / "step-0000012")
-    assert snap.config["step"] == 12 and snap.state is None
+    assert snap.config["step"] == 12
+    assert snap.state is None
 
 
 def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path):
@@ -143,7 +145,8 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode != 0
     ck = checkpoints.load(out, with_state=True)
-    assert ck.config["step"] >= 2 and ck.state is not None
+    assert ck.config["step"] >= 2
+    assert ck.state is not None
 
 
 def test_history_table_has_one_row_per_evaluation():
@@ -170,12 +173,15 @@ def test_ema_schedule_and_snapshots_keep_the_ema(tmp_path):
     """With --ema, the log scores both weights, the checkpoint keeps both, and a snapshot keeps the EMA only."""
     from sdrlib.trainstate import ema_decay
 
-    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
+    assert ema_decay(0.999, 0) == pytest.approx(0.1)
+    assert ema_decay(0.999, 10**6) == 0.999
     out = train(TrainConfig(**FAST, steps=6, eval_every=3, snapshots=(3,), ema=0.9, out=str(tmp_path / "r")))
     ck = checkpoints.load(out, with_state=True)
-    assert ck.weights == "ema" and ck.ema is not None
+    assert ck.weights == "ema"
+    assert ck.ema is not None
     snap = checkpoints.load(tmp_path / "r" / "step-0000003")
-    assert snap.weights == "raw" and snap.config["snapshot_weights"] == "ema"
+    assert snap.weights == "raw"
+    assert snap.config["snapshot_weights"] == "ema"
     assert sorted(p.name for p in (tmp_path / "r" / "step-0000003").iterdir()) == [
         "config.json",
         "log.jsonl",
@@ -186,7 +192,8 @@ def test_ema_schedule_and_snapshots_keep_the_ema(tmp_path):
 
 def test_lr_warmup_and_final_decay():
     cfg = TrainConfig(lr=1e-3, steps=100, warmup=10, decay="cosine", decay_steps=40, lr_final=0.1)
-    assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
+    assert lr_at(cfg, 0) == pytest.approx(0.0001)
+    assert lr_at(cfg, 9) == pytest.approx(0.001)
     assert lr_at(cfg, 59) == pytest.approx(1e-3)  # flat until the decay phase
     assert lr_at(cfg, 80) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # halfway down the cosine
     assert lr_at(cfg, 100) == pytest.approx(1e-4)

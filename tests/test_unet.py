@@ -53,7 +53,8 @@ def test_receptive_field_matches_gradient_support(block):
         rows = (y.grad[0, 0].abs().sum(1) > 0).nonzero()
         widths.append(int(rows.max() - rows.min() + 1))
     assert max(widths) == receptive_field(cfg, block)
-    assert receptive_field(cfg, "mid") == 26 and receptive_field(preset("paper"), "mid") == 84
+    assert receptive_field(cfg, "mid") == 26
+    assert receptive_field(preset("paper"), "mid") == 84
 
 
 def test_features_stop_at_the_deepest_block_asked_for():
@@ -64,7 +65,8 @@ def test_features_stop_at_the_deepest_block_asked_for():
     y = torch.rand(2, 1, 16, 16)
     _, every = m.blocks(y)
     got = m.features(y, ["mid", "enc1"])
-    assert list(got) == ["mid", "enc1"] and all(torch.equal(got[k], every[k]) for k in got)
+    assert list(got) == ["mid", "enc1"]
+    assert all((torch.equal(got[k], every[k]) for k in got))
     calls = []
     m.dec[0].register_forward_hook(lambda *a: calls.append(1))
     m.features(y, ["mid"])
@@ -165,7 +167,9 @@ def test_gain_init_modes():
         return torch.cat([x.gain.flatten() for x in m.modules() if isinstance(x, ScaleNorm)])
 
     paper = gains(build("small"))
-    assert paper.abs().max() <= 0.025 and (paper < 0).any() and (paper > 0).any()
+    assert paper.abs().max() <= 0.025
+    assert (paper < 0).any()
+    assert (paper > 0).any()
     torch.manual_seed(0)
     assert torch.equal(gains(build("small", gain_init="positive")), paper.abs())
     assert (gains(build("small", gain_init="ones")) == 1).all()

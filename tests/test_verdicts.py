@@ -1,10 +1,15 @@
 """The verdict page (sdrlib.verdicts): the scoreboard with history columns, Holm's correction computed from the
 glued p-values, the parts' columns for claims tested by the claims layer."""
 
+import re
+from pathlib import Path
+
 import pytest
 
-from sdrlib import verdicts
+from sdrlib import book, verdicts
 from sdrlib.claims import catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_scoreboard_pastes_each_reference_and_prints_history():
@@ -40,3 +45,51 @@ def test_page_shows_parts_and_networks_for_claims_with_parts():
 def test_record_result_needs_a_known_claim():
     with pytest.raises(ValueError, match="unknown claim"):
         verdicts.record("nope", "ref", verdicts.Interval(0, 0, 0), "holds")
+
+
+# ------------------------------------------------------------------ the committed page and book
+
+
+def test_the_verdict_page_is_generated_from_the_references_file():
+    """book/verdicts.md pastes every claim for every reference of checkpoints/references.yaml; none is typed."""
+    from sdrlib import checkpoints, verdicts
+
+    page = (ROOT / "book" / "verdicts.md").read_text()
+    want = verdicts.render(ROOT / "book", checkpoints.reference_names("cpu"))
+    assert page == want, "run sdr book --html to regenerate it"
+    for claim in verdicts.CLAIMS:
+        for ref in checkpoints.reference_names("cpu"):
+            assert verdicts.glue_key(claim.key, ref, "verdict") in page
+
+
+def test_write_verdicts_writes_the_page_the_build_uses(tmp_path):
+    """The HTML build's own call (book.write_verdicts) writes book/verdicts.md, equal to the committed page."""
+    import shutil
+
+    from sdrlib import checkpoints, verdicts
+
+    (tmp_path / "book").mkdir()
+    for nb in (ROOT / "book").glob("*.ipynb"):  # the executed chapters the page's Holm correction reads
+        shutil.copy(nb, tmp_path / "book" / nb.name)
+    out = book.write_verdicts(tmp_path)
+    assert out.read_text() == (ROOT / "book" / "verdicts.md").read_text()
+    assert out.read_text() == verdicts.render(tmp_path / "book", checkpoints.reference_names("cpu"))
+    with pytest.raises(ValueError, match="repository root"):  # the book folder itself, a common slip
+        book.write_verdicts(tmp_path / "book")
+
+
+def test_the_executed_book_reaches_the_verdicts_the_references_file_expects():
+    """Read back from the committed notebooks: every claim on every cpu reference has a verdict, its number
+    lies inside its own interval, and it is the verdict references.yaml expects where it names one."""
+    from sdrlib import checkpoints, stats, verdicts
+
+    rows = {(r["claim"], r["reference"]): r for r in verdicts.collect(ROOT / "book")}
+    for ref in checkpoints.reference_names("cpu"):
+        expect = checkpoints.references()[ref]["expect"]
+        for claim in verdicts.CLAIMS:
+            r = rows[(claim.key, verdicts.key_name(ref))]
+            value, lo, hi = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", r["number [95 % CI]"]).groups())
+            assert lo <= value <= hi, r
+            assert r["verdict"] in stats.VERDICTS, r
+            assert r["verdict"] == expect.get(claim.key, r["verdict"]), (ref, claim.key, r["verdict"])
+    assert verdicts.expect_yaml(list(rows.values())).count("expect:") == len({k[1] for k in rows})
