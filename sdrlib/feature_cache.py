@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from . import utils
+from . import checkpoints, data, utils
 from .representation import (
     colour_stats,
     phi_blocks,
@@ -26,6 +26,17 @@ from .representation import (
     texture_stats,
     untrained_like,
 )
+
+
+def _as_checkpoint(checkpoint) -> checkpoints.Checkpoint:
+    """A loaded checkpoint from a Checkpoint, a reference's name or a folder."""
+    return checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+
+
+def _subset(full: data.ImageSet, n: int, seed: int) -> tuple[torch.Tensor, data.ImageSet]:
+    """The seeded ``n`` images of a set that a cached result covers: their indices and the images."""
+    idx = random_indices(len(full), n, seed)
+    return idx, (full.take(idx) if len(idx) < len(full) else full)
 
 
 def cache_key(checkpoint_sha: str, dataset: str, **params) -> str:
@@ -97,16 +108,13 @@ def checkpoint_features(
     ``seed`` picks the images and the noise draws; the control network depends on ``control_seed`` only,
     so that features of different image sets (e.g. train and test) come from the same control network.
     """
-    from . import checkpoints, data
-
-    ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+    ck = _as_checkpoint(checkpoint)
     name = data_name or ck.config["train"]["data"]
     if data_name is None:
         full = checkpoints.load_data(ck, split, **data_kwargs)  # refused if this machine's data differ
     else:
         full = data.load(name, split, **{**checkpoints.training_data_kwargs(ck.config), **data_kwargs})
-    idx = random_indices(len(full), n, seed)
-    images = full.take(idx) if len(idx) < len(full) else full
+    idx, images = _subset(full, n, seed)
     blocks = list(blocks or ck.model.block_names)
     params = dict(
         kind="features",
@@ -167,9 +175,7 @@ def checkpoint_grid(
     """phi of the middle block on a grid of noise levels, {"phi mid": (S, N, C), "untrained phi mid": ...},
     for ``per_class`` images of ``n_classes`` classes (so that neighbours are meaningful), cached like
     ``checkpoint_features``; also returns those images."""
-    from . import checkpoints
-
-    ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+    ck = _as_checkpoint(checkpoint)
     full = checkpoints.load_data(ck, split)
     idx = stratified_indices(full.labels, n_classes, per_class, seed)
     images = full.take(idx)
@@ -217,14 +223,11 @@ def control_phi(
     """phi of one block from several untrained networks of the checkpoint's architecture (one per control seed),
     on the same images and noise draws as ``checkpoint_features`` with the same ``split, n, sigma, n_noise, seed``:
     the control networks over which the claims' intervals resample. Each network's result is cached on its own."""
-    from . import checkpoints
-
-    ck = checkpoint if isinstance(checkpoint, checkpoints.Checkpoint) else checkpoints.load(checkpoint)
+    ck = _as_checkpoint(checkpoint)
     if block not in ck.model.block_names:
         raise ValueError(f"block {block!r} is not one of {ck.model.block_names}")
     full = checkpoints.load_data(ck, split)
-    idx = random_indices(len(full), n, seed)
-    images = full.take(idx) if len(idx) < len(full) else full
+    idx, images = _subset(full, n, seed)
     out = []
     for cs in control_seeds:
         params = dict(
@@ -267,8 +270,6 @@ def runs_phi(
     """phi of one block for several trained runs on the same images ({name: checkpoint name, folder or loaded
     Checkpoint} -> {name: (N, C)}): training snapshots or training seeds, each cached beside its run (``control``:
     the cache computed with the untrained twin, as ``checkpoint_features`` makes it by default)."""
-    from . import checkpoints
-
     out = {}
     for name, run in runs.items():
         ck = run if isinstance(run, checkpoints.Checkpoint) else checkpoints.load(run, device=device)
