@@ -5,9 +5,12 @@ in ``sparsity``."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+
+from .stats import Interval, half_sample, mean_ci, paired_diff_ci
 
 
 def standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
@@ -79,6 +82,201 @@ def knn_per_query(
     nl = labels[_neighbours(q, features, k, exclude_self=loo)]
     n_classes = int(max(labels.max(), ql.max())) + 1
     return {"agreement": (nl == ql[:, None]).double().mean(1), "correct": (vote(nl, n_classes) == ql).double()}
+
+
+def knn_by_representation(
+    train_feats: Mapping[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_feats: Mapping[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    k: int = 10,
+    keys: Sequence[str] | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Claim 4's k-NN scores of several representations: for each (``keys``, in that order; by default every
+    representation of ``train_feats``; keys it lacks, such as texture statistics on a data set without them, are
+    skipped), each held-out query's share of its k nearest training images with its label ("agreement") and
+    whether their vote is right ("correct"), on features z-scored with training statistics."""
+    out = {}
+    for key in keys if keys is not None else list(train_feats):
+        if key not in train_feats:
+            continue
+        if key not in test_feats:
+            raise ValueError(f"representation {key!r} has training features but no held-out ones")
+        a, b = standardize(train_feats[key].double(), test_feats[key].double())
+        out[key] = knn_per_query(a, train_labels, k, b, test_labels)
+    if not out:
+        raise ValueError(f"none of the representations {list(keys or [])} is among {list(train_feats)}")
+    return out
+
+
+def mean_intervals(
+    per_query: Mapping[str, Mapping[str, torch.Tensor]],
+    columns: Mapping[str, str],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Interval]]:
+    """{metric: {representation: mean with a bootstrap interval over queries}} of per-query scores
+    (``per_query[representation][column]``); ``columns`` names each metric's column, e.g.
+    {"10-NN agreement": "agreement"}. Metrics come in the order of ``columns``, representations in that of
+    ``per_query``."""
+    return {
+        metric: {key: mean_ci(per[col], n_boot, seed=seed) for key, per in per_query.items()}
+        for metric, col in columns.items()
+    }
+
+
+def knn_intervals(
+    per_query: Mapping[str, Mapping[str, torch.Tensor]], k: int, n_boot: int = 1000, seed: int = 0
+) -> dict[str, dict[str, Interval]]:
+    """The k-NN table of claim 4 (:func:`knn_by_representation`'s scores): "{k}-NN agreement" and "{k}-NN accuracy"
+    of every representation, each a mean with a bootstrap interval over queries."""
+    return mean_intervals(per_query, {f"{k}-NN agreement": "agreement", f"{k}-NN accuracy": "correct"}, n_boot, seed)
+
+
+def paired_differences(
+    per_query: Mapping[str, Mapping[str, torch.Tensor]],
+    against: str = "phi mid",
+    column: str = "agreement",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """{representation: mean of ``against`` minus it}, each paired over the same queries (the interval resamples
+    queries jointly), for every representation of ``per_query`` but ``against``."""
+    if against not in per_query:
+        raise ValueError(f"representation {against!r} is not among {list(per_query)}")
+    ref = per_query[against][column]
+    return {
+        key: paired_diff_ci(ref, per[column], n_boot, seed=seed) for key, per in per_query.items() if key != against
+    }
+
+
+def side_of_zero(difference: Interval, above: str = "better", below: str = "worse", across: str = "tied") -> str:
+    """A paired difference in a word: ``above`` when its whole interval lies above 0, ``below`` when below, and
+    ``across`` when it reaches both sides (a description, not a claim's verdict: those use stats.verdict)."""
+    return above if difference.above(0) else below if difference.below(0) else across
+
+
+def cluster_table(
+    features: Mapping[str, torch.Tensor],
+    labels: torch.Tensor,
+    keys: Sequence[str] | None = None,
+    multiples: Sequence[int] = (1,),
+    restarts: int = 10,
+    n_rep: int = 200,
+    seed: int = 0,
+) -> tuple[list[dict], dict[str, dict[str, Interval]]]:
+    """k-means++ (``restarts`` restarts) of each representation (``keys``; those not in ``features`` are skipped)
+    on standardised features, at each count of clusters ``multiple x`` the number of labels (capped at half the
+    images; each count once, smallest first), scored by NMI, ARI and purity against the labels, each with a
+    half-sampling interval (the clustering fixed; :func:`sdrlib.stats.half_sample`). Returns the rows ({"clusters",
+    "representation", "nmi", "ari", "purity"}, counts outer, representations inner) and the same intervals as
+    {"k-means {count}: {score}": {representation: Interval}}."""
+    y = labels.numpy()
+    n_lab = len(np.unique(y))
+    counts = sorted({min(m * n_lab, len(y) // 2) for m in multiples})
+    rows: list[dict] = []
+    scores: dict[str, dict[str, Interval]] = {}
+    for n_cl in counts:
+        for key in keys if keys is not None else list(features):
+            if key not in features:
+                continue
+            c = kmeans(standardize(features[key].double())[0], n_cl, restarts, seed)
+            row = {"clusters": n_cl, "representation": key}
+            for m in ("nmi", "ari", "purity"):
+                iv = half_sample(
+                    lambda idx, m=m, c=c: cluster_scores(y[idx.numpy()], c[idx.numpy()])[m], len(y), n_rep, seed=seed
+                )
+                row[m] = iv
+                scores.setdefault(f"k-means {n_cl}: {m}", {})[key] = iv
+            rows.append(row)
+    return rows, scores
+
+
+AUTHORS_PROBE = "authors' (raw, to convergence)"
+
+
+def probe_table(
+    train_feats: Mapping[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_feats: Mapping[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    keys: Sequence[str] | None = None,
+    epochs: int = 300,
+    max_epochs: int = 3000,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[list[dict], dict[str, dict[str, Interval]]]:
+    """Linear probes of each representation (``keys``; those not in ``train_feats`` are skipped), held-out accuracy
+    with a bootstrap interval over the held-out images: ours (standardised features, Adam 1e-2, ``epochs``) on
+    every one, and the authors' (raw features, Adam 1e-3, no weight decay, until the loss stops improving, at most
+    ``max_epochs``) on the phi representations (names starting with "phi" or "untrained phi"). Returns the rows
+    ({"representation", "ours (standardised)", and for phi the authors' accuracy and its epochs}) and the
+    intervals as {"probe, ours": {...}, "probe, authors'": {...}}."""
+    rows: list[dict] = []
+    scores: dict[str, dict[str, Interval]] = {}
+    for key in keys if keys is not None else list(train_feats):
+        if key not in train_feats:
+            continue
+        tr, te = train_feats[key], test_feats[key]
+        ours = linear_probe(tr, train_labels, te, test_labels, epochs=epochs, seed=seed)
+        iv = mean_ci(ours["correct"], n_boot, seed=seed)
+        scores.setdefault("probe, ours", {})[key] = iv
+        row = {"representation": key, "ours (standardised)": iv}
+        if key.startswith(("phi", "untrained phi")):  # the authors' protocol is a probe of phi
+            theirs = linear_probe(
+                tr,
+                train_labels,
+                te,
+                test_labels,
+                epochs=max_epochs,
+                lr=1e-3,
+                weight_decay=0.0,
+                seed=seed,
+                standardized=False,
+                tol=1e-4,
+            )
+            iv = mean_ci(theirs["correct"], n_boot, seed=seed)
+            scores.setdefault("probe, authors'", {})[key] = iv
+            row.update({AUTHORS_PROBE: iv, "epochs (authors')": theirs["epochs"]})
+        rows.append(row)
+    return rows, scores
+
+
+def class_differences(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    names: tuple[str, str] = ("a", "b"),
+    top: int | None = None,
+    width: int = 40,
+) -> list[dict]:
+    """Two per-query scores (e.g. the k-NN vote's correctness of two representations) class by class: per label,
+    its name (cut to ``width`` characters), its number of queries, each score's mean over them (columns
+    ``names``) and their difference; the ``top`` rows whose difference is largest in size first (ties in label
+    order)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape or a.shape != labels.shape:
+        raise ValueError(
+            f"scores and labels must have one shape, got {tuple(a.shape)}, {tuple(b.shape)}, {tuple(labels.shape)}"
+        )
+    rows = []
+    for c in labels.unique().tolist():
+        sel = labels == c
+        x, y = a[sel].mean().item(), b[sel].mean().item()
+        rows.append(
+            {"class": classes[c][:width], "queries": int(sel.sum()), names[0]: x, names[1]: y, "difference": x - y}
+        )
+    rows.sort(key=lambda r: -abs(r["difference"]))
+    return rows[:top]
+
+
+def knn_versus_sigma(grid: torch.Tensor, labels: torch.Tensor, k: int = 10) -> list[float]:
+    """Leave-one-out k-NN agreement (standardised features) at each noise level of a phi grid (S, N, C): one value
+    per level, in the grid's order."""
+    if grid.ndim != 3 or grid.shape[1] != len(labels):
+        raise ValueError(f"grid must be (levels, {len(labels)} images, channels), got {tuple(grid.shape)}")
+    return [knn_scores(standardize(g.double())[0], labels, k)["agreement"] for g in grid]
 
 
 def neighbours(features: torch.Tensor, query: torch.Tensor, k: int = 8) -> torch.Tensor:

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from sdrlib import analysis, sparsity
+from sdrlib import analysis, sparsity, stats
 
 
 def test_vote_majority_and_tie_to_the_nearer_label():
@@ -87,3 +87,114 @@ def test_overlap_ratio_ignores_an_image_paired_with_its_own_copy():
     plain = sparsity.overlap_ratio(mask, labels)
     assert sparsity.overlap_ratio(mask[idx], labels[idx], idx) == pytest.approx(plain, rel=0.2)
     assert sparsity.overlap_ratio(mask[idx], labels[idx]) > sparsity.overlap_ratio(mask[idx], labels[idx], idx)
+
+
+# ------------------------------------------------------------------ chapter 3's tables, by hand
+
+# six training images on a line and two held-out queries; "x" finds for each query two neighbours of its label among
+# three, "reversed" (the line read backwards, 12 - x) one of three, and the vote goes wrong
+SIX = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
+SIX_LABELS = torch.tensor([0, 0, 1, 1, 1, 0])
+QUERIES, QUERY_LABELS = torch.tensor([[0.9], [11.2]]), torch.tensor([0, 1])
+
+
+def six_features():
+    train = {"x": SIX, "reversed": 12 - SIX}
+    test = {"x": QUERIES, "reversed": QUERIES}
+    return train, test
+
+
+def test_knn_by_representation_on_six_points():
+    train, test = six_features()
+    per = analysis.knn_by_representation(train, SIX_LABELS, test, QUERY_LABELS, k=3)
+    assert list(per) == ["x", "reversed"]
+    # x: 0.9 -> 1, 0, 2 (labels 0, 0, 1); 11.2 -> 11, 12, 10 (labels 1, 0, 1)
+    assert per["x"]["agreement"].tolist() == pytest.approx([2 / 3, 2 / 3])
+    assert per["x"]["correct"].tolist() == [1.0, 1.0]
+    # reversed: 0.9 -> 1, 0, 2 of 12 - x, that is images 4, 5, 3 (labels 1, 0, 1); 11.2 -> images 1, 0, 2 (0, 0, 1)
+    assert per["reversed"]["agreement"].tolist() == pytest.approx([1 / 3, 1 / 3])
+    assert per["reversed"]["correct"].tolist() == [0.0, 0.0]
+    some = analysis.knn_by_representation(train, SIX_LABELS, test, QUERY_LABELS, 3, keys=["reversed", "texture", "x"])
+    assert list(some) == ["reversed", "x"]  # the order asked for; a representation the data lack is skipped
+    with pytest.raises(ValueError, match="no held-out ones"):
+        analysis.knn_by_representation(train, SIX_LABELS, {"x": QUERIES}, QUERY_LABELS, 3)
+    with pytest.raises(ValueError, match="none of the representations"):
+        analysis.knn_by_representation(train, SIX_LABELS, test, QUERY_LABELS, 3, keys=["texture"])
+
+
+def test_knn_intervals_and_paired_differences_on_six_points():
+    train, test = six_features()
+    per = analysis.knn_by_representation(train, SIX_LABELS, test, QUERY_LABELS, k=3)
+    scores = analysis.knn_intervals(per, 3, n_boot=50, seed=4)
+    assert list(scores) == ["3-NN agreement", "3-NN accuracy"]
+    assert list(scores["3-NN agreement"]) == ["x", "reversed"]
+    assert scores["3-NN agreement"]["x"].value == pytest.approx(2 / 3)
+    assert scores["3-NN accuracy"]["reversed"].value == 0.0
+    assert scores["3-NN agreement"]["reversed"] == stats.mean_ci(per["reversed"]["agreement"], 50, seed=4)
+    diffs = analysis.paired_differences(per, "x", "agreement", n_boot=50)
+    assert list(diffs) == ["reversed"]
+    assert (diffs["reversed"].value, diffs["reversed"].lo, diffs["reversed"].hi) == pytest.approx((1 / 3,) * 3)
+    assert analysis.side_of_zero(diffs["reversed"]) == "better"
+    with pytest.raises(ValueError, match="not among"):
+        analysis.paired_differences(per, "phi mid")
+
+
+def test_side_of_zero():
+    assert analysis.side_of_zero(stats.Interval(-0.2, -0.3, -0.1)) == "worse"
+    assert analysis.side_of_zero(stats.Interval(0.0, -0.1, 0.1)) == "tied"
+    assert analysis.side_of_zero(stats.Interval(0.2, 0.1, 0.3), above="higher") == "higher"
+
+
+def test_cluster_table_on_two_separated_groups():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    x = (labels * 10.0 + torch.tensor([0.0, 0.1, 0.2, 0.3, 0.0, 0.1, 0.2, 0.3]))[:, None]
+    feats = {"a": x, "b": torch.cat([x, -x], 1)}
+    rows, scores = analysis.cluster_table(feats, labels, ["b", "c", "a"], multiples=[1, 2, 10], restarts=2, n_rep=20)
+    # 1 x, 2 x and 10 x two labels, capped at half of 8 images: 2 and 4 clusters, each once
+    assert [(r["clusters"], r["representation"]) for r in rows] == [(2, "b"), (2, "a"), (4, "b"), (4, "a")]
+    assert list(scores) == [f"k-means {n}: {m}" for n in (2, 4) for m in ("nmi", "ari", "purity")]
+    for m in ("nmi", "ari", "purity"):  # two clusters are the two groups: perfect on every half too
+        iv = scores[f"k-means 2: {m}"]["a"]
+        assert (iv.value, iv.lo, iv.hi) == pytest.approx((1.0, 1.0, 1.0))
+        assert rows[1][m] is iv
+    assert scores["k-means 4: purity"]["b"].value == 1.0  # four clusters split the groups: still pure
+    assert scores["k-means 4: nmi"]["b"].value < 1.0
+
+
+def test_probe_table_on_separable_data():
+    g = torch.Generator().manual_seed(0)
+    ytr, yte = torch.arange(40) % 2, torch.arange(20) % 2
+    xtr = torch.randn(40, 3, generator=g) + 10 * ytr[:, None]
+    xte = torch.randn(20, 3, generator=g) + 10 * yte[:, None]
+    train, test = {"phi mid": xtr, "pixels": xtr}, {"phi mid": xte, "pixels": xte}
+    rows, scores = analysis.probe_table(train, ytr, test, yte, ["phi mid", "texture stats", "pixels"], epochs=100,
+                                        max_epochs=1000, n_boot=50)  # fmt: skip
+    assert [r["representation"] for r in rows] == ["phi mid", "pixels"]
+    assert list(rows[0]) == ["representation", "ours (standardised)", analysis.AUTHORS_PROBE, "epochs (authors')"]
+    assert list(rows[1]) == ["representation", "ours (standardised)"]  # the authors' protocol is a probe of phi
+    assert scores["probe, ours"]["pixels"].value == 1.0
+    assert scores["probe, authors'"]["phi mid"].value == 1.0
+    assert list(scores["probe, authors'"]) == ["phi mid"]
+    assert 100 <= rows[0]["epochs (authors')"] <= 1000
+
+
+def test_class_differences_by_hand():
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    a = torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0, 0.0])  # per class: 1/2, 1, 0
+    b = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 1.0])  # per class: 1, 1/3, 1
+    rows = analysis.class_differences(a, b, labels, ["zero", "one", "two, a long name"], ("φ", "px"), width=3)
+    assert [r["class"] for r in rows] == ["two", "one", "zer"]  # |-1| > |2/3| > |-1/2|
+    assert rows[1] == pytest.approx({"class": "one", "queries": 3, "φ": 1.0, "px": 1 / 3, "difference": 2 / 3})
+    assert len(analysis.class_differences(a, b, labels, ["0", "1", "2"], top=2)) == 2
+    with pytest.raises(ValueError, match="one shape"):
+        analysis.class_differences(a[:5], b, labels, ["0", "1", "2"])
+
+
+def test_knn_versus_sigma_by_hand():
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    grid = torch.tensor([[0.0, 1, 2, 10, 11, 12], [0.0, 10, 1, 11, 2, 12]])[:, :, None]
+    # level 0: both nearest others share the label; level 1 (labels interleaved along the line): 1/2, 0, 1/2,
+    # 1/2, 0, 1/2
+    assert analysis.knn_versus_sigma(grid, labels, k=2) == pytest.approx([1.0, 1 / 3])
+    with pytest.raises(ValueError, match="grid must be"):
+        analysis.knn_versus_sigma(grid[0], labels)

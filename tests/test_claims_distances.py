@@ -52,3 +52,80 @@ def test_controls_with_several_networks_must_match(split):
         distances.distances_claim([a], {"x": [a, a], "y": [a, a, a]})
     with pytest.raises(ValueError, match="same 200 queries"):
         distances.distances_claim([a], {"x": [a[:10]]})
+
+
+# ------------------------------------------------------------------ across training seeds and along training
+
+# six training images on a line and two held-out queries (tests/test_analysis.py works them out): with k = 3, "x"
+# gives each query 2 of 3 neighbours of its label, the line read backwards (12 - x) 1 of 3
+SIX = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
+SIX_LABELS = torch.tensor([0, 0, 1, 1, 1, 0])
+QUERIES, QUERY_LABELS = torch.tensor([[0.9], [11.2]]), torch.tensor([0, 1])
+
+
+class Images:
+    def __init__(self, labels):
+        self.labels = labels
+
+
+def six(mid_backwards: bool = False):
+    mid = 12 - SIX if mid_backwards else SIX
+    train = {"phi mid": mid, "untrained phi mid": 12 - SIX, "pixels": 12 - SIX, "colour stats": SIX}
+    test = {key: QUERIES for key in train}
+    return train, test
+
+
+def test_margin_over_controls_by_hand():
+    train, test = six()
+    mid, margin = distances.margin_over_controls(train, SIX_LABELS, test, QUERY_LABELS, k=3)
+    assert (mid, margin) == pytest.approx((2 / 3, 1 / 3))  # colour stats (as good as phi) is not a control here
+    assert distances.margin_over_controls(*six(True)[:1], SIX_LABELS, six(True)[1], QUERY_LABELS, 3)[1] == 0.0
+    with pytest.raises(ValueError, match="not among"):
+        distances.margin_over_controls({"phi mid": SIX}, SIX_LABELS, {"phi mid": QUERIES}, QUERY_LABELS, 3)
+
+
+def test_spread():
+    assert distances.spread([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    with pytest.raises(ValueError, match="at least 2"):
+        distances.spread([1.0])
+
+
+def test_seed_margins_reads_each_runs_middle_block_features(monkeypatch):
+    from sdrlib import feature_cache
+
+    calls = []
+
+    class Run:
+        def __init__(self, step, backwards):
+            self.config, self.backwards = {"step": step}, backwards
+
+    def features(ck, split, n, sigma, n_noise, blocks=None, seed=0, cache_in="user", **kw):
+        calls.append((split, n, sigma, n_noise, blocks, seed, cache_in))
+        train, test = six(ck.backwards)
+        return (train, Images(SIX_LABELS)) if split == "train" else (test, Images(QUERY_LABELS))
+
+    monkeypatch.setattr(feature_cache, "checkpoint_features", features)
+    runs = {"ref": Run(100, False), "seed1": Run(40, True)}
+    rows = distances.seed_margins(runs, 6, 2, 0.2, 4, k=3, seed=5, cache_in="reference")
+    assert rows == [
+        {"run": "ref", "steps": 100, "phi mid": pytest.approx(2 / 3), "margin": pytest.approx(1 / 3)},
+        {"run": "seed1", "steps": 40, "phi mid": pytest.approx(1 / 3), "margin": 0.0},
+    ]
+    # the middle block's cache of each run: train with the seed, test with seed + 1
+    assert calls[:2] == [("train", 6, 0.2, 4, ["mid"], 5, "reference"), ("test", 2, 0.2, 4, ["mid"], 6, "reference")]
+
+
+def test_training_curve_scores_each_snapshot(monkeypatch):
+    from sdrlib import feature_cache
+
+    calls = []
+
+    def runs_phi(runs, split, n, sigma, n_noise, block="mid", seed=0, cache_in="user", device="cpu", control=False):
+        calls.append((split, seed, cache_in))
+        pick = {"train": {"a": SIX, "b": 12 - SIX}, "test": {"a": QUERIES, "b": QUERIES}}[split]
+        return {step: pick[path] for step, path in runs.items()}
+
+    monkeypatch.setattr(feature_cache, "runs_phi", runs_phi)
+    curve = distances.training_curve([(10, "a"), (20, "b")], SIX_LABELS, QUERY_LABELS, 6, 2, 0.2, 4, k=3, seed=2)
+    assert curve == [(10, pytest.approx(2 / 3)), (20, pytest.approx(1 / 3))]
+    assert calls == [("train", 2, "user"), ("test", 3, "user")]

@@ -1,11 +1,16 @@
 """Claim 4 (SPEC section 3): Euclidean distances in phi are semantic. The middle block's k-NN label agreement
 (held-out queries against training images, standardised features) must beat the best of every cheap control the
 chapter measures (pixels, colour and texture statistics, untrained networks of the same architecture), paired
-over queries; intervals resample trained networks, control networks, then queries."""
+over queries; intervals resample trained networks, control networks, then queries.
+
+Claim 4' (the paper's choice of block): the middle block's k-NN agreement must beat that of the best other block
+of the same network, the best chosen anew in every resample; every other score of the chapter is reported beside
+it, block against block. Also the chapter's measures across training (snapshots) and across training seeds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 
@@ -148,3 +153,201 @@ def run_agreements(
     tr = feature_cache.runs_phi(runs, "train", n_train, sigma, n_noise, seed=seed, cache_in=cache_in, device=device)
     te = feature_cache.runs_phi(runs, "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache_in, device=device)
     return [knn_agreement(tr[r], train_labels, te[r], test_labels, k) for r in runs]
+
+
+def _per_network(scores: Sequence[torch.Tensor], n: int | None = None) -> torch.Tensor:
+    """One score per query and network as a (networks, queries) table of float64."""
+    tab = torch.stack([torch.as_tensor(v, dtype=torch.float64).flatten() for v in scores])
+    if n is not None and tab.shape[1] != n:
+        raise ValueError(f"every score must cover the same {n} queries, got {tab.shape[1]}")
+    return tab
+
+
+def middle_block_claim(
+    middle: Sequence[torch.Tensor],
+    others: Mapping[str, Sequence[torch.Tensor]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    middle_name: str = "phi mid",
+) -> Result:
+    """Claim 4' from per-query k-NN agreements on the same queries: ``middle`` one array per trained network (its
+    middle block), ``others`` {block: one array per network, the networks in the same order}. The part "beats
+    every other block" is the middle block's mean minus the highest mean of the other blocks, the best other block
+    chosen anew in every resample (choosing it is part of the interval: no block is picked first and then tested),
+    paired over queries and over networks (a resampled network brings all its blocks); the interval resamples the
+    trained networks, then the queries.
+
+    A block may be given for fewer networks than the middle block (other blocks cached for the reference only):
+    the claim then rests on the first networks that have every block, and the measures' "networks" column says
+    how many of how many. The measures: one row per block, its mean agreement, the middle block minus it (paired),
+    and how often it was the best other block in the resamples."""
+    if not middle or not others:
+        raise ValueError("need the middle block of at least one trained network and at least one other block")
+    if middle_name in others:
+        raise ValueError(f"{middle_name!r} is the middle block: it cannot be one of the other blocks")
+    n_nets = min(len(v) for v in others.values())
+    if n_nets < 1 or n_nets > len(middle):
+        raise ValueError(f"each other block needs 1 to {len(middle)} networks (as the middle block), got {n_nets}")
+    mid = _per_network(middle[:n_nets])
+    n = mid.shape[1]
+    tabs = {b: _per_network(v[:n_nets], n) for b, v in others.items()}
+    names, stacked = list(tabs), torch.stack(list(tabs.values()))  # (blocks, networks, queries)
+    chosen: list[int] = []
+
+    def margin(t: torch.Tensor, c: torch.Tensor, i: torch.Tensor) -> float:
+        means = stacked[:, t][:, :, i].mean(dim=(1, 2))
+        best = int(means.argmax())  # the first of equal means
+        chosen.append(best)
+        return mid[t][:, i].mean().item() - means[best].item()
+
+    spec = BY_KEY["middle-block"].part("beats every other block")
+    effect = stats.nested_bootstrap(margin, n_nets, 0, n, n_boot, seed=seed, null=spec.min_effect)
+    picks = torch.bincount(torch.tensor(chosen[1:], dtype=torch.long), minlength=len(names))  # [0]: the point
+    nets = f"{n_nets}" if n_nets == len(middle) else f"{n_nets} of {len(middle)}"
+
+    def mean_of(tab: torch.Tensor) -> stats.Interval:
+        return stats.nested_bootstrap(lambda t, c, i: tab[t][:, i].mean().item(), n_nets, 0, n, n_boot, seed=seed)
+
+    rows = [
+        {
+            "block": middle_name,
+            "networks": nets,
+            "mean agreement": str(mean_of(mid)),
+            "middle block minus it": "",
+            "best other block in resamples": "",
+        }
+    ]
+    for j, b in enumerate(names):
+        rows.append(
+            {
+                "block": b,
+                "networks": nets,
+                "mean agreement": str(mean_of(tabs[b])),
+                "middle block minus it": str(mean_of(mid - tabs[b])),
+                "best other block in resamples": f"{int(picks[j]) / max(len(chosen) - 1, 1):.0%}",
+            }
+        )
+    return Result("middle-block", (Part(spec.name, effect, spec.min_effect),), n_nets, 0, rows)
+
+
+def other_metrics_table(
+    scores: Mapping[str, Mapping[str, stats.Interval]], middle: str = "phi mid", prefix: str = "phi "
+) -> list[dict]:
+    """Every score of the chapter, block against block (claim 4''s reported measures): per metric of ``scores``
+    ({metric: {representation: Interval}}) that has the middle block and another block of the same network
+    (names starting with ``prefix``), the middle block's score, the best other block (the first of equal values)
+    and its score, which is higher, and whether the two intervals are apart (do not overlap) or overlap."""
+    rows = []
+    for metric, by_key in scores.items():
+        others = {key: iv for key, iv in by_key.items() if key.startswith(prefix) and key != middle}
+        if middle not in by_key or not others:
+            continue
+        mid = by_key[middle]
+        best = max(others, key=lambda key: others[key].value)
+        iv = others[best]
+        rows.append(
+            {
+                "metric": metric,
+                "φ mid": mid,
+                "best other block": best,
+                "its score": iv,
+                "higher": "other block" if iv.value > mid.value else "middle block",
+                "intervals": "apart" if iv.lo > mid.hi or mid.lo > iv.hi else "overlap",
+            }
+        )
+    return rows
+
+
+def other_metrics_summary(rows: Sequence[Mapping]) -> str:
+    """One sentence on :func:`other_metrics_table`'s rows: on how many metrics another block scores higher than the
+    middle block (and which), and on how many of those their intervals are apart."""
+    higher = [r for r in rows if r["higher"] == "other block"]
+    apart = [r["metric"] for r in higher if r["its score"].lo > r["φ mid"].hi]
+    named = ", ".join(f"{r['metric']} ({r['best other block']})" for r in higher)
+    text = (
+        f"another block of the same network scores higher than the middle block on {len(higher)} of {len(rows)} metrics"
+    )
+    if not higher:
+        return text + "."
+    if apart:
+        return f"{text}: {named}; the intervals are apart on {len(apart)} of them ({', '.join(apart)})."
+    return f"{text}: {named}; the intervals overlap on all of them."
+
+
+def training_curve(
+    snapshots: Sequence[tuple[int, str | Path]],
+    train_labels: torch.Tensor,
+    test_labels: torch.Tensor,
+    n_train: int,
+    n_test: int,
+    sigma: float,
+    n_noise: int,
+    k: int = 10,
+    seed: int = 0,
+    cache_in: str = "user",
+    device: str | torch.device = "cpu",
+) -> list[tuple[int, float]]:
+    """The middle block's mean k-NN agreement along training: (step, agreement) for each training snapshot
+    ((step, folder), as ``checkpoints.training_snapshots`` lists them), on the images and noise of the reference's
+    features (the same data set, sizes and seeds; :func:`run_agreements`)."""
+    runs = {step: path for step, path in snapshots}
+    per = run_agreements(runs, train_labels, test_labels, n_train, n_test, sigma, n_noise, k, seed, cache_in, device)
+    return [(step, a.mean().item()) for step, a in zip(runs, per)]
+
+
+def margin_over_controls(
+    train_feats: Mapping[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_feats: Mapping[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    k: int = 10,
+    key: str = "phi mid",
+    controls: Sequence[str] = ("pixels", "untrained phi mid"),
+) -> tuple[float, float]:
+    """(mean k-NN agreement of ``key``, its margin over the better of ``controls``) for one network's features: the
+    numbers the chapter compares across training seeds (point values; the spread is over seeds)."""
+    per = analysis.knn_by_representation(train_feats, train_labels, test_feats, test_labels, k, [key, *controls])
+    missing = [c for c in (key, *controls) if c not in per]
+    if missing:
+        raise ValueError(f"representations {missing} are not among {list(train_feats)}")
+    means = {c: per[c]["agreement"].mean().item() for c in per}
+    return means[key], means[key] - max(means[c] for c in controls)
+
+
+def seed_margins(
+    runs: Mapping[str, object],
+    n_train: int,
+    n_test: int,
+    sigma: float,
+    n_noise: int,
+    k: int = 10,
+    seed: int = 0,
+    cache_in: str = "user",
+    device: str | torch.device = "cpu",
+) -> list[dict]:
+    """Per trained run ({name: checkpoint name, folder or loaded Checkpoint}), on its middle block's cached features
+    (train: ``n_train`` images, ``seed``; test: ``n_test``, ``seed + 1``): {"run", "steps", "phi mid", "margin"},
+    the mean k-NN agreement and its margin over the better of pixels and the untrained middle block
+    (:func:`margin_over_controls`)."""
+    from .. import checkpoints, feature_cache
+
+    rows = []
+    for name, run in runs.items():
+        ck = checkpoints.load(run, device=device) if isinstance(run, (str, Path)) else run
+        a, ia = feature_cache.checkpoint_features(
+            ck, "train", n_train, sigma, n_noise, blocks=["mid"], seed=seed, cache_in=cache_in
+        )
+        b, ib = feature_cache.checkpoint_features(
+            ck, "test", n_test, sigma, n_noise, blocks=["mid"], seed=seed + 1, cache_in=cache_in
+        )
+        mid, margin = margin_over_controls(a, ia.labels, b, ib.labels, k)
+        rows.append({"run": name, "steps": int(ck.config["step"]), "phi mid": mid, "margin": margin})
+    return rows
+
+
+def spread(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, sample standard deviation) of values over training seeds."""
+    if len(values) < 2:
+        raise ValueError(f"a spread needs at least 2 values, got {len(values)}")
+    v = torch.tensor(list(values), dtype=torch.float64)
+    return v.mean().item(), v.std().item()
