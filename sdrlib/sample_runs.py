@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from . import analysis, feature_cache, sampling, targets, utils
+from . import analysis, feature_cache, matching, representation, sampling, targets, utils
 
 TARGET_SIGMAS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)  # phi_sigma(target) grid
 
@@ -39,7 +39,11 @@ def target_images(ck, rows: torch.Tensor) -> torch.Tensor:
     return checkpoints.load_data(ck, "test").images[rows]
 
 
-def guided(
+GUIDES = ("phi", "untrained phi", "pixel pca")  # what the fixed-schedule sampler matches (claim 5: phi and controls)
+PCA_IMAGES = 5000  # training images the pixel-PCA guide is fitted on, at most
+
+
+def guided_params(
     ck,
     rows: torch.Tensor,
     n_per: int,
@@ -48,11 +52,14 @@ def guided(
     max_iter: int = 100,
     n_noise_target: int = 10,
     seed: int = 0,
-    cache_in: str = "user",
-) -> dict[str, torch.Tensor]:
-    """``n_per`` fixed-schedule self-guided samples per target, the held-out images at ``rows`` (SPEC 4), with
-    the sampler's diagnostics per step and sample: effective sigma, phi loss before and after each matching."""
-    dev = utils.model_device(ck.model)
+    guide: str = "phi",
+    control_seed: int = 0,
+    pca_images: int = PCA_IMAGES,
+) -> dict:
+    """The parameters that name a ``guided`` run in the cache. The guide and its settings enter only when the
+    guide is not the default ("phi"), so the runs cached before control guides existed keep their keys."""
+    if guide not in GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; expected one of {GUIDES}")
     params = _params(
         ck,
         "guided",
@@ -64,10 +71,88 @@ def guided(
         n_noise_target=n_noise_target,
         seed=seed,
     )
+    if guide == "untrained phi":
+        params.update(guide=guide, control_seed=control_seed)
+    elif guide == "pixel pca":
+        params.update(guide=guide, control_seed=control_seed, pca_images=pca_images)
+    return params
+
+
+def pixel_pca(ck, k: int | None = None, pca_images: int = PCA_IMAGES, seed: int = 0) -> matching.PixelPCA:
+    """The pixel statistic of the "pixel pca" guide: the ``k`` leading PCA coefficients (default: as many as the
+    middle block has channels, the dimension of phi) of a seeded subset of at most ``pca_images`` training images
+    of the checkpoint's data set, centred by their mean image. ``k`` is clamped to the pixel dimension C*H*W (and
+    to the subset's size minus one); ``len()`` of the result says how many were kept."""
+    from . import checkpoints
+
+    train = checkpoints.load_data(ck, "train").images
+    idx = representation.random_indices(len(train), pca_images, seed)
+    return matching.fit_pixel_pca(train[idx], k or ck.model.cfg.mid_width)
+
+
+def guide_for(
+    ck,
+    images: torch.Tensor,
+    n_per: int,
+    guide: str = "phi",
+    n_noise_target: int = 10,
+    seed: int = 0,
+    control_seed: int = 0,
+    pca_images: int = PCA_IMAGES,
+) -> tuple[targets.Target, matching.PhiFn | None]:
+    """What the fixed-schedule sampler matches for each conditioning image (``n_per`` samples each): the target
+    and the statistic (``None``: the sampled network's own phi).
+
+    - "phi": the trained network's phi (SPEC 4), tabulated on ``TARGET_SIGMAS`` with ``n_noise_target`` draws;
+    - "untrained phi": the phi of ``representation.untrained_like(ck.model, control_seed)``, its target from that
+      network on the same sigma grid and the same noise draws; the trained network still denoises;
+    - "pixel pca": ``pixel_pca(ck, pca_images=pca_images, seed=control_seed)`` (as many coefficients as phi has
+      channels), its target the clean image's coefficients at every sigma (linear statistic, zero-mean noise)."""
+    if guide not in GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; expected one of {GUIDES}")
+    dev = utils.model_device(ck.model)
+    images = images.to(dev)
+    if guide == "phi":
+        return targets.image_target(ck.model, images, n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed), None
+    if guide == "untrained phi":
+        net = representation.untrained_like(ck.model, control_seed)
+        target = targets.image_target(net, images, n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed)
+        return target, matching.network_phi(net)
+    pca = pixel_pca(ck, pca_images=pca_images, seed=control_seed).to(dev)
+    return targets.pca_target(pca, images, n_per, TARGET_SIGMAS), pca
+
+
+def guided(
+    ck,
+    rows: torch.Tensor,
+    n_per: int,
+    schedule: list[float],
+    lr: float = 0.01,
+    max_iter: int = 100,
+    n_noise_target: int = 10,
+    seed: int = 0,
+    cache_in: str = "user",
+    guide: str = "phi",
+    control_seed: int = 0,
+    pca_images: int = PCA_IMAGES,
+) -> dict[str, torch.Tensor]:
+    """``n_per`` fixed-schedule self-guided samples per target, the held-out images at ``rows`` (SPEC 4), with
+    the sampler's diagnostics per step and sample: effective sigma, loss of the matched statistic before and
+    after each matching.
+
+    ``guide`` picks what is matched (see ``guide_for``): "phi" (the paper's sampler, the default), or one of claim
+    5's controls, "untrained phi" (an untrained network's phi, network seed ``control_seed``) or "pixel pca" (as
+    many leading pixel-PCA coefficients as phi has channels, fitted on at most ``pca_images`` training images drawn
+    with ``control_seed``). The denoiser, schedule, starting image and noise draws are the same for every guide.
+    Cached under ``guided_params`` (a default-guide run keeps the key it had before guides existed)."""
+    dev = utils.model_device(ck.model)
+    params = guided_params(
+        ck, rows, n_per, schedule, lr, max_iter, n_noise_target, seed, guide, control_seed, pca_images
+    )
 
     def draw() -> dict[str, torch.Tensor]:
-        target = targets.image_target(
-            ck.model, target_images(ck, rows).to(dev), n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed
+        target, phi_fn = guide_for(
+            ck, target_images(ck, rows), n_per, guide, n_noise_target, seed, control_seed, pca_images
         )
         x, d = sampling.fixed_schedule(
             ck.model,
@@ -78,6 +163,7 @@ def guided(
             lr,
             max_iter,
             generator=torch.Generator().manual_seed(seed),
+            phi_fn=phi_fn,
         )
         return {
             "samples": x.clamp(0, 1).cpu(),

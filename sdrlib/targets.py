@@ -1,6 +1,7 @@
 """What the self-guided samplers match (SPEC 4): a ``Target`` holds phi tabulated on a sigma grid for each
 sample, read at any per-sample sigma. Targets of one image (``image_target``) or of a class or cluster centroid
-(``centroid_target``), optionally restricted to some channels (``Target.masked``, ``channel_mask_for``).
+(``centroid_target``), optionally restricted to some channels (``Target.masked``, ``channel_mask_for``); and the
+target of claim 5's pixel control guide (``pca_target``: the PCA coefficients of the clean image at every sigma).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Sequence
 import torch
 
 from . import sparsity
+from .matching import PixelPCA
 from .representation import phi_grid
 from .unet import UNet
 
@@ -79,6 +81,17 @@ def image_target(
     sig = _grid(fixed_sigma, grid)
     table = phi_grid(model, images, sig, n_noise, (block,), seed)[block]
     return Target(table.repeat_interleave(n_per, dim=1), tuple(sig))
+
+
+def pca_target(pca: PixelPCA, images: torch.Tensor, n_per: int = 1, grid: Sequence[float] | None = None) -> Target:
+    """The target of the pixel-PCA guide (claim 5's control): each conditioning image's PCA coefficients, for
+    ``n_per`` samples each, tabulated on the same sigma grid as ``image_target`` (default log-spaced 0.01..1.5).
+    The statistic is linear and the noise zero-mean, so its noise average at any sigma is its value on the clean
+    image: every row of the table is the clean coefficients, and no noise is drawn."""
+    sig = _grid(None, grid)
+    with torch.no_grad():
+        c = pca.coefficients(images.float()).cpu()
+    return Target(c.unsqueeze(0).expand(len(sig), -1, -1).repeat_interleave(n_per, dim=1).contiguous(), tuple(sig))
 
 
 def centroid_target(

@@ -77,3 +77,101 @@ def test_floor_rows_draw_the_targets_classes_without_the_targets():
     assert len(r) == 3 and set(labels[r].tolist()) == {0, 1}
     assert 0 not in r.tolist() and 5 not in r.tolist() and r.tolist() == sorted(r.tolist())
     assert (labels[r] == 0).sum() == 2 and r[labels[r] == 1].tolist() == [1]
+
+
+# ------------------------------------------------------------------ claim 5's control guides
+
+
+def _todays_guided_params(ck, rows, n_per, schedule, lr, max_iter, n_noise_target, seed) -> dict:
+    """The parameters ``guided`` cached its runs under before control guides existed (written out by hand)."""
+    return {
+        "kind": "samples-guided",
+        "checkpoint": ck.sha256,
+        "weights": ck.weights,
+        "rows": rows.tolist(),
+        "n_per": n_per,
+        "schedule": [float(s) for s in schedule],
+        "lr": lr,
+        "max_iter": max_iter,
+        "n_noise_target": n_noise_target,
+        "seed": seed,
+    }
+
+
+def test_the_default_guide_keeps_the_cache_key_of_todays_runs(tiny_ck):
+    from sdrlib import feature_cache
+
+    rows, sched = torch.tensor([3, 11]), [1.0, 0.3, 0.05]
+    data = tiny_ck.config["train"]["data"]
+    old = feature_cache.cache_key(tiny_ck.sha256, data, **_todays_guided_params(tiny_ck, rows, 2, sched, 0.01, 3, 1, 0))
+    for guide_kw in ({}, {"guide": "phi"}, {"guide": "phi", "control_seed": 5, "pca_images": 7}):
+        p = sample_runs.guided_params(tiny_ck, rows, 2, sched, 0.01, 3, 1, 0, **guide_kw)
+        assert feature_cache.cache_key(tiny_ck.sha256, data, **p) == old
+    keys = {
+        feature_cache.cache_key(tiny_ck.sha256, data, **sample_runs.guided_params(tiny_ck, rows, 2, sched, **kw))
+        for kw in ({}, {"guide": "untrained phi"}, {"guide": "untrained phi", "control_seed": 1},
+                   {"guide": "pixel pca"}, {"guide": "pixel pca", "pca_images": 100})
+    }  # fmt: skip
+    assert len(keys) == 5  # every control guide (and its settings) has its own entry
+    with pytest.raises(ValueError, match="unknown guide"):
+        sample_runs.guided_params(tiny_ck, rows, 2, sched, guide="pixels")
+
+
+def test_committed_guided_runs_keep_their_keys():
+    """Every guided run cached beside a reference is found again under the parameters of a default call."""
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from sdrlib import feature_cache
+
+    found = 0
+    for f in sorted(Path("checkpoints").glob("*/features/*.safetensors")):
+        meta = feature_cache.cache_meta(f)
+        if meta.get("kind") != "samples-guided":
+            continue
+        config = json.loads((f.parent.parent / "config.json").read_text())
+        ck = SimpleNamespace(sha256=meta["checkpoint"], weights=meta["weights"], config=config)
+        p = sample_runs.guided_params(
+            ck, torch.tensor(meta["rows"]), meta["n_per"], meta["schedule"], meta["lr"], meta["max_iter"],
+            meta["n_noise_target"], meta["seed"],
+        )  # fmt: skip
+        assert p == meta, f
+        assert feature_cache.cache_key(ck.sha256, config["train"]["data"], **p) == f.stem, f
+        found += 1
+    assert found > 0
+
+
+def test_control_guides_draw_their_own_seeded_samples(tiny_ck, tmp_path, monkeypatch):
+    """Each control guide lowers the loss of what it matches and differs from the phi guide; the same seeds draw
+    the same samples again (recomputed in a fresh cache)."""
+    rows, sched, kw = torch.tensor([3, 11]), [1.0, 0.05], dict(max_iter=3, n_noise_target=1, pca_images=100)
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path / "a"))
+    runs = {g: sample_runs.guided(tiny_ck, rows, 1, sched, guide=g, **kw) for g in sample_runs.GUIDES}
+    for g in ("untrained phi", "pixel pca"):
+        r = runs[g]
+        assert r["samples"].shape == (2, 1, 32, 32) and r["loss_before"].shape == (2, 2)
+        assert (r["loss_after"] <= r["loss_before"]).all() and (r["loss_after"] < r["loss_before"]).any()
+        assert not torch.equal(r["samples"], runs["phi"]["samples"])
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path / "b"))
+    again = sample_runs.guided(tiny_ck, rows, 1, sched, guide="untrained phi", **kw)
+    assert torch.equal(again["samples"], runs["untrained phi"]["samples"])
+
+
+def test_guide_for_gives_each_guide_its_statistic(tiny_ck):
+    from sdrlib import matching
+
+    images = sample_runs.target_images(tiny_ck, torch.tensor([0, 1]))
+    mid = tiny_ck.model.cfg.mid_width
+    t, fn = sample_runs.guide_for(tiny_ck, images, 3, "phi", n_noise_target=1)
+    assert fn is None and t.table.shape == (len(sample_runs.TARGET_SIGMAS), 6, mid)
+    t, fn = sample_runs.guide_for(tiny_ck, images, 3, "untrained phi", n_noise_target=1)
+    assert t.table.shape == (len(sample_runs.TARGET_SIGMAS), 6, mid)
+    torch.testing.assert_close(fn(tiny_ck.model, images, "mid"), matching.phi_one_pass(
+        sample_runs.representation.untrained_like(tiny_ck.model, 0), images))  # fmt: skip
+    t, pca = sample_runs.guide_for(tiny_ck, images, 3, "pixel pca", pca_images=100)
+    assert len(pca) == mid and t.table.shape == (len(sample_runs.TARGET_SIGMAS), 6, mid)
+    torch.testing.assert_close(t(torch.zeros(6)), pca.coefficients(images).repeat_interleave(3, 0))
+    assert len(sample_runs.pixel_pca(tiny_ck, pca_images=10)) == 9  # clamped to the rank of 10 centred images
+    with pytest.raises(ValueError, match="unknown guide"):
+        sample_runs.guide_for(tiny_ck, images, 1, "pixels")

@@ -317,3 +317,90 @@ def test_masked_phi_error_on_every_channel_is_the_relative_phi_error(tiny, cond_
     part[:3] = True
     assert torch.allclose(matching.masked_phi_error(p, tp, part), (p - tp)[:, :3].norm(dim=1) / tp[:3].norm())
     assert torch.isnan(matching.masked_phi_error(p, tp, torch.zeros_like(part))).all()
+
+
+# ------------------------------------------------------------------ claim 5's control guides (chapter 4)
+
+
+def test_untrained_phi_guide_matches_the_untrained_networks_phi(tiny):
+    """The trained network denoises; the untrained twin's phi is what is matched: the first recorded loss is the
+    untrained phi loss of the first noisy image, and every matching lowers it."""
+    from sdrlib import representation, utils
+
+    net = representation.untrained_like(tiny, seed=1)
+    cond = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    target = targets.image_target(net, cond, n_per=2, n_noise=2, grid=[0.05, 0.2, 1.0])
+    mean = torch.full((1, 1, 16, 16), 0.5)
+    sched = [1.0, 0.3, 0.05]
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    x, d = sampling.fixed_schedule(
+        tiny, mean, target, 4, sched, max_iter=8, generator=torch.Generator().manual_seed(3),
+        phi_fn=matching.network_phi(net),
+    )  # fmt: skip
+    y0 = mean.expand(4, 1, 16, 16) + 1.0 * utils.randn((4, 1, 16, 16), torch.Generator().manual_seed(3))
+    first = ((matching.phi_one_pass(net, y0) - target(torch.ones(4))) ** 2).mean(1)
+    torch.testing.assert_close(d.loss_before[0], first.detach())
+    assert (d.loss_after < d.loss_before).all(), (d.loss_before, d.loss_after)
+    assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
+    assert all(p.requires_grad for p in tiny.parameters()) and not any(p.requires_grad for p in net.parameters())
+    x2, _ = sampling.fixed_schedule(
+        tiny, mean, target, 4, sched, max_iter=8, generator=torch.Generator().manual_seed(3),
+        phi_fn=matching.network_phi(net),
+    )  # fmt: skip
+    assert torch.equal(x, x2)  # fixed seeds: the same samples
+
+
+def test_pixel_pca_recovers_planted_components():
+    """Images on a planted 2-D affine subspace: the fit finds its mean and directions (the largest variance first,
+    signs fixed), the coefficients are the planted ones, and k is clamped to what the images allow."""
+    g = torch.Generator().manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(64, 2, generator=g, dtype=torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(200, 2, generator=g, dtype=torch.float64) - 0.5)
+    q = q - q.mean(0)  # (already centred up to rounding) uncorrelated, centred coefficients of known variance
+    q, _ = torch.linalg.qr(q)
+    a = q * torch.tensor([30.0, 10.0], dtype=torch.float64)
+    mu = torch.rand(64, generator=g, dtype=torch.float64)
+    images = (mu + a @ basis.T).view(200, 1, 8, 8).float()
+    pca = matching.fit_pixel_pca(images, 2)
+    assert len(pca) == 2
+    for j in range(2):
+        u = basis[:, j].float()
+        u = u * torch.sign(u[u.abs().argmax()])
+        torch.testing.assert_close(pca.components[j], u, atol=1e-4, rtol=0)
+    torch.testing.assert_close(pca.mean, mu.float(), atol=1e-5, rtol=0)
+    sign = torch.sign(basis.gather(0, basis.abs().argmax(0, keepdim=True)))[0]
+    torch.testing.assert_close(pca.coefficients(images), (a * sign).float(), atol=1e-4, rtol=0)
+    assert pca(None, images).shape == (200, 2)
+    assert len(matching.fit_pixel_pca(images, 1000)) == 64  # clamped to the pixel dimension
+    assert len(matching.fit_pixel_pca(images[:10], 1000)) == 9  # ... and to the rank of 10 centred images
+    with pytest.raises(ValueError, match="fitted on images of 64"):
+        pca.coefficients(torch.rand(1, 1, 4, 4))
+
+
+def test_pca_target_is_the_clean_coefficients_at_every_sigma():
+    images = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    pca = matching.fit_pixel_pca(images, 5)
+    cond = images[:2]
+    t = targets.pca_target(pca, cond, n_per=3, grid=[0.01, 0.1, 1.0])
+    clean = pca.coefficients(cond).repeat_interleave(3, 0)
+    assert t.table.shape == (3, 6, 5) and len(t) == 6
+    for s in (0.0, 0.01, 0.05, 0.3, 1.0, 2.0):  # sigma 0 (clamped to the grid's lowest level) included
+        torch.testing.assert_close(t(torch.full((6,), s)), clean)
+
+
+def test_pixel_pca_guide_lowers_the_pca_loss(tiny):
+    g = torch.Generator().manual_seed(4)
+    train = torch.rand(64, 1, 16, 16, generator=g)
+    pca = matching.fit_pixel_pca(train, 16)
+    target = targets.pca_target(pca, train[:2], n_per=2, grid=[0.05, 0.2, 1.0])
+    mean = torch.full((1, 1, 16, 16), 0.5)
+    runs = [
+        sampling.fixed_schedule(
+            tiny, mean, target, 4, [1.0, 0.3, 0.05], max_iter=8, generator=torch.Generator().manual_seed(5),
+            phi_fn=pca,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    (x, d), (x2, _) = runs
+    assert (d.loss_after < d.loss_before).all(), (d.loss_before, d.loss_after)
+    assert torch.equal(x, x2)  # fixed seeds: the same samples
