@@ -2,6 +2,8 @@
 the same class information, so both beat controls that carry none; a control that carries the classes as well as
 the code does is not beaten."""
 
+import math
+
 import pytest
 import torch
 
@@ -86,8 +88,10 @@ def test_margin_over_controls_by_hand():
 
 def test_spread():
     assert distances.spread([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
-    with pytest.raises(ValueError, match="at least 2"):
-        distances.spread([1.0])
+    mean, sd = distances.spread([1.5])
+    assert mean == 1.5 and math.isnan(sd)
+    with pytest.raises(ValueError, match="at least one"):
+        distances.spread([])
 
 
 def test_seed_margins_reads_each_runs_middle_block_features(monkeypatch):

@@ -346,8 +346,8 @@ def seed_margins(
 
 
 def spread(values: Sequence[float]) -> tuple[float, float]:
-    """(mean, sample standard deviation) of values over training seeds."""
-    if len(values) < 2:
-        raise ValueError(f"a spread needs at least 2 values, got {len(values)}")
+    """(mean, sample standard deviation) of values over training seeds (the deviation is nan for one value)."""
+    if len(values) < 1:
+        raise ValueError("a spread needs at least one value")
     v = torch.tensor(list(values), dtype=torch.float64)
-    return v.mean().item(), v.std().item()
+    return v.mean().item(), v.std().item() if len(v) > 1 else float("nan")
