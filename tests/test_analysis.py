@@ -198,3 +198,79 @@ def test_knn_versus_sigma_by_hand():
     assert analysis.knn_versus_sigma(grid, labels, k=2) == pytest.approx([1.0, 1 / 3])
     with pytest.raises(ValueError, match="grid must be"):
         analysis.knn_versus_sigma(grid[0], labels)
+
+
+# ------------------------------------------------------------------ k-NN, clusters, probes and sample distances on
+# planted data (moved from test_representation.py)
+
+
+def clustered(n_per=20, n_cls=3, dim=6, spread=0.01, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.eye(dim)[:n_cls] * 5
+    labels = torch.arange(n_cls).repeat_interleave(n_per)
+    return centres[labels] + spread * torch.randn(len(labels), dim, generator=g), labels
+
+
+def test_knn_on_clusters_and_on_noise():
+    f, y = clustered()
+    s = analysis.knn_scores(f, y, k=5)
+    assert s["agreement"] == 1.0
+    assert s["accuracy"] == 1.0
+    g = torch.Generator().manual_seed(1)
+    r = analysis.knn_scores(torch.randn(600, 4, generator=g), torch.randint(0, 3, (600,), generator=g), k=10)
+    assert abs(r["agreement"] - 1 / 3) < 0.05  # chance level for 3 balanced classes
+    with pytest.raises(ValueError, match="k must be"):
+        analysis.knn_scores(f, y, k=len(y))
+
+
+def test_kmeans_perfect_clusters_give_nmi_1():
+    f, y = clustered()
+    s = analysis.kmeans_scores(f, y, restarts=3)
+    assert s == {"nmi": pytest.approx(1.0), "ari": pytest.approx(1.0), "purity": pytest.approx(1.0)}
+
+
+def test_linear_probe_separable_and_chance():
+    f, y = clustered(spread=0.5)
+    ft, yt = clustered(spread=0.5, seed=1)
+    assert analysis.linear_probe(f, y, ft, yt, epochs=100)["test_accuracy"] == 1.0
+    g = torch.Generator().manual_seed(0)
+    noise = analysis.linear_probe(
+        torch.randn(300, 5, generator=g),
+        torch.randint(0, 2, (300,), generator=g),
+        torch.randn(300, 5, generator=g),
+        torch.randint(0, 2, (300,), generator=g),
+    )
+    assert abs(noise["test_accuracy"] - 0.5) < 0.1
+
+
+def test_compare_ranks_a_clustered_feature_above_noise():
+    f, y = clustered(n_per=30, spread=1.0)
+    ft, yt = clustered(n_per=30, spread=1.0, seed=1)
+    g = torch.Generator().manual_seed(0)
+    rows = analysis.compare(
+        {"good": f, "noise": torch.randn(f.shape, generator=g)},
+        y,
+        {"good": ft, "noise": torch.randn(ft.shape, generator=g)},
+        yt,
+        k=5,
+        kmeans_restarts=2,
+        probe_epochs=50,
+    )
+    good, noise = rows
+    assert good["knn_agreement"] > 0.9
+    assert good["nmi"] > 0.8
+    assert good["probe_accuracy"] > 0.9
+    assert noise["knn_agreement"] < 0.5
+    assert noise["nmi"] < 0.2
+
+
+def test_sample_distances_known_answers():
+    a = torch.zeros(2, 1, 2, 2)
+    b = torch.stack([torch.full((1, 2, 2), 0.5), torch.full((1, 2, 2), 1.0), torch.zeros(1, 2, 2)])
+    d, i = analysis.nearest_image(a + 0.1, b, chunk=2)
+    torch.testing.assert_close(d, torch.tensor([0.1, 0.1], dtype=torch.float64))
+    assert i.tolist() == [2, 2]
+    torch.testing.assert_close(analysis.rms_distance(a, b)[0], torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64))
+    assert analysis.mean_pairwise(b) == pytest.approx((0.5 + 0.5 + 1.0) * 2 / 6)
+    assert analysis.energy_distance(b, b) == pytest.approx(0.0, abs=1e-12)
+    assert analysis.energy_distance(a, b) > 0
