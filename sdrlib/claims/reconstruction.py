@@ -42,7 +42,7 @@ import torch
 
 from .. import analysis, stats
 from ..stats import Interval
-from .catalogue import BY_KEY
+from .catalogue import STAGED
 from .rules import Part, Result
 
 MIN_TARGETS = 30  # claims 5 and 6 decide nothing on fewer targets (issue 22: at least 30, 435 pairs)
@@ -240,7 +240,7 @@ def reconstruction_claim(
         diffs = [d for d, _ in (_matched(tt, tab, t, c, i) for tab in ct.values()) if not math.isnan(d)]
         return min(diffs) if diffs else float("nan")
 
-    claim = BY_KEY["reconstruction"]
+    claim = STAGED["reconstruction"]
     specs = [claim.part("beats the control guides"), claim.part("beyond pixel closeness")]
     effects = []
     for spec, fn in zip(specs, (beats, beyond)):
@@ -354,7 +354,7 @@ def density_distance_claim(
     if not unt or any(m.shape != a.shape for m in (b, px, *unt)):
         raise ValueError(f"every distance matrix must have dphi's shape {a.shape} (and d_untrained at least one)")
     n = a.shape[0]
-    spec = BY_KEY["density-distance"].part("beyond pixels and the untrained network")
+    spec = STAGED["density-distance"].part("beyond pixels and the untrained network")
     tests = {
         "Mantel: phi vs energy": [],
         "partial Mantel | pixels": [px],
