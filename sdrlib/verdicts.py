@@ -92,19 +92,83 @@ def _cell(chapter: str, claim: str, reference: str, what: str) -> str:
     return f"{{glue:text}}`{chapter}.ipynb::{glue_key(claim, reference, what)}:s`"
 
 
-def scoreboard(references: list[str], history: dict[str, dict[str, str]] | None = None) -> list[str]:
-    """Markdown lines of the scoreboard: one row per claim, one coloured-by-word column per reference (glued),
-    then the retired references' verdicts as history columns (from references.yaml)."""
+# the scoreboard's colour of each word (green, light green, red, grey), inline so the page needs no style sheet
+COLOURS = {"holds": "#1a7f37", "holds weakly": "#6a9f2a", "fails": "#cf222e", "undecided": "#6e7781"}
+
+
+def coloured(word: str) -> str:
+    """A verdict word in its colour (inline HTML, which MyST passes to the page); another word as it is."""
+    colour = COLOURS.get(word)
+    return f'<span style="color:{colour};font-weight:600">{word}</span>' if colour else word
+
+
+def _said(verdicts: dict[tuple[str, str], str] | None, chapter: str, claim: str, reference: str) -> str:
+    """A scoreboard cell: the word the executed chapter glued, coloured; its glue reference when not read."""
+    word = (verdicts or {}).get((claim, reference))
+    return coloured(word) if word else _cell(chapter, claim, reference, "verdict")
+
+
+def scoreboard(
+    references: list[str],
+    history: dict[str, dict[str, str]] | None = None,
+    verdicts: dict[tuple[str, str], str] | None = None,
+) -> list[str]:
+    """Markdown lines of the scoreboard: one row per claim, one column per reference with the word its chapter
+    glued (``verdicts``, read from the executed notebooks; coloured), then the retired references' verdicts as
+    history columns (from references.yaml)."""
     history = history or {}
     head = "| claim | " + " | ".join(f"`{r}`" for r in references)
     head += "".join(f" | `{h}` (retired)" for h in history) + " |"
     lines = [head, "|---" * (1 + len(references) + len(history)) + "|"]
     for c in CLAIMS:
-        cells = [_cell(c.chapter, c.key, r, "verdict") for r in references]
-        cells += [history[h].get(c.key, "not tested") for h in history]
+        cells = [_said(verdicts, c.chapter, c.key, r) for r in references]
+        cells += [coloured(history[h].get(c.key, "not tested")) for h in history]
         number = c.claim.split(". ")[0] + ". " if ". " in c.claim else ""  # "1. " of "1. phi is sparse: ..."
         lines.append(f"| {number}{c.key} | " + " | ".join(cells) + " |")
     return lines
+
+
+# What the page concludes for a claim from its references' words: where they agree, and where they part.
+CONCLUDE = {
+    "holds": "supported on {refs}",
+    "holds weakly": "supported in direction on {refs}, but the effect may fall short of the smallest that counts",
+    "fails": "not supported by what we measured on {refs}: the paper's wording does not describe these networks",
+    "undecided": "not decided on {refs}: the intervals leave both answers open",
+}
+
+
+def conclusions(references: list[str], verdicts: dict[tuple[str, str], str]) -> list[str]:
+    """Markdown bullets of "what we conclude": one per claim, its sentence picked by its references' verdicts
+    (glued into the executed chapters), each reference's deciding number pasted beside it."""
+    lines = []
+    for c in CLAIMS:
+        by_word: dict[str, list[str]] = {}
+        for r in references:
+            if (c.key, r) in verdicts:
+                by_word.setdefault(verdicts[(c.key, r)], []).append(r)
+        if not by_word:
+            continue
+        parts = []
+        for word in VERDICTS:
+            refs = by_word.get(word)
+            if refs:
+                named = " and ".join(f"`{r}` ({_cell(c.chapter, c.key, r, 'number')})" for r in refs)
+                parts.append(CONCLUDE[word].format(refs=named))
+        lines.append(f"- **{c.claim}**: " + "; ".join(parts) + ".")
+    return lines
+
+
+def page_verdicts(book: Path, references: list[str]) -> dict[tuple[str, str], str]:
+    """The verdict words the executed chapters under ``book`` glued, by (claim, reference)."""
+    values = {c: glued(book / f"{c}.ipynb") for c in dict.fromkeys(c.chapter for c in CLAIMS)
+              if (book / f"{c}.ipynb").is_file()}  # fmt: skip
+    out = {}
+    for c in CLAIMS:
+        for r in references:
+            word = values.get(c.chapter, {}).get(glue_key(c.key, r, "verdict"))
+            if word is not None:
+                out[(c.key, r)] = str(word)
+    return out
 
 
 def family_table(pvalues: dict[tuple[str, str], float], alpha: float = 0.05) -> list[str]:
@@ -131,6 +195,7 @@ def page(
     references: list[str],
     history: dict[str, dict[str, str]] | None = None,
     pvalues: dict[tuple[str, str], float] | None = None,
+    verdicts: dict[tuple[str, str], str] | None = None,
 ) -> str:
     """The Markdown of the verdict page: the scoreboard, the rule, Holm's correction, then a table per claim,
     one row per reference; every measured value is pasted from the chapters or computed from them."""
@@ -142,8 +207,9 @@ def page(
         "",
         "## Scoreboard",
         "",
-        *scoreboard(references, history),
+        *scoreboard(references, history, verdicts),
         "",
+        *(["## What we conclude", "", *conclusions(references, verdicts), ""] if verdicts else []),
         "## How a verdict is reached",
         "",
         RULE,
@@ -192,7 +258,7 @@ def render(book: Path, references: list[str]) -> str:
     from .references import references as all_references
 
     history = {n: i["history"] for n, i in all_references().items() if i.get("history")}
-    return page(references, history, page_pvalues(Path(book), references))
+    return page(references, history, page_pvalues(Path(book), references), page_verdicts(Path(book), references))
 
 
 def write_page(repo_root: Path, references: list[str]) -> Path:

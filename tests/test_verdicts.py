@@ -16,10 +16,43 @@ def test_scoreboard_pastes_each_reference_and_prints_history():
     lines = verdicts.scoreboard(["ref-a"], {"old": {"sparsity": "fails"}})
     assert lines[0] == "| claim | `ref-a` | `old` (retired) |"
     row = next(r for r in lines if r.startswith("| 1. sparsity |"))  # the claim's number and key: a narrow column
-    assert verdicts.glue_key("sparsity", "ref-a", "verdict") in row
-    assert row.endswith("| fails |")
+    assert verdicts.glue_key("sparsity", "ref-a", "verdict") in row  # not read from a notebook: its glue reference
+    assert row.endswith(f"| {verdicts.coloured('fails')} |")
     denoiser = next(r for r in lines if r.startswith("| denoiser |"))
     assert denoiser.endswith("| not tested |")  # a claim the retired reference's history does not name
+
+
+def test_scoreboard_colours_the_words_the_chapters_glued():
+    lines = verdicts.scoreboard(["ref-a"], {}, {("sparsity", "ref-a"): "holds weakly"})
+    row = next(r for r in lines if r.startswith("| 1. sparsity |"))
+    assert row == f"| 1. sparsity | {verdicts.coloured('holds weakly')} |"
+    assert verdicts.COLOURS["holds weakly"] in row
+    assert verdicts.coloured("not tested") == "not tested"
+    assert len(set(verdicts.COLOURS.values())) == len(verdicts.COLOURS) == 4
+
+
+def test_conclusions_pick_one_sentence_per_word_and_paste_the_numbers():
+    """Two references that agree share one sentence; references that part get one clause per word; a claim with no
+    verdict read is left out; every number is a glue reference, never typed."""
+    said = {("sparsity", "a"): "fails", ("sparsity", "b"): "fails", ("subspaces", "a"): "holds"}
+    said[("subspaces", "b")] = "undecided"
+    lines = verdicts.conclusions(["a", "b"], said)
+    assert len(lines) == 2
+    sparsity, subspaces = lines
+    assert sparsity.startswith(f"- **{catalogue.BY_KEY['sparsity'].claim}**: not supported by what we measured on")
+    assert sparsity.count("not supported") == 1
+    assert verdicts.glue_key("sparsity", "a", "number") in sparsity
+    assert verdicts.glue_key("sparsity", "b", "number") in sparsity
+    assert "supported on `a`" in subspaces
+    assert "not decided on `b`" in subspaces
+    assert subspaces.index("supported on") < subspaces.index("not decided")  # the page's order of words
+
+
+def test_the_page_concludes_only_from_verdicts_read_back():
+    assert "## What we conclude" not in verdicts.page(["a"])
+    text = verdicts.page(["a"], verdicts={("sparsity", "a"): "fails"})
+    assert "## What we conclude" in text
+    assert text.index("## Scoreboard") < text.index("## What we conclude") < text.index("## How a verdict")
 
 
 def test_family_table_applies_holm_across_the_page():
