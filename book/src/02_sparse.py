@@ -105,7 +105,7 @@ coerce(globals(), chapter_defaults("02"))
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import checkpoints, plots, representation, sparsity, verdicts
+from sdrlib import checkpoints, feature_cache, plots, sparsity, verdicts
 from sdrlib.claims import catalogue
 from sdrlib.claims import sparse as claims
 from sdrlib.utils import pick_device
@@ -115,13 +115,13 @@ names = references or checkpoints.reference_names(profile)
 refs = {name: checkpoints.load(name, device=dev) for name in names}
 feats, images, trained, controls = {}, {}, {}, {}
 for name, ck in refs.items():
-    feats[name], images[name] = representation.checkpoint_features(
-        ck, "test", n_images, sigma, n_noise, seed=seed, where=cache)
+    feats[name], images[name] = feature_cache.checkpoint_features(
+        ck, "test", n_images, sigma, n_noise, seed=seed, cache_in=cache)
     runs = {run: run for run in checkpoints.trained_networks(name)[1:]}
-    trained[name] = [feats[name]["phi mid"], *representation.runs_phi(
-        runs, "test", n_images, sigma, n_noise, seed=seed, where=cache, device=dev).values()]
-    controls[name] = representation.control_phi(ck, control_seeds, "test", n_images, sigma, n_noise, seed=seed,
-                                                where=cache)
+    trained[name] = [feats[name]["phi mid"], *feature_cache.runs_phi(
+        runs, "test", n_images, sigma, n_noise, seed=seed, cache_in=cache, device=dev).values()]
+    controls[name] = feature_cache.control_phi(ck, control_seeds, "test", n_images, sigma, n_noise, seed=seed,
+                                                cache_in=cache)
     print(f"{name}: step {ck.config['step']}, data {ck.config['train']['data']}, {len(images[name])} held-out "
           f"images, phi of {feats[name]['phi mid'].shape[1]} middle channels at sigma {sigma} ({n_noise} draws); "
           f"{len(trained[name])} trained network(s), {len(controls[name])} untrained controls")
@@ -298,8 +298,8 @@ for name, ck in refs.items():
 # %%
 grid = {}
 for name, ck in refs.items():
-    g, gims = representation.checkpoint_grid(ck, grid_sigmas, "test", grid_classes, grid_per_class,
-                                             grid_noise, seed, where=cache)
+    g, gims = feature_cache.checkpoint_grid(ck, grid_sigmas, "test", grid_classes, grid_per_class,
+                                             grid_noise, seed, cache_in=cache)
     grid[name] = rows = claims.sigma_table(g, grid_sigmas, gims.labels, rel_dead)
     display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows, floatfmt=".3f")))
     for m in ("own-max active share", "raw Hoyer", "dip of log CV", "support contrast"):
@@ -317,8 +317,8 @@ for name, ck in refs.items():
 along = {}
 for name, ck in refs.items():
     snaps = dict(checkpoints.training_snapshots(ck.path))
-    phis = {0: controls[name][0], **representation.runs_phi(
-        snaps, "test", n_images, sigma, n_noise_sweep, seed=seed, where=cache, device=dev)}
+    phis = {0: controls[name][0], **feature_cache.runs_phi(
+        snaps, "test", n_images, sigma, n_noise_sweep, seed=seed, cache_in=cache, device=dev)}
     along[name] = rows = claims.network_table(phis, images[name].labels, rel_dead)
     display(Markdown(f"**{name}** along training (network: step)\n\n" + plots.markdown_table(rows, floatfmt=".3f")))
     fig = plots.lines(list(phis), {m: [r[m] for r in rows] for m in
@@ -338,7 +338,7 @@ seed_rows = []
 for name in refs:
     runs = {name: refs[name], **{run: run for run in checkpoints.seeds_of(name)}}
     if len(runs) > 1:
-        phis = representation.runs_phi(runs, "test", n_images, sigma, n_noise, seed=seed, where=cache, device=dev,
+        phis = feature_cache.runs_phi(runs, "test", n_images, sigma, n_noise, seed=seed, cache_in=cache, device=dev,
                                        control=True)
         seed_rows += claims.network_table(phis, images[name].labels, rel_dead)
 if seed_rows:

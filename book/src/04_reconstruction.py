@@ -110,12 +110,15 @@ from sdrlib import (
     analysis,
     checkpoints,
     classifier,
+    feature_cache,
+    matching,
     plots,
     representation,
-    samples,
+    sample_runs,
     sampling,
     sparsity,
     stats,
+    targets,
     verdicts,
 )
 from sdrlib.utils import pick_device
@@ -125,8 +128,8 @@ refs = {name: checkpoints.load(name, device=dev) for name in references or check
 sets, judges, rows, schedule = {}, {}, {}, torch.linspace(1.0, 0.03, n_steps).tolist()
 for name, ck in refs.items():
     sets[name] = {split: checkpoints.load_data(ck, split) for split in ("train", "test")}
-    rows[name] = representation.stratified_rows(sets[name]["test"].labels, n_targets, 1, seed)
-    judges[name] = classifier.for_reference(ck, classifier_epochs, seed, where=cache)
+    rows[name] = representation.stratified_indices(sets[name]["test"].labels, n_targets, 1, seed)
+    judges[name] = classifier.for_reference(ck, classifier_epochs, seed, cache_in=cache)
     acc = stats.mean_ci(judges[name][1]["correct"], n_boot, seed=seed)
     n_fit = min(len(sets[name]["train"]), judges[name][1]["spec"]["max_train"])
     print(f"{name}: {len(rows[name])} targets of distinct classes; the judge (a pixel-space CNN trained on "
@@ -148,7 +151,7 @@ for name, ck in refs.items():
 # %%
 uncond = {}
 for name, ck in refs.items():
-    uncond[name] = samples.unconditional(ck, n_uncond, ascent, seed, where=cache)
+    uncond[name] = sample_runs.unconditional(ck, n_uncond, ascent, seed, cache_in=cache)
     u = uncond[name]
     fig = plots.image_grid(u["samples"][:16], 8, suptitle=f"{name}: unconditional samples "
                            f"({u['iterations'].float().mean():.0f} steps on average)")
@@ -166,9 +169,9 @@ for name, ck in refs.items():
 # %%
 guided = {}
 for name, ck in refs.items():
-    guided[name] = g = samples.guided(ck, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
-                                      seed, where=cache)
-    tgt = samples.targets(ck, rows[name])
+    guided[name] = g = sample_runs.guided(ck, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
+                                      seed, cache_in=cache)
+    tgt = sample_runs.target_images(ck, rows[name])
     show = min(6, n_per_target)
     grid = torch.cat([torch.cat([tgt[t:t + 1], g["samples"][t * n_per_target:t * n_per_target + show]])
                       for t in range(min(6, len(tgt)))])
@@ -197,10 +200,10 @@ for name, ck in refs.items():
 # %%
 def score(name: str, x: torch.Tensor, n_per: int, target_rows: torch.Tensor) -> dict:
     """Per-target scores of a set of guided samples (n_per consecutive samples per target)."""
-    ck, tgt = refs[name], samples.targets(refs[name], target_rows)
+    ck, tgt = refs[name], sample_runs.target_images(refs[name], target_rows)
     tl = sets[name]["test"].labels[target_rows]
     tp = representation.phi(ck.model, tgt.to(dev), 0.0).cpu()
-    err = sampling.relative_phi_error(ck.model, x.to(dev), tp.repeat_interleave(n_per, 0).to(dev)).cpu()
+    err = matching.relative_phi_error(ck.model, x.to(dev), tp.repeat_interleave(n_per, 0).to(dev)).cpu()
     hit = (classifier.predict(judges[name][0], x) == tl.repeat_interleave(n_per)).double()
     own = (classifier.predict(judges[name][0], tgt) == tl).double()  # the ceiling: the judge on the targets
     return {"phi error": err.view(-1, n_per).mean(1), "judge agrees": hit.view(-1, n_per).mean(1), "target phi": tp,
@@ -217,15 +220,15 @@ for name, ck in refs.items():
     s = per_target[name] = score(name, guided[name]["samples"], n_per_target, rows[name])
     u = uncond[name]["samples"]
     tl = sets[name]["test"].labels[rows[name]]
-    u_err = torch.stack([sampling.relative_phi_error(ck.model, u.to(dev), p.expand(len(u), -1).to(dev)).cpu().mean()
+    u_err = torch.stack([matching.relative_phi_error(ck.model, u.to(dev), p.expand(len(u), -1).to(dev)).cpu().mean()
                          for p in s["target phi"]])
     u_hit = torch.stack([(classifier.predict(judges[name][0], u) == c).double().mean() for c in tl])
     s.update({"uncond phi error": u_err, "uncond judge agrees": u_hit})
     test = sets[name]["test"]
-    own = samples.floor_rows(test.labels, rows[name], n_floor_class, seed)
+    own = sample_runs.floor_rows(test.labels, rows[name], n_floor_class, seed)
     held = torch.cat([test.images[:n_floor], test.images[own]])
     held_labels = torch.cat([torch.full((n_floor,), -1), test.labels[own]])  # the pooled rows join no class floor
-    cp = samples.no_copy(guided[name]["samples"], sets[name]["train"].images, held,
+    cp = sample_runs.no_copy(guided[name]["samples"], sets[name]["train"].images, held,
                          tl.repeat_interleave(n_per_target), held_labels)
     cp["held_out"] = cp["held_out"][:n_floor]
     div = torch.tensor([analysis.mean_pairwise(guided[name]["samples"][t * n_per_target:(t + 1) * n_per_target])
@@ -260,8 +263,8 @@ display(Markdown(plots.markdown_table([{"reference": n, **{k: v for k, v in r.it
 adaptive_rows = []
 for name, ck in refs.items():
     r_ad = rows[name][:n_adaptive_targets]
-    ad = samples.adaptive(ck, r_ad, n_adaptive_per, {**ascent, "match_iter": adaptive_match_iter,
-                                                     "match_lr": match_lr}, n_noise_target, seed, where=cache)
+    ad = sample_runs.adaptive(ck, r_ad, n_adaptive_per, {**ascent, "match_iter": adaptive_match_iter,
+                                                     "match_lr": match_lr}, n_noise_target, seed, cache_in=cache)
     s_ad = score(name, ad["samples"], n_adaptive_per, r_ad)
     s_fx = {k: v[:n_adaptive_targets] for k, v in per_target[name].items() if k != "target phi"}
     adaptive_rows.append({"reference": name, "sampler": "adaptive", "samples": len(ad["samples"]),
@@ -274,7 +277,7 @@ for name, ck in refs.items():
                           "phi error": str(target_mean(s_fx["phi error"])),
                           "judge: target's class": str(target_mean(s_fx["judge agrees"])), "steps": str(n_steps),
                           "s per sample": f"{guided[name]['seconds_per_sample'].item():.1f}"})
-    fig = plots.image_grid(torch.cat([samples.targets(ck, r_ad[:1]), ad["samples"][:n_adaptive_per]]),
+    fig = plots.image_grid(torch.cat([sample_runs.target_images(ck, r_ad[:1]), ad["samples"][:n_adaptive_per]]),
                            n_adaptive_per + 1, suptitle=f"{name}: target and its adaptive self-guided samples")
 display(Markdown(plots.markdown_table(adaptive_rows)))
 
@@ -289,9 +292,10 @@ display(Markdown(plots.markdown_table(adaptive_rows)))
 cost_rows = []
 for name, ck in refs.items():
     r_a = rows[name][:n_authors_targets]
-    long = samples.guided(ck, r_a, n_authors_per, torch.linspace(1.0, 0.03, 100).tolist(), match_lr, 100,
-                          n_noise_target, seed, where=cache)
-    short = samples.guided(ck, r_a, n_authors_per, schedule, match_lr, match_iter, n_noise_target, seed, where=cache)
+    long = sample_runs.guided(ck, r_a, n_authors_per, torch.linspace(1.0, 0.03, 100).tolist(), match_lr, 100,
+                          n_noise_target, seed, cache_in=cache)
+    short = sample_runs.guided(ck, r_a, n_authors_per, schedule, match_lr, match_iter, n_noise_target, seed,
+                               cache_in=cache)
     schedules = (("the paper's (100 levels, ≤ 100 iterations)", long), (f"short ({n_steps}, ≤ {match_iter})", short))
     for lab, res in schedules:
         sc = score(name, res["samples"], n_authors_per, r_a)
@@ -314,10 +318,10 @@ variant_rows = []
 for name, ck in refs.items():
     train, tl = sets[name]["train"], sets[name]["test"].labels[rows[name][:2]]
     members = torch.cat([(train.labels == c).nonzero()[:n_centroid, 0] for c in tl])
-    ct, groups = sampling.centroid_target(ck.model, train.images[members].to(dev), train.labels[members],
+    ct, groups = targets.centroid_target(ck.model, train.images[members].to(dev), train.labels[members],
                                           n_per=n_per_centroid, n_noise=n_noise_target, seed=seed)
     group_of_sample = groups.repeat_interleave(n_per_centroid)
-    xc, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), ct, len(ct), schedule, match_lr,
+    xc, _ = sampling.fixed_schedule(ck.model, sample_runs.mean_colour(ck).to(dev), ct, len(ct), schedule, match_lr,
                                     match_iter, generator=torch.Generator().manual_seed(seed + 1))
     xc = xc.clamp(0, 1).cpu()
     fig = plots.image_grid(xc, len(xc), titles=[plots.short_label(train.classes[int(c)]) for c in group_of_sample],
@@ -325,14 +329,14 @@ for name, ck in refs.items():
     agree = (classifier.predict(judges[name][0], xc) == group_of_sample).double().mean().item()
     variant_rows.append({"reference": name, "variant": "class centroid", "samples": len(xc),
                          "judge: target's class": agree})
-    f, _ = representation.checkpoint_features(ck, "test", split_images, split_sigma, split_noise, blocks=["mid"],
+    f, _ = feature_cache.checkpoint_features(ck, "test", split_images, split_sigma, split_noise, blocks=["mid"],
                                               control=False, seed=seed)
     p = f["phi mid"]
     split = sparsity.selectivity_split(sparsity.channel_frequency(p), sparsity.relative_dead(p))
-    it = sampling.image_target(ck.model, samples.targets(ck, rows[name][:2]).to(dev), n_per_centroid,
-                               n_noise_target, grid=samples.TARGET_SIGMAS, seed=seed)
+    it = targets.image_target(ck.model, sample_runs.target_images(ck, rows[name][:2]).to(dev), n_per_centroid,
+                               n_noise_target, grid=sample_runs.TARGET_SIGMAS, seed=seed)
     for part in ("selective", "non-selective"):
-        xm, _ = sampling.fixed_schedule(ck.model, samples.mean_colour(ck).to(dev), it.masked(split[part]),
+        xm, _ = sampling.fixed_schedule(ck.model, sample_runs.mean_colour(ck).to(dev), it.masked(split[part]),
                                         len(tl) * n_per_centroid, schedule, match_lr, match_iter,
                                         generator=torch.Generator().manual_seed(seed + 2))
         xm = xm.clamp(0, 1).cpu()

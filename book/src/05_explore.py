@@ -107,7 +107,19 @@ import time
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import checkpoints, evaluate, explore, explore_widgets, plots, representation, sampling, sparsity, stats
+from sdrlib import (
+    checkpoints,
+    evaluate,
+    explore,
+    explore_widgets,
+    feature_cache,
+    plots,
+    representation,
+    sampling,
+    sparsity,
+    stats,
+    targets,
+)
 from sdrlib.claims import channels, neighbours
 from sdrlib.utils import pick_device
 
@@ -120,13 +132,13 @@ dev = pick_device(device)
 name = reference or checkpoints.reference_names(profile)[0]
 ck = checkpoints.load(name, device=dev)
 model = ck.model
-feats, test = representation.checkpoint_features(ck, "test", n_images, sigma, n_noise, seed=seed,
+feats, test = feature_cache.checkpoint_features(ck, "test", n_images, sigma, n_noise, seed=seed,
                                                  control=False)
 images, labels, classes = test.images, test.labels, test.classes
 phi_mid = feats["phi mid"]
 order = sparsity.channel_frequency(phi_mid, tau).argsort(descending=True)
 mean = sampling.mean_image(checkpoints.load_data(ck, "train").images)
-test_rows = representation.rows(len(checkpoints.load_data(ck, "test")), n_images, seed)  # phi's
+test_rows = representation.random_indices(len(checkpoints.load_data(ck, "test")), n_images, seed)  # phi's
 chance = channels.pair_chance(labels)
 print(f"{name}: step {ck.config['step']}, {len(test)} held-out images of "
       f"{ck.config['train']['data']} ({len(classes)} labels), blocks {model.block_names}; "
@@ -362,9 +374,9 @@ explore_widgets.neighbour_widget(feats, images, model.block_names, labels, class
 target = sampling.image_target_on_schedule(model, images[query], n_samples, n_steps, n_noise_target, seed)
 target_phi = representation.phi(model, images[query:query + 1].to(dev), 0.0)[0].cpu()
 views, mask_rows = {}, []
-for choice in sampling.MASK_CHOICES:
+for choice in targets.MASK_CHOICES:
     t0 = time.perf_counter()
-    m = sampling.channel_mask_for(choice, target_phi, phi_mid, mask_k, tau)
+    m = targets.channel_mask_for(choice, target_phi, phi_mid, mask_k, tau)
     views[choice] = explore.masked_view(model, images[query], mean, m, n_samples, n_steps,
                                         match_iter, match_lr, n_noise_target, seed, target,
                                         title=choice)

@@ -65,7 +65,7 @@ else:
 # (`small`, and the cheaper `paper-small` preset), each arm given the same 45 minutes of one CPU thread
 # (its step count set from a timed pilot, so a 4× costlier arm takes 4× fewer steps).
 #
-# At each stage one rule, applied to the measurements (the function `pick` below), chooses the arm: among the
+# At each stage one rule, applied to the measurements (`sdrlib.health.pick_arm`), chooses the arm: among the
 # arms that meet the health bar at their last snapshot, the one whose middle block separates held-out crops
 # best (10-NN); if none meets it, the one with the fewest dead channels. At stage 2 the arm becomes the
 # textures reference, so only arms trained on patches of at least `reference_size` pixels compete: at 32×32
@@ -96,63 +96,13 @@ from pathlib import Path
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import plots, stats
-from sdrlib.checkpoints import STOP_SLOPE as stop_slope
-from sdrlib.checkpoints import rule_met
+from sdrlib import health, plots, stats
 
 study = {s: json.loads(Path(f"health/{s}.json").read_text()) for s in stages if Path(f"health/{s}.json").is_file()}
 print(f"profile {profile}, seed {seed}, device {device}: stages measured: {', '.join(study) or 'none yet'}")
-
-
-def size_of(run: dict) -> int:
-    """The patch size a run trained on (its config leaves it empty at the data set's default, 32)."""
-    return run["config"].get("size") or 32
-
-
-def final_rows(stage: str) -> list[dict]:
-    """One row per arm of a stage (and per reference measured with it): its last snapshot's measures."""
-    out = []
-    groups = [("arm", study[stage]["arms"]), ("reference", study[stage].get("references", {}))]
-    for kind, runs in groups:
-        for name, r in runs.items():
-            last, tc = r["rows"][-1], r["config"]
-            mark = " ✔ chosen" if kind == "arm" and name == chosen.get(stage) else ""
-            label = name + mark if kind == "arm" else f"reference `{name}`"
-            minutes = last["cpu_min"] or r.get("elapsed_min", float("nan"))    # older runs kept wall time only
-            out.append({"run": label, "preset": tc["preset"], "size": size_of(r), "steps": last["step"],
-                        "minutes (1 thread)": minutes, **measures(last)})
-    return out
-
-
-def measures(row: dict) -> dict:
-    """A snapshot's measures as table columns: dead channels, 10-NN with its interval, held-out PSNR."""
-    return {"dead (relative)": row["dead_relative"], "exactly zero": row["dead_zero"], "channels": row["channels"],
-            "10-NN": row["knn_agreement"], "10-NN 95 % CI": knn_ci(row),
-            **{f"PSNR σ={s}": row.get(f"psnr {s}", float("nan")) for s in ("0.05", "0.1", "0.2", "0.4")}}
-
-
-def knn_ci(row: dict) -> str:
-    """The 95 % bootstrap interval of a snapshot's 10-NN agreement over its held-out queries."""
-    if "knn_per_query" not in row:
-        return "not stored"
-    ci = stats.mean_ci(torch.tensor(row["knn_per_query"]))
-    return f"[{ci.lo:.3f}, {ci.hi:.3f}]"
-
-
-def pick(stage: str) -> str:
-    """The rule that chooses an arm: among those that meet the health bar at their last snapshot, the one whose
-    middle block separates held-out crops best (10-NN); if none meets the bar, the one with fewest dead."""
-    arms = study[stage]["arms"]
-    if stage == "budget":
-        arms = {a: r for a, r in arms.items() if size_of(r) >= reference_size}
-    last = {a: r["rows"][-1] for a, r in arms.items()}
-    healthy = [a for a, r in last.items() if r["dead_relative"] <= dead_bar * r["channels"]]
-    if healthy:
-        return max(healthy, key=lambda a: last[a]["knn_agreement"])
-    return min(last, key=lambda a: last[a]["dead_relative"] / last[a]["channels"])
-
-
-chosen = {stage: chosen.get(stage) or pick(stage) for stage in study}
+chosen = {stage: chosen.get(stage) or health.pick_arm(study[stage]["arms"], dead_bar,
+                                                        reference_size if stage == "budget" else None)
+          for stage in study}
 print("chosen:", chosen)
 
 
@@ -164,7 +114,7 @@ print("chosen:", chosen)
 
 # %%
 if "screen" in study:
-    display(Markdown(plots.markdown_table(final_rows("screen"), floatfmt=".3f")))
+    display(Markdown(plots.markdown_table(health.stage_rows(study["screen"], chosen.get("screen")), floatfmt=".3f")))
     for metric, label in (("dead_relative", "dead middle channels (relative rule)"),
                           ("knn_agreement", "middle-block 10-NN agreement")):
         arms = study["screen"]["arms"]
@@ -205,7 +155,7 @@ if "screen" in study and "budget" in study:
 
 # %%
 if "budget" in study:
-    display(Markdown(plots.markdown_table(final_rows("budget"), floatfmt=".3f")))
+    display(Markdown(plots.markdown_table(health.stage_rows(study["budget"], chosen.get("budget")), floatfmt=".3f")))
     arms = study["budget"]["arms"]
     for metric, label in (("dead_relative", "dead middle channels (relative rule)"),
                           ("knn_agreement", "middle-block 10-NN agreement"), ("psnr 0.1", "held-out PSNR at σ = 0.1")):
@@ -223,9 +173,9 @@ if "budget" in study:
 if "budget" in study:
     arms = study["budget"]["arms"]
     v1_name = next(a for a in arms if a.startswith("v1"))
-    v1_size = size_of(arms[v1_name])
+    v1_size = health.run_size(arms[v1_name])
     for a, r in arms.items():
-        if a == v1_name or size_of(r) != v1_size:
+        if a == v1_name or health.run_size(r) != v1_size:
             continue
         new, old = r["rows"][-1], arms[v1_name]["rows"][-1]
         gaps = ", ".join(f"σ = {s}: {new[f'psnr {s}'] - old[f'psnr {s}']:+.2f} dB"
@@ -246,22 +196,12 @@ if "budget" in study:
 # training:
 
 # %%
-def stopping(r: dict) -> str:
-    """A reference's stopping-rule line: CPU-hours, the final PSNR slope against the rule, the full-rate one."""
-    if r.get("psnr_slope") is None:
-        return ""                                                 # measured before the report kept the slope
-    full = r.get("psnr_slope_full_rate")
-    at_full = f"; at full rate (to step {full['before_step']:,}) {full['slope']:+.3f}" if full else ""
-    return (f": {r['cpu_hours']:.1f} CPU-hours; PSNR at σ = 0.1 over the last 1,000 steps {r['psnr_slope']:+.3f} dB "
-            f"per 1,000 steps, stopping rule (below {stop_slope}) {rule_met(r['psnr_slope'])}{at_full}")
-
-
 refs = study.get("budget", {}).get("references", {})
 for name, r in refs.items():
-    rows = [{"step": row["step"], "minutes (1 thread)": row.get("cpu_min", float("nan")), **measures(row)}
-            for row in r["rows"]]
-    tc = r["config"]
-    display(Markdown(f"**`{name}`** ({tc['preset']}, {tc['data']}, {size_of(r)}×{size_of(r)}){stopping(r)}\n\n"
+    rows = [{"step": row["step"], "minutes (1 thread)": row.get("cpu_min", float("nan")),
+             **health.snapshot_measures(row)} for row in r["rows"]]
+    tc, px = r["config"], health.run_size(r)
+    display(Markdown(f"**`{name}`** ({tc['preset']}, {tc['data']}, {px}×{px}){health.stopping_line(r)}\n\n"
                      + plots.markdown_table(rows, floatfmt=".3f")))
 if not refs:
     print("no reference measured yet: scripts/health_study.py report --stage budget --runs checkpoints/<name> ...")
