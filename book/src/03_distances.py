@@ -105,7 +105,7 @@ coerce(globals(), chapter_defaults("03"))
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import analysis, checkpoints, plots, representation, stats, verdicts
+from sdrlib import analysis, checkpoints, feature_cache, plots, representation, verdicts
 from sdrlib.claims import distances as distance_claims
 from sdrlib.utils import pick_device
 
@@ -115,10 +115,10 @@ refs = {name: checkpoints.load(name, device=dev) for name in names}
 train_f, train_i, test_f, test_i = {}, {}, {}, {}
 for name, ck in refs.items():
     texture = ck.config["train"]["data"] == "textures" and texture_stats
-    train_f[name], train_i[name] = representation.checkpoint_features(
-        ck, "train", n_train, sigma, n_noise, seed=seed, where=cache, texture=texture)
-    test_f[name], test_i[name] = representation.checkpoint_features(
-        ck, "test", n_test, sigma, n_noise, seed=seed + 1, where=cache, texture=texture)
+    train_f[name], train_i[name] = feature_cache.checkpoint_features(
+        ck, "train", n_train, sigma, n_noise, seed=seed, cache_in=cache, texture=texture)
+    test_f[name], test_i[name] = feature_cache.checkpoint_features(
+        ck, "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache, texture=texture)
     print(f"{name}: {len(train_i[name])} training and {len(test_i[name])} held-out images of "
           f"{ck.config['train']['data']}, {len(train_i[name].classes)} labels, phi at sigma {sigma} ({n_noise} draws)")
 
@@ -149,35 +149,26 @@ for name in refs:
 
 # %%
 knn, knn_rows = {}, {}
-scores = {name: {} for name in refs}   # scores[name][metric][representation]: an Interval, for the block comparison
+scores = {}   # scores[name][metric][representation]: an Interval, for the block comparison
 for name in refs:
-    knn[name] = {}
-    for key in train_f[name]:
-        a, b = analysis.standardize(train_f[name][key].double(), test_f[name][key].double())
-        knn[name][key] = analysis.knn_per_query(a, train_i[name].labels, k, b, test_i[name].labels)
-        for metric, col in ((f"{k}-NN agreement", "agreement"), (f"{k}-NN accuracy", "correct")):
-            scores[name].setdefault(metric, {})[key] = stats.mean_ci(knn[name][key][col], n_boot, seed=seed)
-    rows = [{"representation": key, "dim": train_f[name][key].shape[1],
-             **{metric: str(scores[name][metric][key]) for metric in (f"{k}-NN agreement", f"{k}-NN accuracy")}}
-            for key in knn[name]]
-    knn_rows[name] = rows
+    knn[name] = analysis.knn_by_representation(train_f[name], train_i[name].labels, test_f[name],
+                                               test_i[name].labels, k)
+    scores[name] = analysis.knn_intervals(knn[name], k, n_boot, seed)
+    knn_rows[name] = [{"representation": key, "dim": train_f[name][key].shape[1],
+                       **{metric: str(by_key[key]) for metric, by_key in scores[name].items()}} for key in knn[name]]
     display(Markdown(f"**{name}**, {len(test_i[name].classes)} labels, chance {1 / len(test_i[name].classes):.3f}\n\n"
-                     + plots.markdown_table(rows)))
+                     + plots.markdown_table(knn_rows[name])))
 
 # %% [markdown]
 # **The middle block against its controls and against the other blocks**, paired over queries
 # (`k`-NN agreement, trained middle block minus each alternative):
 
 # %%
-pair_rows, pairs = [], {}
+pair_rows = []
 for name in refs:
-    mid = knn[name]["phi mid"]["agreement"]
-    others = [key for key in knn[name] if key != "phi mid"]
-    for key in others:
-        d = stats.paired_diff_ci(mid, knn[name][key]["agreement"], n_boot, seed=seed)
-        pairs[(name, key)] = d
-        pair_rows.append({"reference": name, "φ mid minus": key, "difference [95 % CI]": str(d),
-                          "middle block": "better" if d.above(0) else "worse" if d.below(0) else "tied"})
+    diffs = analysis.paired_differences(knn[name], "phi mid", "agreement", n_boot, seed)
+    pair_rows += [{"reference": name, "φ mid minus": key, "difference [95 % CI]": str(d),
+                   "middle block": analysis.side_of_zero(d)} for key, d in diffs.items()]
 display(Markdown(plots.markdown_table(pair_rows)))
 
 # %% [markdown]
@@ -193,25 +184,10 @@ display(Markdown(plots.markdown_table(pair_rows)))
 # %%
 clu_rows = {}
 for name in refs:
-    labels = test_i[name].labels
-    n_lab = len(labels.unique())
-    rows = []
-    for n_cl in sorted({min(mult * n_lab, len(labels) // 2) for mult in cluster_multiples}):
-        for key in cluster_keys:
-            if key not in test_f[name]:
-                continue
-            x = analysis.standardize(test_f[name][key].double())[0]
-            c = analysis.kmeans(x, n_cl, kmeans_restarts, seed)
-            y = labels.numpy()
-            row = {"clusters": n_cl, "representation": key}
-            for m in ("nmi", "ari", "purity"):
-                iv = stats.half_sample(lambda idx: analysis.cluster_scores(y[idx.numpy()], c[idx.numpy()])[m],
-                                       len(y), n_boot_slow, seed=seed)
-                row[m] = str(iv)
-                scores[name].setdefault(f"k-means {n_cl}: {m}", {})[key] = iv
-            rows.append(row)
-    clu_rows[name] = rows
-    display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows)))
+    clu_rows[name], clu_scores = analysis.cluster_table(test_f[name], test_i[name].labels, cluster_keys,
+                                                        cluster_multiples, kmeans_restarts, n_boot_slow, seed)
+    scores[name].update(clu_scores)
+    display(Markdown(f"**{name}**\n\n" + plots.markdown_table(clu_rows[name])))
 
 # %% [markdown]
 # ## Linear probes: ours and the authors'
@@ -222,24 +198,12 @@ for name in refs:
 # until the loss stops improving (at most `probe_max_epochs` epochs). Intervals resample the held-out images.
 
 # %%
-probe_rows, probes = [], {}
+probe_rows = []
 for name in refs:
-    for key in probe_keys:
-        if key not in train_f[name]:
-            continue
-        tr, te = train_f[name][key], test_f[name][key]
-        trl, tel = train_i[name].labels, test_i[name].labels
-        ours = analysis.linear_probe(tr, trl, te, tel, epochs=probe_epochs, seed=seed)
-        scores[name].setdefault("probe, ours", {})[key] = stats.mean_ci(ours["correct"], n_boot, seed=seed)
-        row = {"reference": name, "representation": key, "ours (standardised)": str(scores[name]["probe, ours"][key])}
-        if key.startswith(("phi", "untrained phi")):      # the authors' protocol is a probe of phi
-            theirs = analysis.linear_probe(tr, trl, te, tel, epochs=probe_max_epochs, lr=1e-3, weight_decay=0.0,
-                                           seed=seed, standardized=False, tol=1e-4)
-            iv = stats.mean_ci(theirs["correct"], n_boot, seed=seed)
-            scores[name].setdefault("probe, authors'", {})[key] = iv
-            row.update({"authors' (raw, to convergence)": str(iv), "epochs (authors')": theirs["epochs"]})
-        probes[(name, key)] = row
-        probe_rows.append(row)
+    rows, probe_scores = analysis.probe_table(train_f[name], train_i[name].labels, test_f[name], test_i[name].labels,
+                                              probe_keys, probe_epochs, probe_max_epochs, n_boot, seed)
+    scores[name].update(probe_scores)
+    probe_rows += [{"reference": name, **row} for row in rows]
 display(Markdown(plots.markdown_table(probe_rows)))
 
 # %% [markdown]
@@ -250,14 +214,9 @@ display(Markdown(plots.markdown_table(probe_rows)))
 
 # %%
 for name in refs:
-    labels, classes = test_i[name].labels, test_i[name].classes
-    rows = []
-    for c in labels.unique().tolist():
-        sel = labels == c
-        a, b = knn[name]["phi mid"]["correct"][sel].mean().item(), knn[name]["pixels"]["correct"][sel].mean().item()
-        rows.append({"class": classes[c][:40], "queries": int(sel.sum()), "φ mid": a, "pixels": b, "difference": a - b})
-    rows.sort(key=lambda r: -abs(r["difference"]))
-    display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows[:15], floatfmt=".2f")))
+    rows = analysis.class_differences(knn[name]["phi mid"]["correct"], knn[name]["pixels"]["correct"],
+                                      test_i[name].labels, test_i[name].classes, ("φ mid", "pixels"), top=15)
+    display(Markdown(f"**{name}**\n\n" + plots.markdown_table(rows, floatfmt=".2f")))
 
 # %% [markdown]
 # ## Photographs the denoiser never saw
@@ -273,18 +232,16 @@ for name, ck in refs.items():
         continue
     classes = train_i[name].classes
     keep = torch.tensor([classes.index(c) for c in held])
-    trf, trl = analysis.restrict(train_f[name], train_i[name].labels, keep)
-    tef, tel = analysis.restrict(test_f[name], test_i[name].labels, keep)
-    rows = []
-    for key in ("phi mid", "untrained phi mid", "pixels", "colour stats", "texture stats"):
-        if key not in trf:
-            continue
-        a, b = analysis.standardize(trf[key].double(), tef[key].double())
-        per = analysis.knn_per_query(a, trl, min(k, 5), b, tel)
-        rows.append({"representation": key, f"{min(k, 5)}-NN agreement": str(stats.mean_ci(per["agreement"],
-                                                                                          n_boot, seed=seed))})
-    display(Markdown(f"**{name}**: {len(held)} unseen photographs, {len(trl)} training and {len(tel)} held-out "
-                     f"patches\n\n" + plots.markdown_table(rows)))
+    unseen_train, unseen_train_labels = analysis.restrict(train_f[name], train_i[name].labels, keep)
+    unseen_test, unseen_test_labels = analysis.restrict(test_f[name], test_i[name].labels, keep)
+    per = analysis.knn_by_representation(unseen_train, unseen_train_labels, unseen_test, unseen_test_labels,
+                                         min(k, 5),
+                                         ["phi mid", "untrained phi mid", "pixels", "colour stats", "texture stats"])
+    metric = f"{min(k, 5)}-NN agreement"
+    held_scores = analysis.mean_intervals(per, {metric: "agreement"}, n_boot, seed)
+    rows = [{"representation": key, metric: str(iv)} for key, iv in held_scores[metric].items()]
+    display(Markdown(f"**{name}**: {len(held)} unseen photographs, {len(unseen_train_labels)} training and "
+                     f"{len(unseen_test_labels)} held-out patches\n\n" + plots.markdown_table(rows)))
 
 # %% [markdown]
 # ## How it depends on the noise level, and on training
@@ -295,30 +252,23 @@ for name, ck in refs.items():
 
 # %%
 for name, ck in refs.items():
-    g, gims = representation.checkpoint_grid(ck, grid_sigmas, "test", grid_classes, grid_per_class,
-                                             grid_noise, seed, where=cache)
-    kk = min(k, grid_per_class - 1)
-    curves = {}
-    for key, lab in (("phi mid", "trained φ mid"), ("untrained phi mid", "untrained φ mid")):
-        curves[lab] = [analysis.knn_scores(analysis.standardize(g[key][j].double())[0], gims.labels, kk)["agreement"]
-                       for j in range(len(grid_sigmas))]
+    g, gims = feature_cache.checkpoint_grid(ck, grid_sigmas, "test", grid_classes, grid_per_class,
+                                             grid_noise, seed, cache_in=cache)
+    k_grid = min(k, grid_per_class - 1)
+    curves = {"trained φ mid": analysis.knn_versus_sigma(g["phi mid"], gims.labels, k_grid),
+              "untrained φ mid": analysis.knn_versus_sigma(g["untrained phi mid"], gims.labels, k_grid)}
     pix = analysis.knn_scores(analysis.standardize(representation.pixels(gims.images).double())[0], gims.labels,
-                              kk)["agreement"]
+                              k_grid)["agreement"]
     curves["pixels"] = [pix] * len(grid_sigmas)
-    fig = plots.lines(grid_sigmas, curves, "σ", f"{kk}-NN agreement (leave-one-out)",
+    fig = plots.lines(grid_sigmas, curves, "σ", f"{k_grid}-NN agreement (leave-one-out)",
                       title=f"{name}: versus noise level ({len(gims)} images)")
-    steps = [(0, knn[name]["untrained phi mid"]["agreement"].mean().item())]
-    for step, path in checkpoints.training_snapshots(ck.path)[:-1]:
-        snap = checkpoints.load(path, device=dev)
-        a, ia = representation.checkpoint_features(snap, "train", n_train, sigma, n_noise_sweep, blocks=["mid"],
-                                                   seed=seed, control=False, where=cache)
-        b, ib = representation.checkpoint_features(snap, "test", n_test, sigma, n_noise_sweep, blocks=["mid"],
-                                                   seed=seed + 1, control=False, where=cache)
-        x, y = analysis.standardize(a["phi mid"].double(), b["phi mid"].double())
-        steps.append((step, analysis.knn_scores(x, ia.labels, k, y, ib.labels)["agreement"]))
-    steps.append((ck.config["step"], knn[name]["phi mid"]["agreement"].mean().item()))
+    agreement = scores[name][f"{k}-NN agreement"]
+    along = distance_claims.training_curve(checkpoints.training_snapshots(ck.path)[:-1], train_i[name].labels,
+                                           test_i[name].labels, n_train, n_test, sigma, n_noise_sweep, k, seed, cache,
+                                           dev)
+    steps = [(0, agreement["untrained phi mid"].value), *along, (ck.config["step"], agreement["phi mid"].value)]
     fig = plots.lines([s for s, _ in steps], {"φ mid": [v for _, v in steps],
-                                              "pixels": [knn[name]["pixels"]["agreement"].mean().item()] * len(steps)},
+                                              "pixels": [agreement["pixels"].value] * len(steps)},
                       "training step", f"{k}-NN agreement", title=f"{name}: along training (step 0 = untrained)")
 
 # %% [markdown]
@@ -352,25 +302,16 @@ for name in refs:
     runs = checkpoints.seeds_of(name)
     if not runs:
         continue
-    vals = []
-    for run in [None, *runs]:    # None: the reference itself, for comparison (not in the spread: a larger budget)
-        sck = refs[name] if run is None else checkpoints.load(run, device=dev)
-        a, ia = representation.checkpoint_features(sck, "train", n_train, sigma, n_noise, blocks=["mid"], seed=seed,
-                                                   where=cache)
-        b, ib = representation.checkpoint_features(sck, "test", n_test, sigma, n_noise, blocks=["mid"], seed=seed + 1,
-                                                   where=cache)
-        per = {}
-        for key in ("phi mid", "untrained phi mid", "pixels"):
-            x, y = analysis.standardize(a[key].double(), b[key].double())
-            per[key] = analysis.knn_scores(x, ia.labels, k, y, ib.labels)["agreement"]
-        val = (per["phi mid"], per["phi mid"] - max(per["pixels"], per["untrained phi mid"]))
-        vals += [] if run is None else [val]
-        seed_rows.append({"reference": name, "run": f"{run or name + ', the reference'} ({sck.config['step']:,} steps)",
-                          "φ mid": val[0], "margin over the better control": val[1]})
-    v = torch.tensor(vals, dtype=torch.float64)
-    seed_rows.append({"reference": name, "run": f"mean ± sd over {len(vals)} seeds",
-                      "φ mid": f"{v[:, 0].mean():.3f} ± {v[:, 0].std():.3f}",
-                      "margin over the better control": f"{v[:, 1].mean():.3f} ± {v[:, 1].std():.3f}"})
+    # the reference first, for comparison (not in the spread: a larger budget), then its seeds
+    got = distance_claims.seed_margins({f"{name}, the reference": refs[name], **{run: run for run in runs}}, n_train,
+                                       n_test, sigma, n_noise, k, seed, cache, dev)
+    seed_rows += [{"reference": name, "run": f"{r['run']} ({r['steps']:,} steps)", "φ mid": r["phi mid"],
+                   "margin over the better control": r["margin"]} for r in got]
+    mid_sd = distance_claims.spread([r["phi mid"] for r in got[1:]])
+    margin_sd = distance_claims.spread([r["margin"] for r in got[1:]])
+    seed_rows.append({"reference": name, "run": f"mean ± sd over {len(got) - 1} seeds",
+                      "φ mid": f"{mid_sd[0]:.3f} ± {mid_sd[1]:.3f}",
+                      "margin over the better control": f"{margin_sd[0]:.3f} ± {margin_sd[1]:.3f}"})
 if seed_rows:
     display(Markdown(plots.markdown_table(seed_rows, floatfmt=".3f")))
 else:
@@ -380,30 +321,16 @@ else:
 # ## Does another block do better?
 #
 # The verdict below on the paper's choice of block rests on `k`-NN agreement alone. Every other score of
-# this chapter, read the same way: the middle block against the best other block of the same trained
-# network, metric by metric. These intervals are not paired (except for `k`-NN agreement, whose paired
-# difference decides the verdict), so "apart" means the two intervals do not overlap.
+# this chapter, read the same way and reported beside it: the middle block against the best other block of the
+# same trained network, metric by metric (`sdrlib.claims.distances.other_metrics_table`). These intervals are not
+# paired (the verdict's own interval, below, is), so "apart" means the two intervals do not overlap.
 
 # %%
+block_rows = {}
 for name in refs:
-    rows, higher, apart = [], [], []
-    for metric, by_key in scores[name].items():
-        others = {key: iv for key, iv in by_key.items() if key.startswith("phi ") and key != "phi mid"}
-        if "phi mid" not in by_key or not others:
-            continue
-        mid, (best, iv) = by_key["phi mid"], max(others.items(), key=lambda kv: kv[1].value)
-        if iv.value > mid.value:
-            higher.append(f"{metric} ({best})")
-            if iv.lo > mid.hi:
-                apart.append(metric)
-        rows.append({"metric": metric, "φ mid": str(mid), "best other block": best, "its score": str(iv),
-                     "higher": "other block" if iv.value > mid.value else "middle block",
-                     "intervals": "apart" if iv.lo > mid.hi or mid.lo > iv.hi else "overlap"})
-    summary = (f"**{name}**: another block of the same network scores higher than the middle block on "
-               f"{len(higher)} of {len(rows)} metrics" + (f": {', '.join(higher)}" if higher else "")
-               + ("." if not higher else f"; the intervals are apart on {len(apart)} of them ({', '.join(apart)})."
-                  if apart else "; the intervals overlap on all of them."))
-    display(Markdown(summary + "\n\n" + plots.markdown_table(rows)))
+    block_rows[name] = distance_claims.other_metrics_table(scores[name])
+    display(Markdown(f"**{name}**: {distance_claims.other_metrics_summary(block_rows[name])}\n\n"
+                     + plots.markdown_table(block_rows[name])))
 
 # %% [markdown]
 # ## What this chapter claims, checked
@@ -412,12 +339,16 @@ for name in refs:
 # its `k`-NN agreement must beat the **best of every cheap control** this chapter measures (raw pixels, colour
 # statistics, texture statistics where computed, and untrained networks of the same architecture, one per
 # seed in `control_seeds`) by at least 0.02, paired over queries; the best control is chosen anew in every
-# resample, and the interval resamples the trained networks, the untrained networks, then the queries. **The
-# paper's choice of block**: the middle block beats every other block of the same network (paired over queries,
-# still the chapter's single-interval rule). Verdicts are collected on the {doc}`verdicts` page.
+# resample, and the interval resamples the trained networks, the untrained networks, then the queries. **Claim
+# 4', the paper's choice of block**, stated the same way before measuring: the middle block's `k`-NN agreement must
+# beat that of the **best other block of the same network** by at least 0.02, paired over queries; the best other
+# block is chosen anew in every resample (no block is picked by its mean first and then tested), and the interval
+# resamples the trained networks whose other blocks are cached (so far the reference alone: the table's
+# *networks* column counts them), then the queries. The other scores of the section above are reported, not
+# tested. Verdicts are collected on the {doc}`verdicts` page.
 
 # %%
-res4, verdict_rows = {}, []
+res4, res4b, verdict_rows = {}, {}, []
 for name, ck in refs.items():
     expect = checkpoints.references().get(name, {}).get("expect", {})
     labels = (train_i[name].labels, test_i[name].labels)
@@ -432,9 +363,9 @@ for name, ck in refs.items():
     res4[name] = distance_claims.distances_claim(trained, controls, n_boot, seed)
     display(Markdown(f"**{name}**: claim 4's controls\n\n" + plots.markdown_table(res4[name].measures)))
     verdict_rows.append(verdicts.record_result(res4[name], name, expected=expect.get("distances")))
-    blocks = [c for c in knn[name] if c.startswith("phi ") and c != "phi mid"]
-    best = max(blocks, key=lambda c: knn[name][c]["agreement"].mean().item())
-    d = pairs[(name, best)]
-    verdict_rows.append({**verdicts.record("middle-block", name, d, stats.verdict(d),
-                                           expected=expect.get("middle-block")), "best other block": best})
+    blocks = {key: [knn[name][key]["agreement"]] for key in knn[name] if key.startswith("phi ") and key != "phi mid"}
+    res4b[name] = distance_claims.middle_block_claim(trained, blocks, n_boot, seed)  # other blocks: the reference's
+    display(Markdown(f"**{name}**: claim 4', the middle block against the other blocks of the same network\n\n"
+                     + plots.markdown_table(res4b[name].measures)))
+    verdict_rows.append(verdicts.record_result(res4b[name], name, expected=expect.get("middle-block")))
 display(Markdown(plots.markdown_table(verdict_rows)))
