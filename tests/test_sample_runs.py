@@ -118,7 +118,8 @@ def test_the_default_guide_keeps_the_cache_key_of_todays_runs(tiny_ck):
 
 
 def test_committed_guided_runs_keep_their_keys():
-    """Every guided run cached beside a reference is found again under the parameters of a default call."""
+    """Every guided run cached beside a reference is found again under the parameters of its call: a default call
+    for the phi-guided runs cached before control guides existed, the guide's settings for a control guide's."""
     import json
     from pathlib import Path
     from types import SimpleNamespace
@@ -132,9 +133,10 @@ def test_committed_guided_runs_keep_their_keys():
             continue
         config = json.loads((f.parent.parent / "config.json").read_text())
         ck = SimpleNamespace(sha256=meta["checkpoint"], weights=meta["weights"], config=config)
+        guide = {k: meta[k] for k in ("guide", "control_seed", "pca_images") if k in meta}
         p = sample_runs.guided_params(
             ck, torch.tensor(meta["rows"]), meta["n_per"], meta["schedule"], meta["lr"], meta["max_iter"],
-            meta["n_noise_target"], meta["seed"],
+            meta["n_noise_target"], meta["seed"], **guide,
         )  # fmt: skip
         assert p == meta, f
         assert feature_cache.cache_key(ck.sha256, config["train"]["data"], **p) == f.stem, f
