@@ -164,17 +164,23 @@ def conclusions(references: list[str], verdicts: dict[tuple[str, str], str]) -> 
     return lines
 
 
-def page_verdicts(book: Path, references: list[str]) -> dict[tuple[str, str], str]:
-    """The verdict words the executed chapters under ``book`` glued, by (claim, reference)."""
+def _glued_by_claim(book: Path, references: list[str], what: str) -> dict[tuple[str, str], object]:
+    """One kind of value (``what``: "verdict", "p" ...) the executed chapters under ``book`` glued, by (claim,
+    reference), in the page's order."""
     values = {c: glued(book / f"{c}.ipynb") for c in dict.fromkeys(c.chapter for c in CLAIMS)
               if (book / f"{c}.ipynb").is_file()}  # fmt: skip
     out = {}
     for c in CLAIMS:
         for r in references:
-            word = values.get(c.chapter, {}).get(glue_key(c.key, r, "verdict"))
-            if word is not None:
-                out[(c.key, r)] = str(word)
+            v = values.get(c.chapter, {}).get(glue_key(c.key, r, what))
+            if v is not None:
+                out[(c.key, r)] = v
     return out
+
+
+def page_verdicts(book: Path, references: list[str]) -> dict[tuple[str, str], str]:
+    """The verdict words the executed chapters under ``book`` glued, by (claim, reference)."""
+    return {k: str(v) for k, v in _glued_by_claim(book, references, "verdict").items()}
 
 
 def family_table(pvalues: dict[tuple[str, str], float], alpha: float = 0.05) -> list[str]:
@@ -247,15 +253,7 @@ def page(
 
 def page_pvalues(book: Path, references: list[str]) -> dict[tuple[str, str], float]:
     """The p-values the executed chapters under ``book`` glued, by (claim, reference), in the page's order."""
-    values = {c: glued(book / f"{c}.ipynb") for c in dict.fromkeys(c.chapter for c in CLAIMS)
-              if (book / f"{c}.ipynb").is_file()}  # fmt: skip
-    out = {}
-    for c in CLAIMS:
-        for r in references:
-            p = values.get(c.chapter, {}).get(glue_key(c.key, r, "p"))
-            if p is not None:
-                out[(c.key, r)] = float(p)
-    return out
+    return {k: float(v) for k, v in _glued_by_claim(book, references, "p").items()}
 
 
 def render(book: Path, references: list[str]) -> str:
