@@ -96,15 +96,15 @@ def _data(cfg: TrainConfig) -> tuple[data.ImageSet, torch.Tensor, dict, list[str
     """The training set (held-out classes and max_train applied), held-out evaluation images, the data
     fingerprint of both splits, and the names of the classes kept out of training."""
     dkw = cfg.data_load_kwargs()
-    train_set = data.load(cfg.data, "train", seed=cfg.seed, **dkw)
-    test_set = data.load(cfg.data, "test", seed=cfg.seed, **dkw)
+    train_set = data.load(cfg.data, "train", **dkw)
+    test_set = data.load(cfg.data, "test", **dkw)
     fingerprint = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
     held_out: list[str] = []
     if cfg.holdout_every:
         train_set, rest = train_set.split_classes(cfg.holdout_every)
         held_out = sorted({rest.classes[i] for i in rest.labels.unique().tolist()})
     if cfg.max_train:
-        train_set = train_set.subset(cfg.max_train, seed=cfg.seed)
+        train_set = train_set.subset(cfg.max_train, seed=cfg.data_seed)
     return train_set, test_set.subset(cfg.n_eval, seed=0).images, fingerprint, held_out
 
 

@@ -30,6 +30,7 @@ NON_NEGATIVE = (
     "lr_halve_every",
     "max_train",
     "holdout_every",
+    "data_seed",
 )
 
 
@@ -59,7 +60,8 @@ class TrainConfig:
     hflip: bool = False  # random horizontal flips
     norm: str = ""  # override the preset's norm ("scale", "group", "none")
     gain_init: str = ""  # override the scale-norm gain init ("paper", "positive", "ones")
-    seed: int = 0  # seeds the initial weights, the data order and the noise
+    seed: int = 0  # seeds the initial weights, the data order and the noise (not the data set itself)
+    data_seed: int = 0  # seeds how a data set is drawn (textures: the crops' places; the split), same for all seeds
     device: str = "auto"  # "auto" (cuda, mps, cpu), or a torch device string
     channels_last: bool = True  # channels-last memory layout (faster convolutions)
     bf16: bool = False  # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
@@ -98,9 +100,11 @@ class TrainConfig:
                 raise ValueError(message)
 
     def data_load_kwargs(self) -> dict:
-        """The keyword arguments of ``data.load`` that this run's images depend on (size, crop); saved as the
-        checkpoint's ``data_kwargs``."""
-        return {"size": self.size, **({"crop": self.crop} if self.crop else {})}
+        """The keyword arguments of ``data.load`` that this run's images depend on (size, crop, a data seed other
+        than 0); saved as the checkpoint's ``data_kwargs``. The training ``seed`` is not one of them: networks of
+        different seeds see the same images, so that their verdicts are read on the same held-out set."""
+        extra = {"crop": self.crop} if self.crop else {}
+        return {"size": self.size, **extra, **({"seed": self.data_seed} if self.data_seed else {})}
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
