@@ -13,7 +13,10 @@ middle block's 10-NN agreement on held-out crops.
     ...
 
 Every arm is an ordinary resumable run under runs/health/<stage>/<arm>; rerunning `train` continues
-unfinished arms. `report` caches each snapshot's measures beside it.
+unfinished arms. `report` caches each snapshot's measures beside it. A network trained later (a seed of a
+reference) joins the report without its arms, which are not kept:
+
+    python scripts/health_study.py report --stage budget --references-only --runs checkpoints/NAME
 """
 
 from __future__ import annotations
@@ -213,6 +216,12 @@ def report_run(run: Path, a: argparse.Namespace) -> dict:
 def cmd_report(a: argparse.Namespace) -> None:
     root = Path(a.root)
     torch.set_num_threads(a.threads)
+    save = Path(a.save.format(stage=a.stage))
+    if a.references_only:  # measure only --runs, into the stage's existing report (its arms are not kept)
+        out = json.loads(save.read_text())
+        out["references"].update({Path(r).name: report_run(Path(r), a) for r in a.runs})
+        write_json(save, out)
+        return
     out = {"stage": a.stage, "arms": {}}
     for arm in STAGES[a.stage]["arms"]:
         run = root / a.stage / slug(arm)
@@ -229,8 +238,8 @@ def cmd_report(a: argparse.Namespace) -> None:
         "k": 10,
         "dead_relative": "channel max < 1% of the largest channel max",
     }
-    Path(a.save).parent.mkdir(parents=True, exist_ok=True)
-    write_json(Path(a.save.format(stage=a.stage)), out)
+    save.parent.mkdir(parents=True, exist_ok=True)
+    write_json(save, out)
 
 
 def main() -> None:
@@ -253,6 +262,9 @@ def main() -> None:
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--runs", nargs="*", default=[], help="other run folders to measure alike (e.g. the references)")
     r.add_argument("--save", default="book/health/{stage}.json")
+    r.add_argument(
+        "--references-only", action="store_true", help="measure only --runs and add them to the existing report"
+    )
     r.set_defaults(fn=cmd_report)
     a = p.parse_args()
     a.fn(a)
