@@ -14,19 +14,11 @@ The defaults are the ones chapter 4 passes: at least 30 targets spread evenly ov
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
-from sdrlib import checkpoints, representation, sample_runs, sampling
-
-
-def target_rows(ck: checkpoints.Checkpoint, n_targets: int, seed: int) -> torch.Tensor:
-    """At least ``n_targets`` held-out targets, as many from each class as it takes over at most that many classes."""
-    labels = checkpoints.load_data(ck, "test").labels
-    n_classes = min(n_targets, int((torch.bincount(labels) > 0).sum()))
-    return representation.stratified_indices(labels, n_classes, math.ceil(n_targets / n_classes), seed)
+from sdrlib import checkpoints, sample_runs, sampling
 
 
 def main() -> None:
@@ -46,7 +38,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     ck = checkpoints.load(a.reference)
-    rows = target_rows(ck, a.targets, a.seed)
+    rows = sample_runs.target_rows(ck, a.targets, a.seed)
     schedule = sampling.fixed_schedule_sigmas(a.steps)
     jobs = [("phi", 0, a.per_target)] if "phi" in a.guides else []
     jobs += [("untrained phi", s, a.per_target_control) for s in a.control_seeds if "untrained phi" in a.guides]

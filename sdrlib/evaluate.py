@@ -50,6 +50,13 @@ def psnr_table(
     return rows
 
 
+def row_at(rows: Sequence[dict], sigma: float) -> dict:
+    """The row of a :func:`psnr_table` whose noise level is nearest ``sigma``."""
+    if not rows:
+        raise ValueError("rows is empty: no PSNR table to read")
+    return min(rows, key=lambda r: abs(r["sigma"] - sigma))
+
+
 def format_table(rows: list[dict], title: str = "") -> str:
     """The PSNR table as aligned text (sigma also on the 0-255 scale, for comparison with the paper)."""
     lines = [title] if title else []

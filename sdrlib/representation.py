@@ -39,6 +39,17 @@ def noise_for(index: torch.Tensor, shape: Sequence[int], n_noise: int, seed: int
 
 
 @torch.no_grad()
+@torch.no_grad()
+def phi_change(
+    model: UNet, images: torch.Tensor, sigmas: Sequence[float], n_noise: int = 20, seed: int = 0
+) -> list[float]:
+    """How far noise moves phi (SPEC 2): the mean over images of ||phi_sigma(x) - phi_0(x)|| / ||phi_0(x)||, per
+    sigma (0 at sigma 0)."""
+    phi_0 = phi(model, images, 0.0)
+    scale = phi_0.norm(dim=1).clamp(min=1e-12)
+    return [((phi(model, images, s, n_noise, seed=seed) - phi_0).norm(dim=1) / scale).mean().item() for s in sigmas]
+
+
 def phi_blocks(
     model: UNet,
     images: torch.Tensor,

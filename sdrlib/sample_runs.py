@@ -4,6 +4,7 @@ re-reads them instead of re-sampling; and the measures that score them without u
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -34,9 +35,23 @@ def _params(ck, kind: str, **kw) -> dict:
 
 def target_images(ck, rows: torch.Tensor) -> torch.Tensor:
     """The held-out images (test split) at ``rows``: the conditioning images of the self-guided samplers."""
+    return _own_data(ck, "test").images[rows]
+
+
+def target_rows(ck, n_targets: int, seed: int = 0) -> torch.Tensor:
+    """At least ``n_targets`` held-out target rows, as many from each class as it takes over at most that many
+    classes (``representation.stratified_indices``): claims 5-6 read 30; fewer (10) give one per class."""
+    labels = _own_data(ck, "test").labels
+    n_classes = min(n_targets, int((torch.bincount(labels) > 0).sum()))
+    return representation.stratified_indices(labels, n_classes, math.ceil(n_targets / n_classes), seed)
+
+
+def _own_data(ck, split: str):
+    """The checkpoint's own data set (``checkpoints.load_data``; imported here, as checkpoints imports this
+    package's modules)."""
     from . import checkpoints
 
-    return checkpoints.load_data(ck, "test").images[rows]
+    return checkpoints.load_data(ck, split)
 
 
 GUIDES = ("phi", "untrained phi", "pixel pca")  # what the fixed-schedule sampler matches (claim 5: phi and controls)

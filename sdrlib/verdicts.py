@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from .claims.catalogue import BY_KEY, CLAIMS, STAGED
+from .claims.catalogue import BY_KEY, CLAIMS
 from .stats import VERDICTS, Interval, holm
 
 
@@ -154,13 +154,7 @@ def conclusions(references: list[str], verdicts: dict[tuple[str, str], str]) -> 
             if refs:
                 named = " and ".join(f"`{r}` ({_cell(c.chapter, c.key, r, 'number')})" for r in refs)
                 parts.append(CONCLUDE[word].format(refs=named))
-        staged = (
-            f" This is {c.chapter}'s present test (control: {c.control}); the claims layer's stronger one, against "
-            f"{STAGED[c.key].control}, is built and waits for its samples."
-            if c.key in STAGED
-            else ""
-        )
-        lines.append(f"- **{c.claim}**: " + "; ".join(parts) + "." + staged)
+        lines.append(f"- **{c.claim}**: " + "; ".join(parts) + ".")
     return lines
 
 

@@ -110,7 +110,7 @@ def test_seed_margins_reads_each_runs_middle_block_features(monkeypatch):
 
     monkeypatch.setattr(feature_cache, "checkpoint_features", features)
     runs = {"ref": Run(100, False), "seed1": Run(40, True)}
-    rows = distances.seed_margins(runs, 6, 2, 0.2, 4, k=3, seed=5, cache_in="reference")
+    rows = distances.seed_margins(runs, distances.Study(6, 2, 0.2, 4, k=3, seed=5, cache_in="reference"))
     assert rows == [
         {"run": "ref", "steps": 100, "phi mid": pytest.approx(2 / 3), "margin": pytest.approx(1 / 3)},
         {"run": "seed1", "steps": 40, "phi mid": pytest.approx(1 / 3), "margin": 0.0},
@@ -130,6 +130,24 @@ def test_training_curve_scores_each_snapshot(monkeypatch):
         return {step: pick[path] for step, path in runs.items()}
 
     monkeypatch.setattr(feature_cache, "runs_phi", runs_phi)
-    curve = distances.training_curve([(10, "a"), (20, "b")], SIX_LABELS, QUERY_LABELS, 6, 2, 0.2, 4, k=3, seed=2)
+    study = distances.Study(6, 2, 0.2, 4, k=3, seed=2)
+    curve = distances.training_curve([(10, "a"), (20, "b")], (SIX_LABELS, QUERY_LABELS), study)
     assert curve == [(10, pytest.approx(2 / 3)), (20, pytest.approx(1 / 3))]
     assert calls == [("train", 2, "user"), ("test", 3, "user")]
+
+
+def test_untrained_agreements_read_each_control_on_the_studys_images(monkeypatch):
+    from sdrlib import feature_cache
+
+    calls = []
+
+    def control_phi(ck, seeds, split, n, sigma, n_noise, block="mid", seed=0, cache_in="user"):
+        calls.append((seeds, split, n, seed, cache_in))
+        return [{"train": 12 - SIX, "test": QUERIES}[split]]
+
+    monkeypatch.setattr(feature_cache, "control_phi", control_phi)
+    study = distances.Study(6, 2, 0.2, 4, k=3, seed=7, cache_in="reference")
+    got = distances.untrained_agreements("ck", [0, 4], (SIX_LABELS, QUERY_LABELS), study, seed0=(SIX, QUERIES))
+    # seed 0 is the features' own twin (not recomputed); seed 4 on the train images (seed 7) and queries (seed 8)
+    assert calls == [([4], "train", 6, 7, "reference"), ([4], "test", 2, 8, "reference")]
+    assert [a.mean().item() for a in got] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]

@@ -34,6 +34,16 @@ def test_phi_noisy_is_the_average_over_draws(model):
     assert (p >= 0).all()
 
 
+def test_phi_change_is_the_mean_relative_distance_to_the_clean_phi(model):
+    x = torch.rand(4, 1, 16, 16)
+    got = representation.phi_change(model, x, [0.0, 0.3], n_noise=3, seed=2)
+    clean, noisy = representation.phi(model, x, 0.0), representation.phi(model, x, 0.3, 3, seed=2)
+    by_hand = [((noisy[i] - clean[i]).norm() / clean[i].norm()).item() for i in range(4)]
+    assert got[0] == pytest.approx(0.0, abs=1e-6)
+    assert got[1] == pytest.approx(sum(by_hand) / 4, rel=1e-6)
+    assert got[1] > 0
+
+
 def test_any_subset_of_phi_can_be_recomputed(model):
     """An image's noise draws depend only on its index: a subset, recomputed alone, gives the same rows."""
     x = torch.rand(10, 1, 16, 16)

@@ -179,19 +179,17 @@ def test_guide_for_gives_each_guide_its_statistic(tiny_ck):
         sample_runs.guide_for(tiny_ck, images, 1, "pixels")
 
 
-def test_reconstruction_samples_script_spreads_thirty_targets_over_the_classes():
-    """scripts/reconstruction_samples.py (the samples claims 5-6 read) takes 30 held-out targets: three from each
-    Fashion-MNIST class, and one from each of 30 texture photographs."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "reconstruction_samples.py"
-    spec = importlib.util.spec_from_file_location("reconstruction_samples", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_claims_5_and_6_take_thirty_targets_spread_over_the_classes():
+    """sample_runs.target_rows (the targets of scripts/reconstruction_samples.py and of chapter 4) takes 30 held-out
+    targets: three from each Fashion-MNIST class, one from each of 30 texture photographs; and asked for 10, one per
+    class among the same (the rows chapter 4 shows figures on)."""
     for name, per_class in (("fashion-mnist-small-32", 3), ("textures-paper-small-64", 1)):
         ck = checkpoints.load(name)
-        rows = script.target_rows(ck, 30, seed=0)
+        rows = sample_runs.target_rows(ck, 30, seed=0)
         labels = checkpoints.load_data(ck, "test").labels[rows]
         assert len(rows) == 30
         assert set(torch.bincount(labels)[labels.unique()].tolist()) == {per_class}
+        ten = sample_runs.target_rows(ck, 10, seed=0)
+        assert len(ten) == 10
+        assert set(ten.tolist()) <= set(rows.tolist())
+        assert len(checkpoints.load_data(ck, "test").labels[ten].unique()) == 10

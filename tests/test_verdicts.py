@@ -126,13 +126,3 @@ def test_the_executed_book_reaches_the_verdicts_the_references_file_expects():
             assert r["verdict"] in stats.VERDICTS, r
             assert r["verdict"] == expect.get(claim.key, r["verdict"]), (ref, claim.key, r["verdict"])
     assert verdicts.expect_yaml(list(rows.values())).count("expect:") == len({k[1] for k in rows})
-
-
-def test_conclusions_say_when_a_claim_is_still_judged_by_its_chapters_older_test():
-    """A claim whose claims-layer test is staged (catalogue.STAGED) is concluded with a warning naming both controls."""
-    said = {("reconstruction", "a"): "holds", ("subspaces", "a"): "holds"}
-    lines = {line.split("**")[1]: line for line in verdicts.conclusions(["a"], said)}
-    staged = lines[catalogue.BY_KEY["reconstruction"].claim]
-    assert "present test" in staged
-    assert catalogue.STAGED["reconstruction"].control in staged
-    assert "present test" not in lines[catalogue.BY_KEY["subspaces"].claim]

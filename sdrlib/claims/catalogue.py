@@ -112,31 +112,6 @@ CLAIMS = (
         "reconstruction",
         "04_reconstruction",
         "5. Self-guided samples share the target's content",
-        "samples' class by a pixel-space classifier that never sees phi: agreement with the target's, guided "
-        "minus unconditional",
-        "unconditional samples of the same network",
-    ),
-    Claim(
-        "density-distance",
-        "04_reconstruction",
-        "6. phi distance tracks the distance between conditional densities",
-        "Spearman correlation between phi distance and energy distance of the sample sets, over target pairs",
-        "none (a rank correlation of 0)",
-    ),
-)
-BY_KEY = {c.key: c for c in CLAIMS}
-
-
-# Claims 5 and 6 as the claims layer tests them (sdrlib.claims.reconstruction: control guides, at least 30 targets,
-# Mantel and partial Mantel), stated here before measuring. Chapter 4 does not run these tests yet: their samples
-# (the trained, untrained and pixel-PCA guides on 30 targets per reference) take CPU-hours, so until it does, the
-# page describes and judges these two claims by chapter 4's older test (the entries of CLAIMS above). When chapter
-# 4 runs them, these two entries replace those of CLAIMS.
-_STAGED_CLAIMS = (
-    Claim(
-        "reconstruction",
-        "04_reconstruction",
-        "5. Self-guided samples share the target's content",
         "a pixel-space classifier that never sees phi (the judge) gives each sample a class; on at least 30 targets, "
         "two parts, both must hold: (beats the control guides) the share of samples given the target's class, mean "
         "over targets, guided by the trained phi minus the best control guide (chosen in each resample); (beyond "
@@ -181,4 +156,4 @@ _STAGED_CLAIMS = (
         ),
     ),
 )
-STAGED = {c.key: c for c in _STAGED_CLAIMS}
+BY_KEY = {c.key: c for c in CLAIMS}

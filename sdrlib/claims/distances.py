@@ -10,6 +10,7 @@ it, block against block. Also the chapter's measures across training (snapshots)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +27,27 @@ def knn_agreement(
     statistics) that have its label (claim 4's per-query score)."""
     a, b = analysis.standardize(train.double(), test.double())
     return analysis.knn_per_query(a, train_labels, k, b, test_labels)["agreement"]
+
+
+@dataclass(frozen=True)
+class Study:
+    """The images, noise draws and neighbours on which claim 4 scores every network: ``n_train`` training images
+    (drawn with ``seed``) and ``n_test`` held-out queries (``seed + 1``), each noisy at ``sigma`` with ``n_noise``
+    draws, k nearest neighbours; the middle block's features cached in ``cache_in``."""
+
+    n_train: int
+    n_test: int
+    sigma: float
+    n_noise: int
+    k: int = 10
+    seed: int = 0
+    cache_in: str = "user"
+    device: str | torch.device = "cpu"
+
+    def images(self, split: str) -> dict:
+        """The ``feature_cache`` arguments that pick a split's images and noise: n, sigma, n_noise, seed."""
+        n, seed = (self.n_train, self.seed) if split == "train" else (self.n_test, self.seed + 1)
+        return {"n": n, "sigma": self.sigma, "n_noise": self.n_noise, "seed": seed, "cache_in": self.cache_in}
 
 
 def _controls_table(controls: Mapping[str, Sequence[torch.Tensor]]) -> tuple[dict[str, torch.Tensor], int]:
@@ -101,21 +123,13 @@ def distances_claim(
 def untrained_agreements(
     checkpoint,
     control_seeds: Sequence[int],
-    train_labels: torch.Tensor,
-    test_labels: torch.Tensor,
-    n_train: int,
-    n_test: int,
-    sigma: float,
-    n_noise: int,
-    k: int = 10,
-    seed: int = 0,
-    cache_in: str = "user",
+    labels: tuple[torch.Tensor, torch.Tensor],
+    study: Study,
     seed0: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Claim 4's untrained controls: per control seed, the per-query k-NN agreement of an untrained network's
-    middle block on the images and noise of ``checkpoint_features`` (train: ``n_train`` images, ``seed``; test:
-    ``n_test``, ``seed + 1``). ``seed0``: the features' own untrained twin (train, test phi), used for seed 0
-    instead of computing it again."""
+    middle block on the study's images and noise (``labels``: of its training images, of its queries).
+    ``seed0``: the features' own untrained twin (train, test phi), used for seed 0 instead of computing it again."""
     from .. import feature_cache
 
     out = []
@@ -123,36 +137,20 @@ def untrained_agreements(
         if s == 0 and seed0 is not None:
             tr, te = seed0
         else:
-            (tr,) = feature_cache.control_phi(
-                checkpoint, [s], "train", n_train, sigma, n_noise, seed=seed, cache_in=cache_in
-            )
-            (te,) = feature_cache.control_phi(
-                checkpoint, [s], "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache_in
-            )
-        out.append(knn_agreement(tr, train_labels, te, test_labels, k))
+            (tr,) = feature_cache.control_phi(checkpoint, [s], "train", **study.images("train"))
+            (te,) = feature_cache.control_phi(checkpoint, [s], "test", **study.images("test"))
+        out.append(knn_agreement(tr, labels[0], te, labels[1], study.k))
     return out
 
 
-def run_agreements(
-    runs: Mapping,
-    train_labels: torch.Tensor,
-    test_labels: torch.Tensor,
-    n_train: int,
-    n_test: int,
-    sigma: float,
-    n_noise: int,
-    k: int = 10,
-    seed: int = 0,
-    cache_in: str = "user",
-    device: str | torch.device = "cpu",
-) -> list[torch.Tensor]:
+def run_agreements(runs: Mapping, labels: tuple[torch.Tensor, torch.Tensor], study: Study) -> list[torch.Tensor]:
     """Claim 4's trained networks beyond the reference (its full-budget seeds): the per-query k-NN agreement of
-    each run's middle block, on the same images as the reference's (same data set, sizes and seeds)."""
+    each run's middle block on the study's images and noise (``labels``: of its training images, of its queries)."""
     from .. import feature_cache
 
-    tr = feature_cache.runs_phi(runs, "train", n_train, sigma, n_noise, seed=seed, cache_in=cache_in, device=device)
-    te = feature_cache.runs_phi(runs, "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache_in, device=device)
-    return [knn_agreement(tr[r], train_labels, te[r], test_labels, k) for r in runs]
+    tr = feature_cache.runs_phi(runs, "train", **study.images("train"), device=study.device)
+    te = feature_cache.runs_phi(runs, "test", **study.images("test"), device=study.device)
+    return [knn_agreement(tr[r], labels[0], te[r], labels[1], study.k) for r in runs]
 
 
 def _per_network(scores: Sequence[torch.Tensor], n: int | None = None) -> torch.Tensor:
@@ -275,24 +273,13 @@ def other_metrics_summary(rows: Sequence[Mapping]) -> str:
 
 
 def training_curve(
-    snapshots: Sequence[tuple[int, str | Path]],
-    train_labels: torch.Tensor,
-    test_labels: torch.Tensor,
-    n_train: int,
-    n_test: int,
-    sigma: float,
-    n_noise: int,
-    k: int = 10,
-    seed: int = 0,
-    cache_in: str = "user",
-    device: str | torch.device = "cpu",
+    snapshots: Sequence[tuple[int, str | Path]], labels: tuple[torch.Tensor, torch.Tensor], study: Study
 ) -> list[tuple[int, float]]:
     """The middle block's mean k-NN agreement along training: (step, agreement) for each training snapshot
-    ((step, folder), as ``checkpoints.training_snapshots`` lists them), on the images and noise of the reference's
-    features (the same data set, sizes and seeds; :func:`run_agreements`)."""
+    ((step, folder), as ``checkpoints.training_snapshots`` lists them), on the study's images and noise
+    (:func:`run_agreements`)."""
     runs = {step: path for step, path in snapshots}
-    per = run_agreements(runs, train_labels, test_labels, n_train, n_test, sigma, n_noise, k, seed, cache_in, device)
-    return [(step, a.mean().item()) for step, a in zip(runs, per)]
+    return [(step, a.mean().item()) for step, a in zip(runs, run_agreements(runs, labels, study))]
 
 
 def margin_over_controls(
@@ -314,33 +301,18 @@ def margin_over_controls(
     return means[key], means[key] - max(means[c] for c in controls)
 
 
-def seed_margins(
-    runs: Mapping[str, object],
-    n_train: int,
-    n_test: int,
-    sigma: float,
-    n_noise: int,
-    k: int = 10,
-    seed: int = 0,
-    cache_in: str = "user",
-    device: str | torch.device = "cpu",
-) -> list[dict]:
+def seed_margins(runs: Mapping[str, object], study: Study) -> list[dict]:
     """Per trained run ({name: checkpoint name, folder or loaded Checkpoint}), on its middle block's cached features
-    (train: ``n_train`` images, ``seed``; test: ``n_test``, ``seed + 1``): {"run", "steps", "phi mid", "margin"},
-    the mean k-NN agreement and its margin over the better of pixels and the untrained middle block
-    (:func:`margin_over_controls`)."""
+    of the study's images: {"run", "steps", "phi mid", "margin"}, the mean k-NN agreement and its margin over the
+    better of pixels and the untrained middle block (:func:`margin_over_controls`)."""
     from .. import checkpoints, feature_cache
 
     rows = []
     for name, run in runs.items():
-        ck = checkpoints.load(run, device=device) if isinstance(run, (str, Path)) else run
-        a, ia = feature_cache.checkpoint_features(
-            ck, "train", n_train, sigma, n_noise, blocks=["mid"], seed=seed, cache_in=cache_in
-        )
-        b, ib = feature_cache.checkpoint_features(
-            ck, "test", n_test, sigma, n_noise, blocks=["mid"], seed=seed + 1, cache_in=cache_in
-        )
-        mid, margin = margin_over_controls(a, ia.labels, b, ib.labels, k)
+        ck = checkpoints.load(run, device=study.device) if isinstance(run, (str, Path)) else run
+        a, ia = feature_cache.checkpoint_features(ck, "train", blocks=["mid"], **study.images("train"))
+        b, ib = feature_cache.checkpoint_features(ck, "test", blocks=["mid"], **study.images("test"))
+        mid, margin = margin_over_controls(a, ia.labels, b, ib.labels, study.k)
         rows.append({"run": name, "steps": int(ck.config["step"]), "phi mid": mid, "margin": margin})
     return rows
 

@@ -42,7 +42,7 @@ import torch
 
 from .. import analysis, stats
 from ..stats import Interval
-from .catalogue import STAGED
+from .catalogue import BY_KEY
 from .rules import Part, Result
 
 MIN_TARGETS = 30  # claims 5 and 6 decide nothing on fewer targets (issue 22: at least 30, 435 pairs)
@@ -240,7 +240,7 @@ def reconstruction_claim(
         diffs = [d for d, _ in (_matched(tt, tab, t, c, i) for tab in ct.values()) if not math.isnan(d)]
         return min(diffs) if diffs else float("nan")
 
-    claim = STAGED["reconstruction"]
+    claim = BY_KEY["reconstruction"]
     specs = [claim.part("beats the control guides"), claim.part("beyond pixel closeness")]
     effects = []
     for spec, fn in zip(specs, (beats, beyond)):
@@ -264,10 +264,9 @@ def reconstruction_claim(
             "RMS to target / target's to nearest same-class train (median)": f"{tab.ratio.median():.2f}",
             "share farther than the nearest same-class train": f"{(tab.ratio >= 1).double().mean():.2f}",
         }
-        if tab is not tt:
-            d, cover = _matched(tt, tab, every_t, every_c, every_i)
-            row["trained minus this guide at matched distance"] = f"{d:+.3f}"
-            row["trained samples matched"] = f"{cover:.2f}"
+        d, cover = _matched(tt, tab, every_t, every_c, every_i) if tab is not tt else (None, None)
+        row["trained minus this guide at matched distance"] = "" if d is None else f"{d:+.3f}"
+        row["trained samples matched"] = "" if cover is None else f"{cover:.2f}"
         rows.append(row)
     rows.append({"guide": "targets' RMS to their nearest same-class training image (median)",
                  "RMS to target (median)": f"{nearest.median():.3f}"})  # fmt: skip
@@ -354,12 +353,12 @@ def density_distance_claim(
     if not unt or any(m.shape != a.shape for m in (b, px, *unt)):
         raise ValueError(f"every distance matrix must have dphi's shape {a.shape} (and d_untrained at least one)")
     n = a.shape[0]
-    spec = STAGED["density-distance"].part("beyond pixels and the untrained network")
+    spec = BY_KEY["density-distance"].part("beyond pixels and the untrained network")
     tests = {
         "Mantel: phi vs energy": [],
-        "partial Mantel | pixels": [px],
-        "partial Mantel | untrained phi": unt,
-        "partial Mantel | pixels and untrained phi (the verdict)": [px, *unt],
+        "partial Mantel, pixels partialled out": [px],
+        "partial Mantel, untrained phi partialled out": unt,
+        "partial Mantel, pixels and untrained phi partialled out (the verdict)": [px, *unt],
     }
     rows, effect = [], None
     for name, ctrl in tests.items():
