@@ -110,6 +110,8 @@ from sdrlib.claims import distances as distance_claims
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
+study = distance_claims.Study(n_train, n_test, sigma, n_noise, k, seed, cache, dev)  # every network read alike
+sweep = distance_claims.Study(n_train, n_test, sigma, n_noise_sweep, k, seed, cache, dev)  # ... along training
 names = references or checkpoints.reference_names(profile)
 refs = {name: checkpoints.load(name, device=dev) for name in names}
 train_f, train_i, test_f, test_i = {}, {}, {}, {}
@@ -263,9 +265,8 @@ for name, ck in refs.items():
     fig = plots.lines(grid_sigmas, curves, "σ", f"{k_grid}-NN agreement (leave-one-out)",
                       title=f"{name}: versus noise level ({len(gims)} images)")
     agreement = scores[name][f"{k}-NN agreement"]
-    along = distance_claims.training_curve(checkpoints.training_snapshots(ck.path)[:-1], train_i[name].labels,
-                                           test_i[name].labels, n_train, n_test, sigma, n_noise_sweep, k, seed, cache,
-                                           dev)
+    along = distance_claims.training_curve(checkpoints.training_snapshots(ck.path)[:-1],
+                                           (train_i[name].labels, test_i[name].labels), sweep)
     steps = [(0, agreement["untrained phi mid"].value), *along, (ck.config["step"], agreement["phi mid"].value)]
     fig = plots.lines([s for s, _ in steps], {"φ mid": [v for _, v in steps],
                                               "pixels": [agreement["pixels"].value] * len(steps)},
@@ -303,8 +304,7 @@ for name in refs:
     if not runs:
         continue
     # the reference first, for comparison (not in the spread: a larger budget), then its seeds
-    got = distance_claims.seed_margins({f"{name}, the reference": refs[name], **{run: run for run in runs}}, n_train,
-                                       n_test, sigma, n_noise, k, seed, cache, dev)
+    got = distance_claims.seed_margins({f"{name}, the reference": refs[name], **{run: run for run in runs}}, study)
     seed_rows += [{"reference": name, "run": f"{r['run']} ({r['steps']:,} steps)", "φ mid": r["phi mid"],
                    "margin over the better control": r["margin"]} for r in got]
     mid_sd = distance_claims.spread([r["phi mid"] for r in got[1:]])
@@ -355,11 +355,9 @@ for name, ck in refs.items():
     controls = {key: [knn[name][key]["agreement"]] for key in ("pixels", "colour stats", "texture stats")
                 if key in knn[name]}
     controls["untrained phi mid"] = distance_claims.untrained_agreements(
-        ck, control_seeds, *labels, n_train, n_test, sigma, n_noise, k, seed, cache,
-        seed0=(train_f[name]["untrained phi mid"], test_f[name]["untrained phi mid"]))
+        ck, control_seeds, labels, study, seed0=(train_f[name]["untrained phi mid"], test_f[name]["untrained phi mid"]))
     runs = {run: run for run in checkpoints.trained_networks(name)[1:]}
-    trained = [knn[name]["phi mid"]["agreement"], *distance_claims.run_agreements(
-        runs, *labels, n_train, n_test, sigma, n_noise, k, seed, cache, dev)]
+    trained = [knn[name]["phi mid"]["agreement"], *distance_claims.run_agreements(runs, labels, study)]
     res4[name] = distance_claims.distances_claim(trained, controls, n_boot, seed)
     display(Markdown(f"**{name}**: claim 4's controls\n\n" + plots.markdown_table(res4[name].measures)))
     verdict_rows.append(verdicts.record_result(res4[name], name, expected=expect.get("distances")))
