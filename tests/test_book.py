@@ -458,6 +458,12 @@ def test_a_new_chapter_is_its_source_sdr_book_writes_and_runs_its_notebook(tmp_p
     nb = nbformat.read(nb_path, as_version=4)
     assert book.cell_sources(nb) == book.cell_sources(book.notebook_from_source(script))
     assert nb.cells[-1].outputs[0]["text"] == "2\n"
+    # the source edited after: an --output-dir run executes the notebook as it is, and says it is stale
+    script.write_text(script.read_text().replace("print(y)", "print(y + 2)"))
+    said = []
+    [r] = book.run("cpu", ["01"], {}, tmp_path / "out", build=False, root=tmp_path, log=lambda *a, **k: said.extend(a))
+    assert nbformat.read(r.output, as_version=4).cells[-1].outputs[0]["text"] == "2\n"
+    assert any("differs from its source" in line and "sdr book --sync 01" in line for line in said)
 
 
 def test_chapter_numbers_are_unique(tmp_path):

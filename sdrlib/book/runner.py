@@ -13,7 +13,7 @@ from typing import Any
 
 from .chapters import DEFAULT_PROFILE, PROFILES_DIR, chapters, find_root, profile_file, select, sources
 from .html import build_html
-from .notebooks import sync
+from .notebooks import cell_sources, notebook_from_source, sync
 from .params import chapter_parameters, declared_parameters, fold_parameters, source_parameters, typed_value
 
 KERNEL = "python3"
@@ -35,6 +35,13 @@ class ChapterRun:
 
 
 # ----------------------------------------------------------------------------- execution
+
+
+def _stale(script: Path, notebook: Path) -> bool:
+    """Whether a chapter's notebook holds other cells than its source (book/src) would write."""
+    import nbformat
+
+    return cell_sources(nbformat.read(notebook, as_version=4)) != cell_sources(notebook_from_source(script))
 
 
 def execute_chapter(chapter: str, source: Path, output: Path, parameters: Mapping[str, Any]) -> float:
@@ -141,6 +148,12 @@ def run(
             raise ValueError(
                 f"chapter(s) {', '.join(unwritten)} have no notebook yet, and --output-dir runs the book's notebooks "
                 f"as they are: write them first with sdr book --sync {' '.join(unwritten)}"
+            )
+        stale = [ch for ch in synced if _stale(scripts[ch], todo[ch])]
+        if stale:
+            log(
+                f"sdr book: warning: the notebook of chapter(s) {', '.join(stale)} differs from its source (book/src); "
+                f"--output-dir runs the notebook as it is (sdr book --sync {' '.join(stale)} writes it first)"
             )
     elif synced:
         sync(synced, root, log=log)
