@@ -39,7 +39,6 @@ def noise_for(index: torch.Tensor, shape: Sequence[int], n_noise: int, seed: int
 
 
 @torch.no_grad()
-@torch.no_grad()
 def phi_change(
     model: UNet, images: torch.Tensor, sigmas: Sequence[float], n_noise: int = 20, seed: int = 0
 ) -> list[float]:
@@ -50,6 +49,7 @@ def phi_change(
     return [((phi(model, images, s, n_noise, seed=seed) - phi_0).norm(dim=1) / scale).mean().item() for s in sigmas]
 
 
+@torch.no_grad()
 def phi_blocks(
     model: UNet,
     images: torch.Tensor,
