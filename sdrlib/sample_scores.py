@@ -40,11 +40,10 @@ def guided_scores(
         raise ValueError(f"{len(samples)} samples are not {n_per} per target for {n_t} targets")
     tp = _phi(model, target_images)
     err = _phi_error(model, samples, tp.repeat_interleave(n_per, 0))
-    hit = (classifier.predict(judge, samples) == target_labels.repeat_interleave(n_per)).double()
     own = (classifier.predict(judge, target_images) == target_labels).double()
     return {
         "phi error": err.view(n_t, n_per).mean(1),
-        "judge agrees": hit.view(n_t, n_per).mean(1),
+        "judge agrees": judged(judge, samples, target_images, target_labels, n_per).agrees.mean(1),
         "judge on target": own,
         "target phi": tp,
     }
