@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from . import analysis, sparsity, stats
+from . import analysis, data, sparsity, stats
+from .checkpoints import training_data_kwargs
 from .representation import phi
 from .stopping import STOP_SLOPE, rule_met
 from .unet import UNet
@@ -43,6 +44,23 @@ def middle_health(
     return out
 
 
+def query_split(config: dict) -> str:
+    """The split a run's health is measured on: its validation split when it kept one (an arm of the recipe study,
+    whose measures choose), else the test split (a reference, measured for the record, never for a choice)."""
+    return data.VALIDATION if training_data_kwargs(config).get("val") else "test"
+
+
+def study_sets(config: dict, n_base: int, n_query: int) -> dict[str, data.ImageSet]:
+    """The images a run of the recipe study is measured on, from its own data set (name, size, crop, band):
+    "base", ``n_base`` of its training crops (the 10-NN base), and "query", ``n_query`` crops of
+    ``query_split(config)``; both drawn with seed 0, the same for every run of a stage."""
+    name, kw = config["train"]["data"], training_data_kwargs(config)
+    return {
+        "base": data.load(name, "train", **kw).subset(n_base, seed=0),
+        "query": data.load(name, query_split(config), **kw).subset(n_query, seed=0),
+    }
+
+
 # ------------------------------------------------------------------ reading the recipe study (chapter 7)
 # scripts/health_study.py writes book/health/<stage>.json: per arm (and per reference measured with it) its
 # TrainConfig ("config") and one row per snapshot ("rows": middle_health's measures, PSNR, CPU minutes).
@@ -73,10 +91,17 @@ def snapshot_measures(row: dict) -> dict:
     }
 
 
-def pick_arm(arms: dict[str, dict], dead_bar: float, min_size: int | None = None) -> str:
+def pick_arm(arms: dict[str, dict], dead_bar: float, min_size: int | None = None, split: str = data.VALIDATION) -> str:
     """The recipe study's rule: among the arms (of at least ``min_size`` pixels) whose last snapshot has at most
-    ``dead_bar`` of its middle channels dead, the one whose middle block separates held-out crops best (10-NN);
-    if none meets the bar, the one with the smallest fraction of dead channels."""
+    ``dead_bar`` of its middle channels dead, the one whose middle block separates validation crops best (10-NN);
+    if none meets the bar, the one with the smallest fraction of dead channels.
+
+    Every arm must have been measured on ``split`` (its report's "query_split"; a report written before the study
+    kept one was measured on "test"): the default refuses a choice read on the test split. ``split="test"`` only
+    replays the choice as first made, for the record."""
+    wrong = {a: r.get("query_split", "test") for a, r in arms.items() if r.get("query_split", "test") != split}
+    if wrong:
+        raise ValueError(f"arms measured on another split than {split!r}: {wrong}; a choice reads the validation split")
     if min_size is not None:
         arms = {a: r for a, r in arms.items() if run_size(r) >= min_size}
     if not arms:

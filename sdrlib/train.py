@@ -93,12 +93,16 @@ def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device | str
 
 
 def _data(cfg: TrainConfig) -> tuple[data.ImageSet, torch.Tensor, dict, list[str]]:
-    """The training set (held-out classes and max_train applied), held-out evaluation images, the data
-    fingerprint of both splits, and the names of the classes kept out of training."""
+    """The training set (held-out classes and max_train applied), held-out evaluation images (the validation
+    split when the run keeps one, so that its log and stopping rule never read the test split), the data
+    fingerprint of every split, and the names of the classes kept out of training."""
     dkw = cfg.data_load_kwargs()
     train_set = data.load(cfg.data, "train", **dkw)
     test_set = data.load(cfg.data, "test", **dkw)
     fingerprint = {"train": train_set.fingerprint(), "test": test_set.fingerprint()}
+    if cfg.val:
+        test_set = data.load(cfg.data, "val", **dkw)
+        fingerprint["val"] = test_set.fingerprint()
     held_out: list[str] = []
     if cfg.holdout_every:
         train_set, rest = train_set.split_classes(cfg.holdout_every)
@@ -111,7 +115,7 @@ def _data(cfg: TrainConfig) -> tuple[data.ImageSet, torch.Tensor, dict, list[str
 def _check_resume(out: Path, cfg: TrainConfig, ck: checkpoints.Checkpoint, model: UNet) -> None:
     """Refuse to continue a run with a set-up that changes what it trains on or what it is."""
     old = TrainConfig.from_dict(ck.config["train"])
-    same = ("preset", "data", "size", "crop", "holdout_every", "max_train", "batch", "norm", "gain_init", "seed")
+    same = ("preset", "data", "size", "crop", "val", "holdout_every", "max_train", "batch", "norm", "gain_init", "seed")
     diff = [f"{k}={getattr(old, k)!r} (asked {getattr(cfg, k)!r})" for k in same if getattr(old, k) != getattr(cfg, k)]
     if diff or ck.model.cfg != model.cfg:
         raise ValueError(
@@ -230,6 +234,7 @@ class Run:
             "data_fingerprint": fingerprint,
             "data_classes": train_set.classes,
             "held_out_classes": held_out,
+            "eval_split": "val" if self.cfg.val else "test",  # what the log's held-out PSNR reads
             "n_train": len(train_set),
             "n_params": n_params(self.model),
             "command": command,

@@ -62,6 +62,7 @@ class TrainConfig:
     gain_init: str = ""  # override the scale-norm gain init ("paper", "positive", "ones")
     seed: int = 0  # seeds the initial weights, the data order and the noise (not the data set itself)
     data_seed: int = 0  # seeds how a data set is drawn (textures: the crops' places; the split), same for all seeds
+    val: float = 0.0  # keep this fraction of the training side out of training: the validation split of choices
     device: str = "auto"  # "auto" (cuda, mps, cpu), or a torch device string
     channels_last: bool = True  # channels-last memory layout (faster convolutions)
     bf16: bool = False  # bf16 autocast (CUDA only; 18x slower on CPUs without BF16)
@@ -100,10 +101,12 @@ class TrainConfig:
                 raise ValueError(message)
 
     def data_load_kwargs(self) -> dict:
-        """The keyword arguments of ``data.load`` that this run's images depend on (size, crop, a data seed other
-        than 0); saved as the checkpoint's ``data_kwargs``. The training ``seed`` is not one of them: networks of
-        different seeds see the same images, so that their verdicts are read on the same held-out set."""
+        """The keyword arguments of ``data.load`` that this run's images depend on (size, crop, a validation
+        fraction and a data seed other than 0); saved as the checkpoint's ``data_kwargs``. The training ``seed``
+        is not one of them: networks of different seeds see the same images, so that their verdicts are read on
+        the same held-out set."""
         extra = {"crop": self.crop} if self.crop else {}
+        extra |= {"val": self.val} if self.val else {}
         return {"size": self.size, **extra, **({"seed": self.data_seed} if self.data_seed else {})}
 
     def to_dict(self) -> dict:
@@ -142,6 +145,7 @@ def _rules(c: TrainConfig):
         not (c.hold_steps and c.decay == "none"),
         f"hold_steps={c.hold_steps} holds the rate after a decay phase; set decay too",
     )
+    yield 0 <= c.val < 1, f"val must be in [0, 1), got {c.val}"
     yield 0 <= c.lr_final <= 1, f"lr_final must be in [0, 1], got {c.lr_final}"
     yield 0 <= c.ema < 1, f"ema must be in [0, 1), got {c.ema}"
     yield (

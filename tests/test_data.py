@@ -311,6 +311,46 @@ def test_texture_test_patches_are_disjoint_from_train(textures: dict[str, data.I
             assert int(b[:, 1].min()) >= w - math.ceil(0.2 * w)
 
 
+def _boxes_overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Whether each box of ``a`` (top, left, height, width) shares a pixel with each box of ``b``."""
+    t1, l1, h1, w1 = (a[:, None, i] for i in range(4))
+    t2, l2, h2, w2 = (b[None, :, i] for i in range(4))
+    return (t1 < t2 + h2) & (t2 < t1 + h1) & (l1 < l2 + w2) & (l2 < l1 + w1)
+
+
+def test_texture_validation_band_lies_between_train_and_test() -> None:
+    kw = {"sources": ("skimage", "sklearn"), "size": 16, "n_train": 8, "n_test": 4, "cache": False}
+    sets = {s: data.load("textures", s, val=0.2, **kw) for s in ("train", "val", "test")}
+    assert torch.equal(sets["test"].images, data.load("textures", "test", **kw).images)  # test: as without val
+    assert sets["val"].meta["split"] == "val" and set(sets["val"].counts().values()) == {4}
+    sizes = [tuple(map(int, s.split("x"))) for s in sets["train"].meta["photo_sizes"].split(";")]
+    for k, (h, w) in enumerate(sizes):
+        tr, va, te = (sets[s].extras["boxes"][sets[s].labels == k] for s in ("train", "val", "test"))
+        for a, b in ((tr, va), (tr, te), (va, te)):
+            assert not bool(_boxes_overlap(a, b).any()), sets["train"].classes[k]
+        long, at = (w, 1) if w >= h else (h, 0)  # the band: the 0.2 of the longer axis before the test strip
+        assert int(va[:, at].min()) >= long - 2 * math.ceil(0.2 * long)
+        assert int((va[:, at] + va[:, 2 + at]).max()) <= long - math.ceil(0.2 * long)
+        assert int((tr[:, at] + tr[:, 2 + at]).max()) <= long - 2 * math.ceil(0.2 * long)
+    with pytest.raises(ValueError, match="val"):
+        data.load("textures", "val", **kw)  # no band asked for
+    with pytest.raises(ValueError, match="val must be in"):
+        data.load("textures", "train", val=0.4, **kw)  # with the test strip, more than half of each photo
+
+
+def test_validation_split_of_other_sets_is_carved_from_train_per_class() -> None:
+    kw = {"size": 16, "n_per_class": 20, "cache": False}
+    full = data.load("shapes", "train", **kw)
+    train, val = (data.load("shapes", s, val=0.25, **kw) for s in ("train", "val"))
+    assert len(train) + len(val) == len(full)
+    assert set(val.counts().values()) == {5}  # 0.25 of each class's 20
+    images = [{tuple(x.flatten().tolist()) for x in ds.images} for ds in (full, train, val)]
+    assert images[1] | images[2] == images[0] and not images[1] & images[2]  # a partition of the training images
+    assert torch.equal(data.load("shapes", "test", val=0.25, **kw).images, data.load("shapes", "test", **kw).images)
+    with pytest.raises(ValueError, match="val"):
+        data.load("shapes", "val", **kw)
+
+
 def test_textures_deterministic_reduced_and_cached() -> None:
     kw = {"sources": ("skimage", "sklearn"), "n_train": 3, "n_test": 1}
     a = data.load("textures", cache=False, **kw)

@@ -45,8 +45,20 @@ def _arm(knn: float, dead: int, channels: int = 100, size: int | None = None) ->
     last = {"step": 800, "cpu_min": 5.0, "dead_zero": 0, "dead_relative": dead, "channels": channels}
     return {
         "config": {"preset": "small", "size": size},
+        "query_split": "val",
         "rows": [{**last, "knn_agreement": 0.1}, {**last, "knn_agreement": knn}],
     }
+
+
+def test_pick_arm_refuses_arms_measured_on_the_test_split():
+    """A report without "query_split" was written before the study kept a validation split: its queries were test
+    crops, so it cannot choose, except to replay the first choice with split="test"."""
+    old = {a: {k: v for k, v in _arm(knn, 0).items() if k != "query_split"} for a, knn in (("a", 0.5), ("b", 0.6))}
+    with pytest.raises(ValueError, match="another split than 'val'"):
+        health.pick_arm(old, dead_bar=0.05)
+    with pytest.raises(ValueError, match="'a': 'test'"):
+        health.pick_arm({**old, "b": _arm(0.6, 0)}, dead_bar=0.05)
+    assert health.pick_arm(old, dead_bar=0.05, split="test") == "b"
 
 
 def test_pick_arm_takes_the_best_10nn_among_healthy_arms_only():

@@ -1,14 +1,16 @@
 """Named training recipes: `sdr train --recipe NAME` gives a reference's exact training config, options given beside
 it override it, each recipe's results are its references' logs, and each reference's README names its recipe."""
 
+import argparse
 import dataclasses
 import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from sdrlib import checkpoints, cli, recipes
+from sdrlib import checkpoints, cli, data, health, recipes
 from sdrlib.references import references
 from sdrlib.train import TrainConfig
 
@@ -167,3 +169,37 @@ def test_health_study_arms_are_the_configs_it_recorded(stage):
     for arm, r in recorded.items():
         cfg = study.arm_config(stage, arm, Path("runs/health"), r["config"]["steps"]).to_dict()
         assert {k: cfg[k] for k in r["config"]} == r["config"], arm
+
+
+def test_health_study_choice_reads_only_training_side_rows(tmp_path, monkeypatch):
+    """No choice reads the test split: an arm that keeps a validation split never trains on it and logs its PSNR on
+    it, and the report that the study's choice reads measures it with queries from that split only (none from the
+    test split) against a base of its own training images."""
+    study = _health_study()
+    out = tmp_path / "arm"
+    tiny = ["--preset", "tiny", "--data", "shapes", "--size", "16", "--val", "0.25", "--batch", "8", "--n-eval", "8"]
+    tiny += ["--eval-sigmas", "0.2", "--threads", "1", "--no-progress", "--steps", "2", "--snapshot-every", "2"]
+    assert cli.main(["train", *tiny, "--out", str(out)]) == 0
+    config = checkpoints.read_config(out)
+    assert config["eval_split"] == "val" and set(config["data_fingerprint"]) == {"train", "val", "test"}
+    kw = checkpoints.training_data_kwargs(config)
+    assert kw == {"size": 16, "val": 0.25}
+    rows = {s: {x.numpy().tobytes() for x in data.load("shapes", s, **kw).images} for s in ("train", "val", "test")}
+    assert len(rows["val"]) == 1500 and not rows["val"] & rows["train"] and not rows["val"] & rows["test"]
+    read: list[tuple[torch.Tensor, torch.Tensor]] = []
+    measured = health.middle_health
+
+    def spy(model, base, base_labels, query, query_labels, **kwargs):
+        read.append((base, query))
+        return measured(model, base, base_labels, query, query_labels, **kwargs)
+
+    monkeypatch.setattr(study.health, "middle_health", spy)
+    report = study.report_run(out, argparse.Namespace(n_base=40, n_query=30, n_noise=1))
+    assert len(read) == 2  # the untrained network and the one snapshot
+    for base, query in read:
+        assert {x.numpy().tobytes() for x in query} <= rows["val"]
+        assert {x.numpy().tobytes() for x in base} <= rows["train"]
+    assert report["query_split"] == "val"
+    assert health.pick_arm({"arm": report}, dead_bar=1.0) == "arm"
+    with pytest.raises(ValueError, match="validation"):
+        health.pick_arm({"arm": report, "first study": {**report, "query_split": "test"}}, dead_bar=1.0)

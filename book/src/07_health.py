@@ -66,16 +66,24 @@ else:
 # (its step count set from a timed pilot, so a 4× costlier arm takes 4× fewer steps).
 #
 # At each stage one rule, applied to the measurements (`sdrlib.health.pick_arm`), chooses the arm: among the
-# arms that meet the health bar at their last snapshot, the one whose middle block separates held-out crops
+# arms that meet the health bar at their last snapshot, the one whose middle block separates validation crops
 # best (10-NN); if none meets it, the one with the fewest dead channels. At stage 2 the arm becomes the
 # textures reference, so only arms trained on patches of at least `reference_size` pixels compete: at 32×32
 # the middle block is 4×4 and most of its receptive field (84 pixels for `small`) is zero padding, far from
 # the paper's 64×64 images and 80×80 texture patches. The 10-NN scores of arms at different patch sizes are
 # measured on different crops, so they rank arms within a size, not across sizes.
+#
+# **No choice reads the test split.** The study was first run with its queries and PSNR log on the held-out
+# test crops, the crops whose verdicts chapters 1-5 then read. It is re-run here with a validation split: every
+# arm of the `-val` stages keeps a band of each photograph out of training (the fifth of its longer axis just
+# before the test strip, `data.load(..., val=0.2)`), logs its PSNR on crops of that band, and is measured on
+# them; `pick_arm` refuses arms measured on any other split. The first study stays on this page as the record
+# of the choice as first made (replayed with `split="test"`), and the page says whether the choice changes.
 
 # %% tags=["parameters"]
 profile = "cpu"                  # this page reads stored measurements: every profile shows the same
-stages = ["screen", "budget"]    # book/health/<stage>.json, written by scripts/health_study.py report
+stages = ["screen-val", "budget-val"]  # book/health/<stage>.json (scripts/health_study.py report): the choices
+first_study = ["screen", "budget"]     # the same stages as first run, measured on the test split: the record
 chosen = {}                      # the arm chosen per stage; empty: picked by the rule below from the measurements
 dead_bar = 0.05                  # the health bar: at most this fraction of middle channels dead
 reference_size = 64              # stage 2 chooses the textures reference: only arms on patches this large compete
@@ -98,52 +106,60 @@ from IPython.display import Markdown, display
 
 from sdrlib import health, plots, stats
 
-study = {s: json.loads(Path(f"health/{s}.json").read_text()) for s in stages if Path(f"health/{s}.json").is_file()}
+study = {s: json.loads(Path(f"health/{s}.json").read_text())
+         for s in stages + first_study if Path(f"health/{s}.json").is_file()}
 print(f"profile {profile}, seed {seed}, device {device}: stages measured: {', '.join(study) or 'none yet'}")
 chosen = {stage: chosen.get(stage) or health.pick_arm(study[stage]["arms"], dead_bar,
-                                                        reference_size if stage == "budget" else None)
+                                                        reference_size if stage.startswith("budget") else None,
+                                                        split="test" if stage in first_study else "val")
           for stage in study}
 print("chosen:", chosen)
+# the stage each section shows: its validation run once measured, else the first study's
+screen, budget = (next((s for s in (f"{k}-val", k) if s in study), None) for k in ("screen", "budget"))
+print(f"shown: {screen}, {budget}")
 
 
 # %% [markdown]
 # ## Stage 1: the screen
 #
-# The last snapshot of each arm (800 steps), and below it the old references at the end of their training
-# (Fashion-MNIST and textures, the same measures on their own held-out images).
+# The last snapshot of each arm (800 steps), measured on validation crops; below it the first study's table,
+# measured on test crops.
 
 # %%
-if "screen" in study:
-    display(Markdown(plots.markdown_table(health.stage_rows(study["screen"], chosen.get("screen")), floatfmt=".3f")))
+for stage in dict.fromkeys((screen, "screen")):  # the stage shown, then the first study's (once when the same)
+    if stage in study:
+        display(Markdown(f"**{stage}** (queries: {study[stage]['protocol']['query']})\n\n" + plots.markdown_table(
+            health.stage_rows(study[stage], chosen.get(stage)), floatfmt=".3f")))
+if screen:
     for metric, label in (("dead_relative", "dead middle channels (relative rule)"),
                           ("knn_agreement", "middle-block 10-NN agreement")):
-        arms = study["screen"]["arms"]
+        arms = study[screen]["arms"]
         fig = plots.lines([r["step"] for r in next(iter(arms.values()))["rows"]],
                           {a: [r[metric] for r in v["rows"]] for a, v in arms.items()},
-                          "training step", label, title=f"screen: {label} along training")
+                          "training step", label, title=f"{screen}: {label} along training")
 
 # %% [markdown]
 # The screen fixed the learning rate of the recipe that stage 2 and the new references use. Where the rule's
-# pick and that learning rate differ, the cell below says by how much, paired over the same held-out crops:
+# pick and that learning rate differ, the cell below says by how much, paired over the same validation crops:
 # a difference whose interval holds zero is one the screen cannot resolve.
 
 # %%
-if "screen" in study and "budget" in study:
-    recipe = study["budget"]["arms"][chosen["budget"]]["config"]
-    same = [a for a, r in study["screen"]["arms"].items()
+if screen and budget:
+    recipe = study[budget]["arms"][chosen[budget]]["config"]
+    same = [a for a, r in study[screen]["arms"].items()
             if r["config"]["lr"] == recipe["lr"] and r["config"].get("gain_init") == recipe.get("gain_init")
             and r["config"].get("warmup", 0) > 0]
     recipe_arm = same[0] if same else None
-    if recipe_arm and recipe_arm != chosen["screen"]:
-        rows = {a: study["screen"]["arms"][a]["rows"][-1] for a in (chosen["screen"], recipe_arm)}
-        gap = stats.paired_diff_ci(*(torch.tensor(rows[a]["knn_per_query"]) for a in (chosen["screen"], recipe_arm)))
-        display(Markdown(f"The rule picks **{chosen['screen']}**; the recipe's screen arm is **{recipe_arm}** "
+    if recipe_arm and recipe_arm != chosen[screen]:
+        rows = {a: study[screen]["arms"][a]["rows"][-1] for a in (chosen[screen], recipe_arm)}
+        gap = stats.paired_diff_ci(*(torch.tensor(rows[a]["knn_per_query"]) for a in (chosen[screen], recipe_arm)))
+        display(Markdown(f"The rule picks **{chosen[screen]}**; the recipe's screen arm is **{recipe_arm}** "
                          f"(lr {recipe['lr']:g}), behind it by {gap.fmt('+.3f')} in 10-NN, paired over the same "
                          f"crops, with {rows[recipe_arm]['dead_relative']} dead channels against "
-                         f"{rows[chosen['screen']]['dead_relative']}. "
+                         f"{rows[chosen[screen]]['dead_relative']}. "
                          + ("The screen does not separate the two learning rates."
                             if gap.lo <= 0 <= gap.hi else "The screen separates them.")))
-        assert gap.lo <= 0, f"the screen prefers {chosen['screen']} over the recipe's learning rate: {gap}"
+        assert gap.lo <= 0, f"the screen prefers {chosen[screen]} over the recipe's learning rate: {gap}"
     elif recipe_arm:
         print(f"the rule picks the recipe's own screen arm: {recipe_arm}")
 
@@ -154,9 +170,12 @@ if "screen" in study and "budget" in study:
 # (snapshot k ends k/8 of the budget), so arms of different cost per step line up in CPU time.
 
 # %%
-if "budget" in study:
-    display(Markdown(plots.markdown_table(health.stage_rows(study["budget"], chosen.get("budget")), floatfmt=".3f")))
-    arms = study["budget"]["arms"]
+for stage in dict.fromkeys((budget, "budget")):  # the stage shown, then the first study's (once when the same)
+    if stage in study:
+        display(Markdown(f"**{stage}** (queries: {study[stage]['protocol']['query']})\n\n" + plots.markdown_table(
+            health.stage_rows(study[stage], chosen.get(stage)), floatfmt=".3f")))
+if budget:
+    arms = study[budget]["arms"]
     for metric, label in (("dead_relative", "dead middle channels (relative rule)"),
                           ("knn_agreement", "middle-block 10-NN agreement"), ("psnr 0.1", "held-out PSNR at σ = 0.1")):
         fig = plots.lines(list(range(len(next(iter(arms.values()))["rows"]))),
@@ -170,8 +189,8 @@ if "budget" in study:
 # held-out PSNR at the end of the budget).
 
 # %%
-if "budget" in study:
-    arms = study["budget"]["arms"]
+if budget:
+    arms = study[budget]["arms"]
     v1_name = next(a for a in arms if a.startswith("v1"))
     v1_size = health.run_size(arms[v1_name])
     for a, r in arms.items():
@@ -196,7 +215,7 @@ if "budget" in study:
 # training:
 
 # %%
-refs = study.get("budget", {}).get("references", {})
+refs = study.get(budget, {}).get("references", {})
 for name, r in refs.items():
     rows = [{"step": row["step"], "minutes (1 thread)": row.get("cpu_min", float("nan")),
              **health.snapshot_measures(row)} for row in r["rows"]]
@@ -205,6 +224,21 @@ for name, r in refs.items():
                      + plots.markdown_table(rows, floatfmt=".3f")))
 if not refs:
     print("no reference measured yet: scripts/health_study.py report --stage budget --runs checkpoints/<name> ...")
+
+# %% [markdown]
+# ## Does the choice change on a validation split?
+#
+# The same rule, on the same arms retrained without their validation band, read on that band's crops instead of
+# the test crops:
+
+# %%
+for k in ("screen", "budget"):
+    if f"{k}-val" in study and k in study:
+        now, first = chosen[f"{k}-val"], chosen[k]
+        display(Markdown(f"**{k}**: on validation crops the rule picks **{now}**; on test crops it picked **{first}**"
+                         + (": the choice is unchanged." if now == first else ": **the choice changes**.")))
+    else:
+        print(f"{k}: {'not yet re-run on a validation split' if k in study else 'not measured'}")
 
 # %% [markdown]
 # ## What this page claims, checked

@@ -10,7 +10,7 @@ Sources and licences of every set: ``book/data_sources.md``.
 """
 
 from ..utils import cache_dir
-from .common import SPLITS
+from .common import SPLITS, VALIDATION
 from .debian import DEBIAN_PACKAGES
 from .fashion_mnist import download_fashion_mnist
 from .fingerprint import DataMismatch, check_fingerprint
@@ -22,6 +22,7 @@ from .store import U8Images
 __all__ = [
     "DEBIAN_PACKAGES",
     "SPLITS",
+    "VALIDATION",
     "DataMismatch",
     "ImageSet",
     "Registration",

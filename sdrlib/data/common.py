@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 SPLITS = ("train", "test")
+VALIDATION = "val"  # the split carved out of the training side for choices (data.load's ``val``)
 
 
 def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:

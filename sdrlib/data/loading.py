@@ -5,12 +5,13 @@ that installing a missing source rebuilds it."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 import torch
 
 from ..utils import atomic_write, cache_dir
 from . import registry
-from .common import SPLITS
+from .common import SPLITS, VALIDATION, stratified_split
 from .imageset import ImageSet, check_contract
 from .store import U8Images, memory_budget
 
@@ -24,6 +25,7 @@ def load(
     seed: int = 0,
     cache: bool = True,
     in_memory: bool | None = None,
+    val: float = 0.0,
     **kwargs,
 ) -> ImageSet:
     """Load data set ``name`` (one of :func:`registry.names`, which ``sdr data`` lists, or ``folder:PATH``) as an
@@ -32,12 +34,28 @@ def load(
     ``in_memory``: None keeps a set in memory when its float32 images fit ``store.memory_budget()`` (2 GiB, or
     ``$SDR_DATA_BUDGET_GB``) and memory-maps a larger one from a uint8 store in the cache; True or False forces
     either (False only for the readers that can store: :func:`registry.large_sets`).
+
+    ``val`` > 0 carves a validation split out of the training side, never trained on, for the choices of recipes
+    and settings: "train" is then what is left of it and "val" the rest (a builder that takes ``val`` carves it
+    itself, e.g. textures as a band of each photograph; any other set keeps ``val`` of each class's training images,
+    drawn with ``seed``). "test" is the same whatever ``val`` is.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in (*SPLITS, VALIDATION):
+        raise ValueError(f"split must be one of {(*SPLITS, VALIDATION)}, got {split!r}")
     if size is not None and (not isinstance(size, int) or size < 8):
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    if not 0 <= val < 1 or (split == VALIDATION and not val):
+        raise ValueError(f"val must be in [0, 1), and > 0 for the {VALIDATION!r} split; got {val!r} ({split!r})")
     reg, kwargs = registry.resolve(name, kwargs)
+    if val and split != "test":
+        if "val" in inspect.signature(reg.builder).parameters:
+            kwargs["val"] = val
+        else:  # carved here: val of each class's training images, drawn with the data seed
+            full = load(name, "train", size, seed, cache, in_memory, **kwargs)
+            rows = stratified_split(full.labels, val, seed)["test" if split == VALIDATION else "train"]
+            ds = full.take(rows)
+            ds.meta.update(split=split, val=f"{val:g} of each class's training images")
+            return ds
     if reg.large:
         mode = in_memory if in_memory is not None else f"budget {memory_budget()}"
     elif in_memory is False:

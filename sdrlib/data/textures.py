@@ -234,14 +234,21 @@ def _texture_photos(
     return photos, counts
 
 
-def _patch_boxes(h: int, w: int, n: int, crop: int, holdout: float, split: str, rng: np.random.Generator) -> np.ndarray:
+def _patch_boxes(
+    h: int, w: int, n: int, crop: int, holdout: float, split: str, rng: np.random.Generator, val: float = 0.0
+) -> np.ndarray:
     """n random square crops (top, left, height, width): test crops lie in the last ``holdout`` fraction of
-    the photograph's longer axis (right-most strip, or bottom strip of a portrait), train crops before it."""
+    the photograph's longer axis (right-most strip, or bottom strip of a portrait), validation crops in the
+    ``val`` fraction just before it (none when 0), train crops before both."""
     wide = w >= h
     long, short = (w, h) if wide else (h, w)
-    strip = math.ceil(holdout * long)
-    c = min(crop, short, strip)
-    lo, hi = (0, long - strip - c) if split == "train" else (long - strip, long - c)
+    strip, band = math.ceil(holdout * long), math.ceil(val * long)
+    c = min(crop, short, strip, *((band,) if val else ()))
+    lo, hi = {
+        "train": (0, long - strip - band - c),
+        "val": (long - strip - band, long - strip - c),
+        "test": (long - strip, long - c),
+    }[split]
     a = rng.integers(lo, hi + 1, n)
     b = rng.integers(0, short - c + 1, n)
     top, left = (b, a) if wide else (a, b)
@@ -284,6 +291,7 @@ def textures(
     n_test: int = 16,
     crop: int = 64,
     holdout: float = 0.2,
+    val: float = 0.0,
     short_side: int = 512,
     sources: tuple[str, ...] | None = None,
     max_classes: int | None = None,
@@ -294,11 +302,18 @@ def textures(
     Photographs are shrunk so their shorter side is at most ``short_side``; ``crop``-pixel squares (smaller
     where the photo is) are cut at seeded random places and resized to ``size`` (default 32). The last
     ``holdout`` of each photo's longer axis is reserved for test patches, so train and test never share a pixel.
+    ``val`` > 0 reserves the band of that fraction just before it for the "val" split (the validation crops that
+    choices read): train, val and test crops then share no pixel, and the test crops are the same as with
+    ``val`` = 0.
     ``extras["boxes"]`` holds each patch's (top, left, height, width) in the shrunk photograph; ``groups``
     the material (ufoai) or "photo".
     """
     if not 0 < holdout < 0.5:
         raise ValueError(f"holdout must be in (0, 0.5), got {holdout}")
+    if not 0 <= val <= 0.5 - holdout:
+        raise ValueError(f"val must be in [0, {0.5 - holdout:g}] (with holdout {holdout:g}), got {val}")
+    if split == "val" and not val:
+        raise ValueError("the 'val' split needs val > 0 (the fraction of each photograph kept for validation)")
     photos, found = _texture_photos(_check_sources(sources), short_side, max_classes)
     meta = {
         "sources": ", ".join(f"{k}={v}" for k, v in found.items() if v),
@@ -316,7 +331,7 @@ def textures(
     xs, boxes, labels, groups = [], [], [], []
     for k, (name, group, img) in enumerate(photos):
         rng = np.random.default_rng(_seed(seed, split, name))
-        bx = _patch_boxes(img.shape[0], img.shape[1], n, crop, holdout, split, rng)
+        bx = _patch_boxes(img.shape[0], img.shape[1], n, crop, holdout, split, rng, val)
         patches = np.stack([img[t : t + c, left : left + c] for t, left, c, _ in bx])
         xs.append(resize(torch.from_numpy(patches).float().div_(255).permute(0, 3, 1, 2), size))
         boxes.append(torch.from_numpy(bx))
@@ -326,6 +341,7 @@ def textures(
         {
             "licence": "per source, see book/data_sources.md",
             "holdout": f"last {holdout:g} of the longer axis",
+            **({"val": f"the {val:g} of the longer axis before the test strip"} if val else {}),
             "photo_sizes": ";".join(f"{img.shape[0]}x{img.shape[1]}" for _, _, img in photos),
         }
     )
