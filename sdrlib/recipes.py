@@ -141,6 +141,35 @@ RECIPES["authors"] = Recipe(
     dict(weighted=True, sigma_min=1 / 255, sigma_max=3.0, batch=4096, lr=1e-3, gain_init="paper"),
     halve_frac=0.1,
 )
+# The authors' recipe at the budget of each CPU reference (#24): their gains, loss weighting, noise range and
+# halving schedule, with the reference's preset, data, batch and steps, so that both see the same images.
+RECIPES["fashion-mnist-small-32-authors"] = _on(
+    "authors",
+    "`authors` at the Fashion-MNIST reference's budget: preset `small` at 32x32, batch 64 for 14,500 steps (the "
+    "reference's 0.93 M images), Adam at 1e-3 halved every 1,450 steps, no EMA.",
+    preset="small",
+    data="fashion-mnist",
+    batch=64,
+    steps=14500,
+    snapshots=SNAPSHOTS,
+    **CPU_REFERENCE,
+)
+RECIPES["textures-paper-small-64-authors"] = _on(
+    "authors",
+    "`authors` at the textures reference's budget: preset `paper-small` on 64x64 crops with flips, every 5th "
+    "photograph held out, batch 64 for 17,500 steps (the reference's 1.12 M images), Adam at 1e-3 halved every "
+    "1,750 steps, no EMA.",
+    preset="paper-small",
+    data="textures",
+    size=64,
+    crop=64,
+    hflip=True,
+    holdout_every=5,
+    batch=64,
+    steps=17500,
+    snapshots=SNAPSHOTS,
+    **CPU_REFERENCE,
+)
 
 
 def names() -> list[str]:

@@ -89,6 +89,20 @@ def test_authors_recipe_is_the_spec():
     assert not recipes.results("authors")
 
 
+@pytest.mark.parametrize("reference", ["fashion-mnist-small-32", "textures-paper-small-64"])
+def test_authors_recipe_at_a_references_budget_sees_the_same_images(reference):
+    """#24 item 3: the authors' recipe at equal budget keeps the reference's network, data, batch and steps (the same
+    images seen), and takes every training choice of the authors' (gains, loss weighting, noise range, schedule)."""
+    ours, theirs = recipes.config(reference), recipes.config(f"{reference}-authors")
+    kept = ("preset", "data", "size", "crop", "hflip", "holdout_every", "batch", "steps", "snapshots", "n_eval")
+    assert {k: getattr(theirs, k) for k in kept} == {k: getattr(ours, k) for k in kept}
+    assert theirs.data_load_kwargs() == ours.data_load_kwargs()
+    authors = recipes.config("authors", steps=ours.steps, batch=ours.batch)
+    taken = ("weighted", "sigma_min", "sigma_max", "lr", "lr_halve_every", "gain_init", "ema", "warmup", "decay")
+    assert {k: getattr(theirs, k) for k in taken} == {k: getattr(authors, k) for k in taken}
+    assert [k for k in taken if getattr(theirs, k) == getattr(ours, k)] == []  # each is a choice of the recipe
+
+
 def test_unknown_recipe_and_a_recipe_on_resume_are_one_line_errors(capsys):
     assert cli.main(["train", "--recipe", "nope"]) == 2
     err = capsys.readouterr().err.strip()
