@@ -1,7 +1,7 @@
 """The recipe study of the appendix "Training a healthy middle block": train several arms (training
 recipes, presets, patch sizes) on textures, keep snapshots along the way, then measure at each one the
 dead middle channels (exact zeros; maximum below 1 % of the largest channel's), held-out PSNR and the
-middle block's 10-NN agreement on held-out crops.
+middle block's 10-NN agreement on held-out crops (validation crops in the -val stages).
 
     # the screen: 800 steps of `small` at 32 px per arm, 1 thread each, two workers side by side
     OMP_NUM_THREADS=1 python scripts/health_study.py train --stage screen --worker 0/2 &
@@ -11,6 +11,12 @@ middle block's 10-NN agreement on held-out crops.
     # equal compute: every arm gets the same minutes of one CPU thread (converted to steps by a timed pilot)
     OMP_NUM_THREADS=1 python scripts/health_study.py train --stage budget --worker 0/2 &
     ...
+
+    # the same stages on a validation split (what chapter 7 chooses from): each arm keeps a band of every
+    # photograph out of training and is measured on crops of it; the first two stages read the test split
+    OMP_NUM_THREADS=1 python scripts/health_study.py train --stage screen-val --worker 0/2 &
+    ...
+    python scripts/health_study.py report --stage screen-val  # -> book/health/screen-val.json
 
 Every arm is an ordinary resumable run under runs/health/<stage>/<arm>; rerunning `train` continues
 unfinished arms. `report` caches each snapshot's measures beside it. A network trained later (a seed of a

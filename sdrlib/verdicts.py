@@ -158,6 +158,40 @@ def conclusions(references: list[str], verdicts: dict[tuple[str, str], str]) -> 
     return lines
 
 
+def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tuple[str, str], str]) -> list[str]:
+    """Markdown lines of "does a verdict depend on the network?": for each data set that two or more references
+    share (``networks``: reference -> (data set, architecture preset)), one row per claim with each reference's
+    verdict and whether they agree, then the claims whose verdict changes. Claims some reference lacks are left
+    out; no line when no data set has two references with verdicts."""
+    by_data: dict[str, list[str]] = {}
+    for r, (data, _) in networks.items():
+        by_data.setdefault(data, []).append(r)
+    lines = []
+    for data, refs in by_data.items():
+        claims = [c for c in CLAIMS if all((c.key, r) in verdicts for r in refs)]
+        if len(refs) < 2 or not claims:
+            continue
+        lines += [
+            f"**{data}**: " + ", ".join(f"`{r}` (preset `{networks[r][1]}`)" for r in refs) + ".",
+            "",
+            "| claim | " + " | ".join(f"`{r}`" for r in refs) + " | same verdict |",
+            "|---" * (len(refs) + 2) + "|",
+        ]
+        changed = []
+        for c in claims:
+            words = [verdicts[(c.key, r)] for r in refs]
+            same = len(set(words)) == 1
+            changed += [] if same else [c.key]
+            lines.append(f"| {c.key} | " + " | ".join(coloured(w) for w in words) + f" | {'yes' if same else 'no'} |")
+        lines += [
+            "",
+            f"{len(claims) - len(changed)} of {len(claims)} claims keep their verdict across these networks"
+            + (f"; it changes for {', '.join(changed)}." if changed else "."),
+            "",
+        ]
+    return lines
+
+
 def _glued_by_claim(book: Path, references: list[str], what: str) -> dict[tuple[str, str], object]:
     """One kind of value (``what``: "verdict", "p" ...) the executed chapters under ``book`` glued, by (claim,
     reference), in the page's order."""
@@ -202,9 +236,12 @@ def page(
     history: dict[str, dict[str, str]] | None = None,
     pvalues: dict[tuple[str, str], float] | None = None,
     verdicts: dict[tuple[str, str], str] | None = None,
+    networks: dict[str, tuple[str, str]] | None = None,
 ) -> str:
-    """The Markdown of the verdict page: the scoreboard, the rule, Holm's correction, then a table per claim,
-    one row per reference; every measured value is pasted from the chapters or computed from them."""
+    """The Markdown of the verdict page: the scoreboard, the rule, Holm's correction, whether a verdict depends on
+    the network (``networks``: reference -> (data set, preset)), then a table per claim, one row per reference;
+    every measured value is pasted from the chapters or computed from them."""
+    compared = network_comparison({r: n for r, n in (networks or {}).items() if r in references}, verdicts or {})
     lines = [
         "# Verdicts",
         "",
@@ -224,6 +261,7 @@ def page(
         "",
         *family_table(pvalues or {}),
         "",
+        *(["## Does a verdict depend on the network?", "", *compared] if compared else []),
     ]
     for c in CLAIMS:
         lines += [
@@ -253,10 +291,14 @@ def page_pvalues(book: Path, references: list[str]) -> dict[tuple[str, str], flo
 def render(book: Path, references: list[str]) -> str:
     """The verdict page for these references, with the retired references' verdicts from references.yaml and
     Holm's correction over the p-values glued into the executed chapters under ``book``."""
+    from .checkpoints import read_config, resolve
     from .references import references as all_references
 
     history = {n: i["history"] for n, i in all_references().items() if i.get("history")}
-    return page(references, history, page_pvalues(Path(book), references), page_verdicts(Path(book), references))
+    configs = {r: read_config(resolve(r))["train"] for r in references}
+    networks = {r: (c["data"], c["preset"]) for r, c in configs.items()}
+    verdicts = page_verdicts(Path(book), references)
+    return page(references, history, page_pvalues(Path(book), references), verdicts, networks)
 
 
 def write_page(repo_root: Path, references: list[str]) -> Path:

@@ -126,3 +126,28 @@ def test_the_executed_book_reaches_the_verdicts_the_references_file_expects():
             assert r["verdict"] in stats.VERDICTS, r
             assert r["verdict"] == expect.get(claim.key, r["verdict"]), (ref, claim.key, r["verdict"])
     assert verdicts.expect_yaml(list(rows.values())).count("expect:") == len({k[1] for k in rows})
+
+
+def test_network_comparison_lists_only_data_sets_with_several_references_and_names_the_changed_claims():
+    """Planted: two Fashion-MNIST networks that agree on sparsity and part on distances, one textures network
+    (no comparison), and a claim one network lacks (left out)."""
+    nets = {"fm-small": ("fashion-mnist", "small"), "fm-paper": ("fashion-mnist", "paper"), "tex": ("textures", "x")}
+    said = {
+        ("sparsity", "fm-small"): "fails",
+        ("sparsity", "fm-paper"): "fails",
+        ("distances", "fm-small"): "holds",
+        ("distances", "fm-paper"): "undecided",
+        ("subspaces", "fm-small"): "holds",
+        ("sparsity", "tex"): "holds",
+    }
+    lines = verdicts.network_comparison(nets, said)
+    assert lines[0] == "**fashion-mnist**: `fm-small` (preset `small`), `fm-paper` (preset `paper`)."
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| claim")]
+    assert [r.split(" | ")[0] for r in rows] == ["| sparsity", "| distances"]  # the catalogue's order; no subspaces
+    assert rows[0].endswith("| yes |") and rows[1].endswith("| no |")
+    assert lines[-2] == "1 of 2 claims keep their verdict across these networks; it changes for distances."
+    assert not any("textures" in line for line in lines)
+    assert verdicts.network_comparison({"tex": ("textures", "x")}, said) == []
+    assert "## Does a verdict depend on the network?" in verdicts.page(["fm-small", "fm-paper"], verdicts=said,
+                                                                       networks=nets)  # fmt: skip
+    assert "## Does a verdict depend" not in verdicts.page(["fm-small"], verdicts=said, networks=nets)
