@@ -124,3 +124,20 @@ def test_nlm_sweep_gaps_compare_the_fixed_factor_with_the_best_per_sigma():
     assert [round(r["gap"], 6) for r in rows] == [0.0, 0.3]
     with pytest.raises(ValueError, match="no factor 0.7"):
         baselines.nlm_sweep_gaps(sweep, 0.7)
+
+
+def test_least_regret_factor_is_the_one_never_far_from_the_best():
+    """Planted: 0.8 is best at one sigma but 1.0 dB behind at the other; 0.6 is never more than 0.3 dB behind;
+    a factor best everywhere has no regret."""
+    row = [{"sigma": 0.1, "psnr_denoised": 0.0}, {"sigma": 0.2, "psnr_denoised": 0.0}]
+    sweep = {
+        0.4: [{**row[0], "psnr_denoised": 29.0}, {**row[1], "psnr_denoised": 26.3}],
+        0.6: [{**row[0], "psnr_denoised": 29.7}, {**row[1], "psnr_denoised": 26.2}],
+        0.8: [{**row[0], "psnr_denoised": 30.0}, {**row[1], "psnr_denoised": 25.3}],
+    }
+    f, regret = baselines.least_regret_factor(sweep)
+    assert f == 0.6 and regret == pytest.approx(0.3)
+    sweep[0.5] = [{**row[0], "psnr_denoised": 30.1}, {**row[1], "psnr_denoised": 26.4}]
+    assert baselines.least_regret_factor(sweep) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="empty"):
+        baselines.least_regret_factor({})
