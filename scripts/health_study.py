@@ -127,10 +127,14 @@ def pilot_seconds_per_step(cfg: TrainConfig, root: Path, n: int = 30) -> float:
 
 
 def steps_for(stage: str, arm: str, root: Path) -> int:
-    """The arm's step count: fixed, or its share of an equal CPU-time budget."""
+    """The arm's step count: fixed, or its share of an equal CPU-time budget; an arm of a -val stage takes the steps
+    its first-study twin recorded (book/health/<stage>.json), so that the two studies differ only in the split."""
     st = STAGES[stage]
     if "steps" in st:
         return st["steps"]
+    first = Path("book/health") / f"{stage.removesuffix('-val')}.json"
+    if "val" in st and first.is_file():
+        return json.loads(first.read_text())["arms"][arm]["config"]["steps"]
     spp = pilot_seconds_per_step(arm_config(stage, arm, root, 1000), root)
     return int(st["minutes"] * 60 / spp)
 

@@ -185,6 +185,22 @@ def test_health_study_arms_are_the_configs_it_recorded(stage):
         assert {k: cfg[k] for k in r["config"]} == r["config"], arm
 
 
+@pytest.mark.parametrize("stage", ["screen", "budget"])
+def test_health_study_val_stages_differ_from_the_first_study_only_in_the_split(stage, monkeypatch):
+    """An arm of a -val stage is its first-study twin (same recipe, steps included) with a validation band."""
+    study = _health_study()
+    monkeypatch.chdir(ROOT)  # the recorded steps are read from book/health/
+    recorded = json.loads((ROOT / "book" / "health" / f"{stage}.json").read_text())["arms"]
+    assert list(study.STAGES[f"{stage}-val"]["arms"]) == list(recorded)
+    for arm, r in recorded.items():
+        steps = study.steps_for(f"{stage}-val", arm, Path("runs/health"))
+        assert steps == r["config"]["steps"], arm
+        first = study.arm_config(stage, arm, Path("runs/health"), steps).to_dict()
+        val = study.arm_config(f"{stage}-val", arm, Path("runs/health"), steps).to_dict()
+        assert {k for k in first if first[k] != val[k]} == {"val", "out"}, arm
+        assert val["val"] == study.VAL > 0
+
+
 def test_health_study_choice_reads_only_training_side_rows(tmp_path, monkeypatch):
     """No choice reads the test split: an arm that keeps a validation split never trains on it and logs its PSNR on
     it, and the report that the study's choice reads measures it with queries from that split only (none from the
