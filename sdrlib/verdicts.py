@@ -160,7 +160,8 @@ def conclusions(references: list[str], verdicts: dict[tuple[str, str], str]) -> 
 
 def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tuple[str, str], str]) -> list[str]:
     """Markdown lines of "does a verdict depend on the network?": for each data set that two or more references
-    share (``networks``: reference -> (data set, architecture preset)), one row per claim with each reference's
+    share (``networks``: reference -> (data set, what the network is: preset, recipe)), one row per claim with each
+    reference's
     verdict and whether they agree, then the claims whose verdict changes. Claims some reference lacks are left
     out; no line when no data set has two references with verdicts."""
     by_data: dict[str, list[str]] = {}
@@ -172,7 +173,7 @@ def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tupl
         if len(refs) < 2 or not claims:
             continue
         lines += [
-            f"**{data}**: " + ", ".join(f"`{r}` (preset `{networks[r][1]}`)" for r in refs) + ".",
+            f"**{data}**: " + ", ".join(f"`{r}` ({networks[r][1]})" for r in refs) + ".",
             "",
             "| claim | " + " | ".join(f"`{r}`" for r in refs) + " | same verdict |",
             "|---" * (len(refs) + 2) + "|",
@@ -190,6 +191,13 @@ def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tupl
             "",
         ]
     return lines
+
+
+def network_label(config: dict) -> str:
+    """What a network is, for the comparison's heading: its preset, and its recipe when it was trained from a named
+    one (``sdr train --recipe``; the references' own recipe is the appendix's)."""
+    recipe = config.get("recipe")
+    return f"preset `{config['train']['preset']}`" + (f", recipe `{recipe}`" if recipe else "")
 
 
 def _glued_by_claim(book: Path, references: list[str], what: str) -> dict[tuple[str, str], object]:
@@ -239,8 +247,8 @@ def page(
     networks: dict[str, tuple[str, str]] | None = None,
 ) -> str:
     """The Markdown of the verdict page: the scoreboard, the rule, Holm's correction, whether a verdict depends on
-    the network (``networks``: reference -> (data set, preset)), then a table per claim, one row per reference;
-    every measured value is pasted from the chapters or computed from them."""
+    the network (``networks``: reference -> (data set, what the network is)), then a table per claim, one row per
+    reference; every measured value is pasted from the chapters or computed from them."""
     compared = network_comparison({r: n for r, n in (networks or {}).items() if r in references}, verdicts or {})
     lines = [
         "# Verdicts",
@@ -295,8 +303,8 @@ def render(book: Path, references: list[str]) -> str:
     from .references import references as all_references
 
     history = {n: i["history"] for n, i in all_references().items() if i.get("history")}
-    configs = {r: read_config(resolve(r))["train"] for r in references}
-    networks = {r: (c["data"], c["preset"]) for r, c in configs.items()}
+    configs = {r: read_config(resolve(r)) for r in references}
+    networks = {r: (c["train"]["data"], network_label(c)) for r, c in configs.items()}
     verdicts = page_verdicts(Path(book), references)
     return page(references, history, page_pvalues(Path(book), references), verdicts, networks)
 

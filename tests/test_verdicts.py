@@ -131,7 +131,8 @@ def test_the_executed_book_reaches_the_verdicts_the_references_file_expects():
 def test_network_comparison_lists_only_data_sets_with_several_references_and_names_the_changed_claims():
     """Planted: two Fashion-MNIST networks that agree on sparsity and part on distances, one textures network
     (no comparison), and a claim one network lacks (left out)."""
-    nets = {"fm-small": ("fashion-mnist", "small"), "fm-paper": ("fashion-mnist", "paper"), "tex": ("textures", "x")}
+    nets = {"fm-small": ("fashion-mnist", "preset `small`"), "fm-paper": ("fashion-mnist", "preset `paper`"),
+            "tex": ("textures", "x")}  # fmt: skip
     said = {
         ("sparsity", "fm-small"): "fails",
         ("sparsity", "fm-paper"): "fails",
@@ -148,6 +149,10 @@ def test_network_comparison_lists_only_data_sets_with_several_references_and_nam
     assert lines[-2] == "1 of 2 claims keep their verdict across these networks; it changes for distances."
     assert not any("textures" in line for line in lines)
     assert verdicts.network_comparison({"tex": ("textures", "x")}, said) == []
+    assert verdicts.network_label({"train": {"preset": "small"}}) == "preset `small`"
+    assert verdicts.network_label({"train": {"preset": "small"}, "recipe": "fm-authors"}) == (
+        "preset `small`, recipe `fm-authors`"
+    )
     assert "## Does a verdict depend on the network?" in verdicts.page(["fm-small", "fm-paper"], verdicts=said,
                                                                        networks=nets)  # fmt: skip
     assert "## Does a verdict depend" not in verdicts.page(["fm-small"], verdicts=said, networks=nets)
