@@ -135,7 +135,17 @@ def stage_rows(stage: dict, chosen: str | None = None) -> list[dict]:
 
 
 def stopping_line(run: dict) -> str:
-    """A reference's stopping-rule line: CPU-hours, the final PSNR slope against the rule, the full-rate one."""
+    """A reference's stopping-rule line: CPU-hours, the final PSNR slope against the rule, the full-rate one; for a run
+    trained on a GPU, its wall time instead (its "minutes (1 thread)" are the host's CPU time, not one CPU thread's)."""
+    if str(run.get("config", {}).get("device", "")).startswith("cuda"):
+        slope = run.get("psnr_slope")
+        rule = (
+            f"PSNR at σ = 0.1 over the last 1,000 steps {slope:+.3f} dB per 1,000 steps"
+            if slope is not None
+            else "no held-out PSNR in its last 1,000 steps, so the stopping rule cannot be read"
+        )
+        wall = run.get("elapsed_min", float("nan"))
+        return f": trained on a GPU, {wall:.1f} minutes of wall time (its CPU minutes are the host's); {rule}"
     if run.get("psnr_slope") is None:
         return ""  # measured before the report kept the slope
     full = run.get("psnr_slope_full_rate")

@@ -99,3 +99,9 @@ def test_stopping_line_reads_the_rule_against_the_slope():
     assert "met" in met
     assert "not met" not in met
     assert "**not met**" in health.stopping_line({"psnr_slope": 0.2, "cpu_hours": 4.0})
+    gpu = health.stopping_line(
+        {"psnr_slope": None, "cpu_hours": 0.34, "elapsed_min": 3.7, "config": {"device": "cuda"}}
+    )
+    assert "trained on a GPU, 3.7 minutes of wall time" in gpu
+    assert "cannot be read" in gpu
+    assert "CPU-hours" not in gpu
