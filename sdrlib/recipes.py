@@ -71,13 +71,15 @@ RECIPES["healthy"] = Recipe(
     warmup_frac=0.1,
     decay_frac=0.3,
 )
+# What a CPU reference and its twin of another recipe share: the preset and the data they see.
+FASHION_MNIST_32 = dict(preset="small", data="fashion-mnist")
+TEXTURES_64 = dict(preset="paper-small", data="textures", size=64, crop=64, hflip=True, holdout_every=5)
 RECIPES["fashion-mnist-small-32"] = _on(
     "healthy",
     "The Fashion-MNIST reference: `healthy`, preset `small` at 32x32, 14,500 steps of which the last 1,500 hold "
     "the final rate (4.3 CPU-hours on one thread).",
     (Result("fashion-mnist-small-32", step=14500, psnr=28.64),),
-    preset="small",
-    data="fashion-mnist",
+    **FASHION_MNIST_32,
     steps=14500,
     hold_steps=1500,
     snapshots=SNAPSHOTS,
@@ -92,8 +94,7 @@ RECIPES["fashion-mnist-small-32-short"] = _on(
         Result("fashion-mnist-small-32-seed2", step=4000, psnr=25.67, seed=2),
         Result("fashion-mnist-small-32-seed3", step=4000, psnr=25.40, seed=3),
     ),
-    preset="small",
-    data="fashion-mnist",
+    **FASHION_MNIST_32,
     steps=4000,
     warmup=1000,
     **CPU_REFERENCE,
@@ -103,12 +104,7 @@ RECIPES["textures-paper-small-64"] = _on(
     "The textures reference: `healthy`, preset `paper-small` on 64x64 crops with flips, every 5th photograph "
     "held out, 17,500 steps of which the last 6,000 hold the final rate (5.9 CPU-hours on one thread).",
     (Result("textures-paper-small-64", step=17500, psnr=27.78),),
-    preset="paper-small",
-    data="textures",
-    size=64,
-    crop=64,
-    hflip=True,
-    holdout_every=5,
+    **TEXTURES_64,
     steps=17500,
     hold_steps=6000,
     snapshots=SNAPSHOTS,
@@ -147,8 +143,7 @@ RECIPES["fashion-mnist-small-32-authors"] = _on(
     "authors",
     "`authors` at the Fashion-MNIST reference's budget: preset `small` at 32x32, batch 64 for 14,500 steps (the "
     "reference's 0.93 M images), Adam at 1e-3 halved every 1,450 steps, no EMA.",
-    preset="small",
-    data="fashion-mnist",
+    **FASHION_MNIST_32,
     batch=64,
     steps=14500,
     snapshots=SNAPSHOTS,
@@ -159,12 +154,7 @@ RECIPES["textures-paper-small-64-authors"] = _on(
     "`authors` at the textures reference's budget: preset `paper-small` on 64x64 crops with flips, every 5th "
     "photograph held out, batch 64 for 17,500 steps (the reference's 1.12 M images), Adam at 1e-3 halved every "
     "1,750 steps, no EMA.",
-    preset="paper-small",
-    data="textures",
-    size=64,
-    crop=64,
-    hflip=True,
-    holdout_every=5,
+    **TEXTURES_64,
     batch=64,
     steps=17500,
     snapshots=SNAPSHOTS,
