@@ -135,22 +135,20 @@ def stage_rows(stage: dict, chosen: str | None = None) -> list[dict]:
 
 
 def stopping_line(run: dict) -> str:
-    """A reference's stopping-rule line: CPU-hours, the final PSNR slope against the rule, the full-rate one; for a run
-    trained on a GPU, its wall time instead (its "minutes (1 thread)" are the host's CPU time, not one CPU thread's)."""
-    if str(run.get("config", {}).get("device", "")).startswith("cuda"):
-        slope = run.get("psnr_slope")
-        rule = (
-            f"PSNR at σ = 0.1 over the last 1,000 steps {slope:+.3f} dB per 1,000 steps"
-            if slope is not None
-            else "no held-out PSNR in its last 1,000 steps, so the stopping rule cannot be read"
-        )
-        wall = run.get("elapsed_min", float("nan"))
-        return f": trained on a GPU, {wall:.1f} minutes of wall time (its CPU minutes are the host's); {rule}"
-    if run.get("psnr_slope") is None:
-        return ""  # measured before the report kept the slope
+    """A reference's stopping-rule line: CPU-hours (for a run trained on a GPU, its wall time: its "minutes (1
+    thread)" are the host's CPU time), the final PSNR slope against the rule, the full-rate one."""
+    gpu = str(run.get("config", {}).get("device", "")).startswith("cuda")
+    cost = (
+        f"trained on a GPU, {run.get('elapsed_min', float('nan')):.1f} minutes of wall time (its CPU minutes are the "
+        "host's)"
+        if gpu
+        else f"{run.get('cpu_hours', float('nan')):.1f} CPU-hours"
+    )
+    if run.get("psnr_slope") is None:  # a report from before it kept the slope, or a log too sparse to read it
+        return f": {cost}; no held-out PSNR in its last 1,000 steps, so the stopping rule cannot be read" if gpu else ""
     full = run.get("psnr_slope_full_rate")
     at_full = f"; at full rate (to step {full['before_step']:,}) {full['slope']:+.3f}" if full else ""
     return (
-        f": {run['cpu_hours']:.1f} CPU-hours; PSNR at σ = 0.1 over the last 1,000 steps {run['psnr_slope']:+.3f} dB "
+        f": {cost}; PSNR at σ = 0.1 over the last 1,000 steps {run['psnr_slope']:+.3f} dB "
         f"per 1,000 steps, stopping rule (below {STOP_SLOPE}) {rule_met(run['psnr_slope'])}{at_full}"
     )
