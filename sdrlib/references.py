@@ -13,8 +13,9 @@ REFERENCES = Path(__file__).resolve().parent.parent / "checkpoints" / "reference
 
 def references(profile: str | None = None, path: str | Path | None = None) -> dict[str, dict]:
     """The reference checkpoints of ``checkpoints/references.yaml`` ({name: {"profiles", "expect", "seeds",
-    "full_seeds", "history"}}; ``history``: a retired reference's verdicts as the book then measured them), those
-    of one profile when given (e.g. "cpu"), in file order."""
+    "full_seeds", "history", "recipe_of"}}; ``history``: a retired reference's verdicts as the book then measured
+    them; ``recipe_of``: the reference whose budget a run of another recipe shares), those of one profile when
+    given (e.g. "cpu"), in file order."""
     import yaml
 
     f = Path(path or REFERENCES)
@@ -24,6 +25,8 @@ def references(profile: str | None = None, path: str | Path | None = None) -> di
         bad = {k: v for k, v in said.items() if v not in VERDICTS}
         if bad:
             raise ValueError(f"{f}: {name}: unknown verdict(s) {bad}; expected one of {VERDICTS}")
+        if info.get("recipe_of") is not None and info["recipe_of"] not in refs:
+            raise ValueError(f"{f}: {name}: recipe_of {info['recipe_of']!r} is not an entry of the file")
     return {
         n: {
             "profiles": i.get("profiles", []),
@@ -31,10 +34,17 @@ def references(profile: str | None = None, path: str | Path | None = None) -> di
             "seeds": i.get("seeds", []),
             "full_seeds": i.get("full_seeds", []),
             "history": i.get("history") or {},
+            "recipe_of": i.get("recipe_of"),
         }
         for n, i in refs.items()
         if profile is None or profile in i.get("profiles", [])
     }
+
+
+def recipe_twins() -> dict[str, str]:
+    """The runs of another recipe at a reference's budget ({run: reference}, ``recipe_of`` in references.yaml),
+    whose verdicts the appendix sets beside the reference's."""
+    return {n: i["recipe_of"] for n, i in references().items() if i["recipe_of"]}
 
 
 def seeds_of(name: str) -> list[str]:

@@ -86,6 +86,12 @@ RULE = (
     "listed parts are still tested by their chapter's older single-interval rule (smallest effect 0)."
 )
 
+COMPARED = (
+    "Where references share a data set, each claim's verdicts side by side. The networks differ in everything "
+    "their labels name (preset, recipe, training images seen), so a verdict that changes is tied to those "
+    "differences together, not to one of them."
+)
+
 
 def _cell(chapter: str, claim: str, reference: str, what: str) -> str:
     """A glue reference to one value a chapter recorded."""
@@ -194,10 +200,42 @@ def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tupl
 
 
 def network_label(config: dict) -> str:
-    """What a network is, for the comparison's heading: its preset, and its recipe when it was trained from a named
-    one (``sdr train --recipe``; the references' own recipe is the appendix's)."""
-    recipe = config.get("recipe")
-    return f"preset `{config['train']['preset']}`" + (f", recipe `{recipe}`" if recipe else "")
+    """What a network is, for the comparison's heading: its preset, its recipe when it was trained from a named one
+    (``sdr train --recipe``; the references' own recipe is the appendix's), and the training images it saw (steps
+    taken times the batch, all processes together) when its config records the step it stopped at."""
+    recipe, step = config.get("recipe"), config.get("step")
+    return (
+        f"preset `{config['train']['preset']}`"
+        + (f", recipe `{recipe}`" if recipe else "")
+        + (f", {step * config['train']['batch'] / 1e6:.2f} M images seen" if step is not None else "")
+    )
+
+
+CHAPTERS = "chapters"  # where a run that is not a reference keeps its executed chapters: checkpoints/RUN/chapters/
+
+
+def recipe_comparison(book: Path, twins: dict[str, str]) -> list[str]:
+    """Markdown lines of the claim x recipe x data set table (#24 item 3): for each run of another recipe at a
+    reference's budget (``twins``: run -> reference, references.yaml's ``recipe_of``), the run's verdicts, read
+    from its chapters executed into ``checkpoints/RUN/chapters/``, beside the reference's in ``book``; where they
+    are not executed yet, a line saying so and how far the run's training is."""
+    from .checkpoints import read_config, resolve
+
+    lines = []
+    for twin, ref in twins.items():
+        folder, configs = resolve(twin), {r: read_config(r) for r in (ref, twin)}
+        said = page_verdicts(folder / CHAPTERS, [twin]) if (folder / CHAPTERS).is_dir() else {}
+        if not said:
+            c = configs[twin]
+            lines += [
+                f"`{twin}` ({network_label(c)}; to compare with `{ref}`): its chapters are not executed yet; its "
+                f"training is at step {c['step']:,} of {c['train']['steps']:,}.",
+                "",
+            ]
+            continue
+        networks = {r: (c["train"]["data"], network_label(c)) for r, c in configs.items()}
+        lines += network_comparison(networks, {**page_verdicts(book, [ref]), **said})
+    return lines
 
 
 def _glued_by_claim(book: Path, references: list[str], what: str) -> dict[tuple[str, str], object]:
@@ -269,7 +307,7 @@ def page(
         "",
         *family_table(pvalues or {}),
         "",
-        *(["## Does a verdict depend on the network?", "", *compared] if compared else []),
+        *(["## Does a verdict depend on the network?", "", COMPARED, "", *compared] if compared else []),
     ]
     for c in CLAIMS:
         lines += [

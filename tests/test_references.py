@@ -32,11 +32,27 @@ def test_an_entry_reads_with_its_defaults(tmp_path: Path) -> None:
     f.write_text("a:\n  profiles: [cpu]\n  expect: {denoiser: holds}\nb:\n  profiles: []\n")
     refs = references.references(path=f)
     assert list(refs) == ["a", "b"]
-    assert refs["b"] == {"profiles": [], "expect": {}, "seeds": [], "full_seeds": [], "history": {}}
+    assert refs["b"] == {"profiles": [], "expect": {}, "seeds": [], "full_seeds": [], "history": {}, "recipe_of": None}
     assert list(references.references("cpu", path=f)) == ["a"]
+    f.write_text("a:\n  profiles: [cpu]\nb:\n  profiles: []\n  recipe_of: c\n")
+    with pytest.raises(ValueError, match="b: recipe_of 'c' is not an entry"):
+        references.references(path=f)
+
+
+def test_each_recipe_twin_sees_its_references_data_and_number_of_images() -> None:
+    """The authors' recipe runs (#24 item 3) are compared with a reference at equal budget: same data set, crops,
+    preset and images seen (steps times batch), and a recipe of their own recorded in their config."""
+    twins = references.recipe_twins()
+    assert set(twins) == {"fashion-mnist-small-32-authors", "textures-paper-small-64-authors"}
+    for twin, ref in twins.items():
+        a, b = (checkpoints.read_config(n) for n in (twin, ref))
+        for k in ("data", "preset", "size", "crop"):
+            assert a["train"].get(k) == b["train"].get(k), (twin, k)
+        assert a["train"]["steps"] * a["train"]["batch"] == b["train"]["steps"] * b["train"]["batch"], twin
+        assert a["recipe"] == twin and b.get("recipe") != twin
 
 
 def test_the_chapters_names_stay_reachable_from_checkpoints() -> None:
     """The chapters call these as checkpoints.NAME; sdrlib.references and sdrlib.stopping own them."""
-    for name in ("reference_names", "references", "seeds_of", "trained_networks", "expected_verdict"):
+    for name in ("reference_names", "references", "seeds_of", "trained_networks", "expected_verdict", "recipe_twins"):
         assert getattr(checkpoints, name) is getattr(references, name)

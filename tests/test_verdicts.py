@@ -153,6 +153,58 @@ def test_network_comparison_lists_only_data_sets_with_several_references_and_nam
     assert verdicts.network_label({"train": {"preset": "small"}, "recipe": "fm-authors"}) == (
         "preset `small`, recipe `fm-authors`"
     )
+    # the images seen: the step it stopped at times the global batch (0.93 M for 14,500 steps of 64)
+    assert verdicts.network_label({"train": {"preset": "paper", "batch": 256}, "step": 9234}) == (
+        "preset `paper`, 2.36 M images seen"
+    )
     assert "## Does a verdict depend on the network?" in verdicts.page(["fm-small", "fm-paper"], verdicts=said,
                                                                        networks=nets)  # fmt: skip
     assert "## Does a verdict depend" not in verdicts.page(["fm-small"], verdicts=said, networks=nets)
+
+
+def _glued_notebook(path: Path, values: dict[str, str]) -> None:
+    """An executed notebook holding these glued values, as myst-nb's glue writes them."""
+    import json
+
+    outputs = [{"output_type": "display_data", "metadata": {"scrapbook": {"name": k, "mime_prefix": "x/"}},
+                "data": {"x/text/plain": repr(v)}} for k, v in values.items()]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": outputs}]}))
+
+
+def test_recipe_comparison_sets_a_run_of_another_recipe_beside_its_reference(tmp_path, monkeypatch):
+    """Planted: a reference whose book says sparsity fails and distances holds, and a twin of another recipe whose
+    chapters say sparsity fails and distances is undecided: one table, distances named as the changed claim; a
+    twin with no executed chapters gets a line with its training's progress instead."""
+    import json
+
+    from sdrlib import checkpoints
+
+    def run(name, step, recipe=None):
+        (tmp_path / "ck" / name).mkdir(parents=True)
+        cfg = {"format": checkpoints.FORMAT, "train": {"preset": "small", "data": "fashion-mnist", "batch": 64,
+               "steps": 14500}, "step": step, **({"recipe": recipe} if recipe else {})}  # fmt: skip
+        (tmp_path / "ck" / name / "config.json").write_text(json.dumps(cfg))
+
+    monkeypatch.setenv("SDR_CHECKPOINTS", str(tmp_path / "ck"))
+    run("ref", 14500), run("twin", 14500, "twin"), run("late", 1091, "late")
+    chapter = {c.key: c.chapter for c in verdicts.CLAIMS}
+    _glued_notebook(tmp_path / "book" / f"{chapter['sparsity']}.ipynb",
+                    {verdicts.glue_key("sparsity", "ref", "verdict"): "fails"})  # fmt: skip
+    _glued_notebook(tmp_path / "book" / f"{chapter['distances']}.ipynb",
+                    {verdicts.glue_key("distances", "ref", "verdict"): "holds"})  # fmt: skip
+    _glued_notebook(tmp_path / "ck" / "twin" / verdicts.CHAPTERS / f"{chapter['sparsity']}.ipynb",
+                    {verdicts.glue_key("sparsity", "twin", "verdict"): "fails"})  # fmt: skip
+    _glued_notebook(tmp_path / "ck" / "twin" / verdicts.CHAPTERS / f"{chapter['distances']}.ipynb",
+                    {verdicts.glue_key("distances", "twin", "verdict"): "undecided"})  # fmt: skip
+    lines = verdicts.recipe_comparison(tmp_path / "book", {"twin": "ref", "late": "ref"})
+    assert lines[0] == ("**fashion-mnist**: `ref` (preset `small`, 0.93 M images seen), `twin` (preset `small`, "
+                        "recipe `twin`, 0.93 M images seen).")  # fmt: skip
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| claim")]
+    assert rows == [
+        f"| sparsity | {verdicts.coloured('fails')} | {verdicts.coloured('fails')} | yes |",
+        f"| distances | {verdicts.coloured('holds')} | {verdicts.coloured('undecided')} | no |",
+    ]
+    assert "1 of 2 claims keep their verdict across these networks; it changes for distances." in lines
+    assert lines[-2].startswith("`late` (preset `small`, recipe `late`, 0.07 M images seen; to compare with `ref`)")
+    assert lines[-2].endswith("its training is at step 1,091 of 14,500.")

@@ -104,7 +104,7 @@ from pathlib import Path
 import torch
 from IPython.display import Markdown, display
 
-from sdrlib import health, plots, stats
+from sdrlib import checkpoints, health, plots, stats, verdicts
 
 study = {s: json.loads(Path(f"health/{s}.json").read_text())
          for s in stages + first_study if Path(f"health/{s}.json").is_file()}
@@ -239,6 +239,20 @@ for k in ("screen", "budget"):
                          + (": the choice is unchanged." if now == first else ": **the choice changes**.")))
     else:
         print(f"{k}: {'not yet re-run on a validation split' if k in study else 'not measured'}")
+
+# %% [markdown]
+# ## The authors' recipe at equal budget
+#
+# Does a verdict depend on the recipe? Each reference has a twin trained with the authors' recipe instead of the
+# one chosen above: their small random scale-norm gains, their loss weighting and noise range, and their
+# learning-rate schedule (SPEC), with the reference's preset, data, crops, batch and steps, so that it sees the same
+# number of images (`sdrlib.recipes`; each twin's `notes.md`). Once a twin's training is done, chapters 1-4 are
+# executed on it into `checkpoints/NAME/chapters/` (`sdr book --chapters 01 02 03 04 -p references '["NAME"]'
+# --output-dir checkpoints/NAME/chapters --no-build`), and its verdicts stand beside its reference's, claim by
+# claim:
+
+# %%
+display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.recipe_twins()))))
 
 # %% [markdown]
 # ## What this page claims, checked

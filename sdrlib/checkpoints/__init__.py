@@ -6,7 +6,7 @@ The book's reference list lives in :mod:`sdrlib.references` and the stopping rul
 the names re-exported from them at the end are those the chapters call as ``checkpoints.NAME``.
 """
 
-from ..references import expected_verdict, reference_names, references, seeds_of, trained_networks
+from ..references import expected_verdict, recipe_twins, reference_names, references, seeds_of, trained_networks
 from ..stopping import STOP_SLOPE, rule_met
 from .readme import NOTES, files_text, history_table, readme_text, recipe_text, run_summary
 from .store import (
@@ -80,6 +80,7 @@ __all__ = [
     "references",
     "seeds_of",
     "trained_networks",
+    "recipe_twins",
     "STOP_SLOPE",
     "rule_met",
 ]
