@@ -211,6 +211,11 @@ def network_label(config: dict) -> str:
     )
 
 
+def network_of(config: dict) -> tuple[str, str]:
+    """(data set, label) of a network, as the network comparison groups and names it."""
+    return config["train"]["data"], network_label(config)
+
+
 CHAPTERS = "chapters"  # where a run that is not a reference keeps its executed chapters: checkpoints/RUN/chapters/
 
 
@@ -223,8 +228,8 @@ def recipe_comparison(book: Path, twins: dict[str, str]) -> list[str]:
 
     lines = []
     for twin, ref in twins.items():
-        folder, configs = resolve(twin), {r: read_config(r) for r in (ref, twin)}
-        said = page_verdicts(folder / CHAPTERS, [twin]) if (folder / CHAPTERS).is_dir() else {}
+        configs = {r: read_config(r) for r in (ref, twin)}
+        said = page_verdicts(resolve(twin) / CHAPTERS, [twin])  # empty while none is executed
         if not said:
             c = configs[twin]
             lines += [
@@ -233,7 +238,7 @@ def recipe_comparison(book: Path, twins: dict[str, str]) -> list[str]:
                 "",
             ]
             continue
-        networks = {r: (c["train"]["data"], network_label(c)) for r, c in configs.items()}
+        networks = {r: network_of(c) for r, c in configs.items()}
         lines += network_comparison(networks, {**page_verdicts(book, [ref]), **said})
     return lines
 
@@ -342,7 +347,7 @@ def render(book: Path, references: list[str]) -> str:
 
     history = {n: i["history"] for n, i in all_references().items() if i.get("history")}
     configs = {r: read_config(resolve(r)) for r in references}
-    networks = {r: (c["train"]["data"], network_label(c)) for r, c in configs.items()}
+    networks = {r: network_of(c) for r, c in configs.items()}
     verdicts = page_verdicts(Path(book), references)
     return page(references, history, page_pvalues(Path(book), references), verdicts, networks)
 
