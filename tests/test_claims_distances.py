@@ -151,3 +151,84 @@ def test_untrained_agreements_read_each_control_on_the_studys_images(monkeypatch
     # seed 0 is the features' own twin (not recomputed); seed 4 on the train images (seed 7) and queries (seed 8)
     assert calls == [([4], "train", 6, 7, "reference"), ([4], "test", 2, 8, "reference")]
     assert [a.mean().item() for a in got] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
+
+
+# ------------------------------------------------------------------ the healthy fraction (#24)
+
+
+@pytest.fixture(scope="module")
+def unhealthy():
+    """A planted code with 12 live channels (2 shared, one selective per class) and 116 nearly silent ones appended:
+    the middle block of an unhealthy network (the authors' recipe on textures: 115 of 128 channels dead)."""
+    labels = planted.labels_for(800, 10, seed=0)
+    code = planted.sparse_code(labels, n_channels=12, n_shared=2, per_class=1, p_on=0.9, seed=1)
+    sick = planted.with_dead_channels(code, 116, seed=3)
+    return labels, code, sick, torch.arange(600), torch.arange(600, 800)
+
+
+def test_dead_channels_z_scored_drown_the_code_and_its_healthy_fraction_recovers_it(unhealthy):
+    labels, code, sick, tr, te = unhealthy
+    assert distances.live_columns(sick[tr], 0.01).tolist() == [True] * 12 + [False] * 116
+    every = distances.knn_agreement(sick[tr], labels[tr], sick[te], labels[te], live=0.0).mean().item()
+    healthy = distances.knn_agreement(sick[tr], labels[tr], sick[te], labels[te], live=0.01)
+    own = distances.knn_agreement(code[tr], labels[tr], code[te], labels[te])
+    assert torch.equal(healthy, own)  # exactly the code's own channels
+    assert own.mean().item() > 0.85 and every < 0.5  # chance is 0.1
+
+
+def test_the_healthy_fraction_of_a_healthy_code_is_the_whole_code():
+    labels = planted.labels_for(400, 8, seed=4)
+    dense = planted.dense_twin(planted.sparse_code(labels, seed=5), seed=6)
+    tr, te = torch.arange(300), torch.arange(300, 400)
+    assert bool(distances.live_columns(dense[tr], 0.01).all())
+    a = distances.knn_agreement(dense[tr], labels[tr], dense[te], labels[te], live=0.01)
+    assert torch.equal(a, distances.knn_agreement(dense[tr], labels[tr], dense[te], labels[te]))
+
+
+def test_the_healthy_fraction_is_chosen_on_the_training_images_only(unhealthy):
+    labels, code, sick, tr, te = unhealthy
+    loud = sick[te].clone()
+    loud[:, -1] = 100.0 * torch.rand(len(te), generator=torch.Generator().manual_seed(0))  # alive on queries only
+    a = distances.knn_agreement(sick[tr], labels[tr], loud, labels[te], live=0.01)
+    assert torch.equal(a, distances.knn_agreement(sick[tr], labels[tr], sick[te], labels[te], live=0.01))
+
+
+def test_claim_4_on_an_unhealthy_code_fails_whole_and_holds_on_its_healthy_fraction(unhealthy):
+    labels, code, sick, tr, te = unhealthy
+    blurred = code + 0.3 * torch.randn(code.shape, generator=torch.Generator().manual_seed(9))  # a fixed statistic
+    control = distances.knn_agreement(blurred[tr], labels[tr], blurred[te], labels[te])
+
+    def claim(live):
+        agree = distances.knn_agreement(sick[tr], labels[tr], sick[te], labels[te], live=live)
+        return distances.distances_claim([agree], {"blurred code": [control]}, n_boot=300).verdict
+
+    assert claim(0.0) == "fails"
+    assert claim(0.01) == "holds"
+
+
+def test_live_features_restrict_every_networks_phi_and_nothing_else(unhealthy):
+    labels, code, sick, tr, te = unhealthy
+    train = {"phi mid": sick[tr], "untrained phi enc1": sick[tr], "pixels": sick[tr]}
+    test = {k: sick[te] for k in train}
+    a, b = distances.live_features(train, test, 0.01)
+    assert [v.shape[1] for v in a.values()] == [12, 12, 128]
+    assert [v.shape[1] for v in b.values()] == [12, 12, 128]
+    assert torch.equal(a["phi mid"], code[tr]) and torch.equal(b["phi mid"], code[te])
+    assert train["phi mid"].shape[1] == 128  # the caller's dicts are left as they were
+
+
+def test_a_study_with_live_reads_every_run_on_its_healthy_fraction(monkeypatch):
+    from sdrlib import feature_cache
+
+    g = torch.Generator().manual_seed(1)
+
+    def with_dead(x):  # three columns dead by the relative rule at 0.01, varying at random
+        return torch.cat([x, 1e-4 * torch.rand(len(x), 3, generator=g)], dim=1)
+
+    def runs_phi(runs, split, n, sigma, n_noise, block="mid", seed=0, cache_in="user", device="cpu", control=False):
+        return {r: with_dead(SIX if split == "train" else QUERIES) for r in runs}
+
+    monkeypatch.setattr(feature_cache, "runs_phi", runs_phi)
+    study = distances.Study(6, 2, 0.2, 4, k=3, live=0.01)
+    (got,) = distances.run_agreements({"a": "a"}, (SIX_LABELS, QUERY_LABELS), study)
+    assert got.tolist() == pytest.approx([2 / 3, 2 / 3])  # the line alone, as worked out above

@@ -63,7 +63,10 @@ else:
 #
 # Features are standardised (each dimension z-scored with training statistics) before distances are
 # taken, so that a few high-variance channels cannot decide every distance; the raw distances are
-# reported too.
+# reported too. A network with many dead channels would have their tiny variations z-scored up to the size of
+# the live ones; such a run is read on its **healthy fraction** (`live_only`): every network, trained and untrained,
+# keeps only the channels live on its training images, so that the choice never reads the queries. The references
+# are healthy and read whole.
 
 # %% tags=["parameters"]
 profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
@@ -90,6 +93,8 @@ n_noise_sweep = 4                # noise draws for the training-length sweep
 n_query = 4                      # queries in the neighbour figures
 n_boot = 1000                    # bootstrap resamples of per-query scores
 n_boot_slow = 200                # ... of clustering scores
+live_only = 0.0                  # > 0: read every network on its healthy fraction, the channels live on the
+                                 # training images (dead: maximum < live_only x the largest); for an unhealthy run
 cache = "reference"              # "reference": features cached beside each checkpoint (committed); "user": ~/.cache
 device = "auto"                  # "auto": a GPU when there is one; "cpu", "cuda", ...
 seed = 0
@@ -110,8 +115,8 @@ from sdrlib.claims import distances as distance_claims
 from sdrlib.utils import pick_device
 
 dev = pick_device(device)
-study = distance_claims.Study(n_train, n_test, sigma, n_noise, k, seed, cache, dev)  # every network read alike
-sweep = distance_claims.Study(n_train, n_test, sigma, n_noise_sweep, k, seed, cache, dev)  # ... along training
+study = distance_claims.Study(n_train, n_test, sigma, n_noise, k, seed, cache, dev, live_only)  # every network alike
+sweep = distance_claims.Study(n_train, n_test, sigma, n_noise_sweep, k, seed, cache, dev, live_only)  # along training
 names = references or checkpoints.reference_names(profile)
 refs = {name: checkpoints.load(name, device=dev) for name in names}
 train_f, train_i, test_f, test_i = {}, {}, {}, {}
@@ -121,6 +126,11 @@ for name, ck in refs.items():
         ck, "train", n_train, sigma, n_noise, seed=seed, cache_in=cache, texture=texture)
     test_f[name], test_i[name] = feature_cache.checkpoint_features(
         ck, "test", n_test, sigma, n_noise, seed=seed + 1, cache_in=cache, texture=texture)
+    if live_only > 0:  # the healthy fraction: each network's phi on the channels live on its training images
+        n_all = train_f[name]["phi mid"].shape[1]
+        train_f[name], test_f[name] = distance_claims.live_features(train_f[name], test_f[name], live_only)
+        print(f"{name}: read on its healthy fraction, {train_f[name]['phi mid'].shape[1]} of {n_all} middle "
+              f"channels live on the training images (rule: maximum below {live_only} of the largest is dead)")
     print(f"{name}: {len(train_i[name])} training and {len(test_i[name])} held-out images of "
           f"{ck.config['train']['data']}, {len(train_i[name].classes)} labels, phi at sigma {sigma} ({n_noise} draws)")
 

@@ -249,7 +249,10 @@ for k in ("screen", "budget"):
 # number of images (`sdrlib.recipes`; each twin's `notes.md`). Once a twin's training is done, chapters 1-4 are
 # executed on it into `checkpoints/NAME/chapters/` (`sdr book --chapters 01 02 03 04 -p references '["NAME"]'
 # --output-dir checkpoints/NAME/chapters --no-build`), and its verdicts stand beside its reference's, claim by
-# claim:
+# claim. A twin that ends above the health bar (more than `dead_bar` of its middle channels dead) is read on its
+# healthy fraction: chapter 3 with `-p live_only 0.01` keeps each network's channels live on its training images,
+# where dead channels would otherwise be z-scored up to noise (`sdrlib.claims.distances.live_columns`, with planted
+# tests); chapter 2's measures read live channels already, and chapter 4 matches every channel.
 
 # %%
 display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.recipe_twins()))))

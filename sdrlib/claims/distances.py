@@ -15,16 +15,44 @@ from pathlib import Path
 
 import torch
 
-from .. import analysis, stats
+from .. import analysis, sparsity, stats
 from .catalogue import BY_KEY
 from .rules import Part, Result
 
 
+def live_columns(train: torch.Tensor, live: float) -> torch.Tensor:
+    """A network's healthy fraction (#24): the channels not dead on its *training* images by the relative rule at
+    ``live`` (maximum below ``live`` times the largest channel's), so that the choice never reads the queries."""
+    return ~sparsity.relative_dead(train, live)
+
+
+def live_features(
+    train: Mapping[str, torch.Tensor], test: Mapping[str, torch.Tensor], live: float
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Every network's phi (the keys "phi BLOCK" and "untrained phi BLOCK") restricted to its healthy fraction
+    (:func:`live_columns`, read on ``train``), for a run with many dead channels; other features unchanged."""
+    tr, te = dict(train), dict(test)
+    for key in train:
+        if key.startswith(("phi ", "untrained phi ")):
+            m = live_columns(train[key], live)
+            tr[key], te[key] = train[key][:, m], test[key][:, m]
+    return tr, te
+
+
 def knn_agreement(
-    train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, test_labels: torch.Tensor, k: int = 10
+    train: torch.Tensor,
+    train_labels: torch.Tensor,
+    test: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int = 10,
+    live: float = 0.0,
 ) -> torch.Tensor:
     """Each held-out query's share of its k nearest training images (features z-scored with training
-    statistics) that have its label (claim 4's per-query score)."""
+    statistics) that have its label (claim 4's per-query score); with ``live`` > 0, on the network's healthy
+    fraction only (:func:`live_columns`: a dead channel's tiny variations would be z-scored up to noise)."""
+    if live > 0:
+        m = live_columns(train, live)
+        train, test = train[:, m], test[:, m]
     a, b = analysis.standardize(train.double(), test.double())
     return analysis.knn_per_query(a, train_labels, k, b, test_labels)["agreement"]
 
@@ -33,7 +61,8 @@ def knn_agreement(
 class Study:
     """The images, noise draws and neighbours on which claim 4 scores every network: ``n_train`` training images
     (drawn with ``seed``) and ``n_test`` held-out queries (``seed + 1``), each noisy at ``sigma`` with ``n_noise``
-    draws, k nearest neighbours; the middle block's features cached in ``cache_in``."""
+    draws, k nearest neighbours; the middle block's features cached in ``cache_in``; with ``live`` > 0, every
+    network read on its healthy fraction (:func:`live_columns`)."""
 
     n_train: int
     n_test: int
@@ -43,6 +72,7 @@ class Study:
     seed: int = 0
     cache_in: str = "user"
     device: str | torch.device = "cpu"
+    live: float = 0.0
 
     def images(self, split: str) -> dict:
         """The ``feature_cache`` arguments that pick a split's images and noise: n, sigma, n_noise, seed."""
@@ -139,7 +169,7 @@ def untrained_agreements(
         else:
             (tr,) = feature_cache.control_phi(checkpoint, [s], "train", **study.images("train"))
             (te,) = feature_cache.control_phi(checkpoint, [s], "test", **study.images("test"))
-        out.append(knn_agreement(tr, labels[0], te, labels[1], study.k))
+        out.append(knn_agreement(tr, labels[0], te, labels[1], study.k, study.live))
     return out
 
 
@@ -150,7 +180,7 @@ def run_agreements(runs: Mapping, labels: tuple[torch.Tensor, torch.Tensor], stu
 
     tr = feature_cache.runs_phi(runs, "train", **study.images("train"), device=study.device)
     te = feature_cache.runs_phi(runs, "test", **study.images("test"), device=study.device)
-    return [knn_agreement(tr[r], labels[0], te[r], labels[1], study.k) for r in runs]
+    return [knn_agreement(tr[r], labels[0], te[r], labels[1], study.k, study.live) for r in runs]
 
 
 def _per_network(scores: Sequence[torch.Tensor], n: int | None = None) -> torch.Tensor:
@@ -312,6 +342,8 @@ def seed_margins(runs: Mapping[str, object], study: Study) -> list[dict]:
         ck = checkpoints.load(run, device=study.device) if isinstance(run, (str, Path)) else run
         a, ia = feature_cache.checkpoint_features(ck, "train", blocks=["mid"], **study.images("train"))
         b, ib = feature_cache.checkpoint_features(ck, "test", blocks=["mid"], **study.images("test"))
+        if study.live > 0:
+            a, b = live_features(a, b, study.live)
         mid, margin = margin_over_controls(a, ia.labels, b, ib.labels, study.k)
         rows.append({"run": name, "steps": int(ck.config["step"]), "phi mid": mid, "margin": margin})
     return rows

@@ -2,7 +2,8 @@
 and fail on purpose): a sparse code with class-specific supports, for which claims 1-4 hold by construction; the
 same code turned dense by a random rotation (made non-negative by one global shift, so Euclidean distances and the
 class information survive), for which claims 1-3 must fail and claim 4 must still hold; and an untrained-like
-control code (every channel on for every image, no class information)."""
+control code (every channel on for every image, no class information); and any code with nearly silent channels
+appended, like an unhealthy network's, whose claims are read on its healthy fraction."""
 
 from __future__ import annotations
 
@@ -59,3 +60,12 @@ def control_code(n: int, n_channels: int = 128, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     level = 0.5 + torch.rand(n_channels, generator=g)
     return level * (1 + 0.1 * torch.randn(n, n_channels, generator=g)).abs()
+
+
+def with_dead_channels(code: torch.Tensor, n_dead: int, scale: float = 1e-4, seed: int = 0) -> torch.Tensor:
+    """The code with ``n_dead`` nearly silent channels appended, like an unhealthy network's (#24): each varies
+    at random between 0 and ``scale`` times the code's largest value, dead by the relative rule at any share above
+    ``scale``, and carries no class information."""
+    g = torch.Generator().manual_seed(seed)
+    dead = scale * code.max() * torch.rand(code.shape[0], n_dead, generator=g, dtype=code.dtype)
+    return torch.cat([code, dead], dim=1)
