@@ -164,12 +164,22 @@ def conclusions(references: list[str], verdicts: dict[tuple[str, str], str]) -> 
     return lines
 
 
-def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tuple[str, str], str]) -> list[str]:
+def network_comparison(
+    networks: dict[str, tuple[str, str]],
+    verdicts: dict[tuple[str, str], str],
+    numbers: dict[tuple[str, str], str] | None = None,
+) -> list[str]:
     """Markdown lines of "does a verdict depend on the network?": for each data set that two or more references
     share (``networks``: reference -> (data set, what the network is: preset, recipe)), one row per claim with each
-    reference's
-    verdict and whether they agree, then the claims whose verdict changes. Claims some reference lacks are left
-    out; no line when no data set has two references with verdicts."""
+    reference's verdict (and its deciding number with its interval, where ``numbers`` has it) and whether the
+    verdicts agree, then the claims whose verdict changes. Claims some reference lacks are left out; no line when no
+    data set has two references with verdicts."""
+    numbers = numbers or {}
+
+    def cell(claim: str, ref: str) -> str:
+        number = numbers.get((claim, ref))
+        return coloured(verdicts[(claim, ref)]) + (f" {number}" if number else "")
+
     by_data: dict[str, list[str]] = {}
     for r, (data, _) in networks.items():
         by_data.setdefault(data, []).append(r)
@@ -189,7 +199,7 @@ def network_comparison(networks: dict[str, tuple[str, str]], verdicts: dict[tupl
             words = [verdicts[(c.key, r)] for r in refs]
             same = len(set(words)) == 1
             changed += [] if same else [c.key]
-            lines.append(f"| {c.key} | " + " | ".join(coloured(w) for w in words) + f" | {'yes' if same else 'no'} |")
+            lines.append(f"| {c.key} | " + " | ".join(cell(c.key, r) for r in refs) + f" | {'yes' if same else 'no'} |")
         lines += [
             "",
             f"{len(claims) - len(changed)} of {len(claims)} claims keep their verdict across these networks"
@@ -239,7 +249,8 @@ def recipe_comparison(book: Path, twins: dict[str, str]) -> list[str]:
             ]
             continue
         networks = {r: network_of(c) for r, c in configs.items()}
-        lines += network_comparison(networks, {**page_verdicts(book, [ref]), **said})
+        numbers = {**page_numbers(book, [ref]), **page_numbers(resolve(twin) / CHAPTERS, [twin])}
+        lines += network_comparison(networks, {**page_verdicts(book, [ref]), **said}, numbers)
     return lines
 
 
@@ -260,6 +271,12 @@ def _glued_by_claim(book: Path, references: list[str], what: str) -> dict[tuple[
 def page_verdicts(book: Path, references: list[str]) -> dict[tuple[str, str], str]:
     """The verdict words the executed chapters under ``book`` glued, by (claim, reference)."""
     return {k: str(v) for k, v in _glued_by_claim(book, references, "verdict").items()}
+
+
+def page_numbers(book: Path, references: list[str]) -> dict[tuple[str, str], str]:
+    """The deciding numbers with their intervals ("0.047 [0.038, 0.056]") that the executed chapters under ``book``
+    glued, by (claim, reference)."""
+    return {k: str(v) for k, v in _glued_by_claim(book, references, "number").items()}
 
 
 def family_table(pvalues: dict[tuple[str, str], float], alpha: float = 0.05) -> list[str]:
@@ -288,11 +305,14 @@ def page(
     pvalues: dict[tuple[str, str], float] | None = None,
     verdicts: dict[tuple[str, str], str] | None = None,
     networks: dict[str, tuple[str, str]] | None = None,
+    numbers: dict[tuple[str, str], str] | None = None,
 ) -> str:
     """The Markdown of the verdict page: the scoreboard, the rule, Holm's correction, whether a verdict depends on
-    the network (``networks``: reference -> (data set, what the network is)), then a table per claim, one row per
-    reference; every measured value is pasted from the chapters or computed from them."""
-    compared = network_comparison({r: n for r, n in (networks or {}).items() if r in references}, verdicts or {})
+    the network (``networks``: reference -> (data set, what the network is); ``numbers``: the deciding numbers shown
+    beside its verdicts), then a table per claim, one row per reference; every measured value is pasted from the
+    chapters or computed from them."""
+    nets = {r: n for r, n in (networks or {}).items() if r in references}
+    compared = network_comparison(nets, verdicts or {}, numbers)
     lines = [
         "# Verdicts",
         "",
@@ -349,7 +369,8 @@ def render(book: Path, references: list[str]) -> str:
     configs = {r: read_config(resolve(r)) for r in references}
     networks = {r: network_of(c) for r, c in configs.items()}
     verdicts = page_verdicts(Path(book), references)
-    return page(references, history, page_pvalues(Path(book), references), verdicts, networks)
+    numbers = page_numbers(Path(book), references)
+    return page(references, history, page_pvalues(Path(book), references), verdicts, networks, numbers)
 
 
 def write_page(repo_root: Path, references: list[str]) -> Path:

@@ -232,3 +232,29 @@ def test_a_study_with_live_reads_every_run_on_its_healthy_fraction(monkeypatch):
     study = distances.Study(6, 2, 0.2, 4, k=3, live=0.01)
     (got,) = distances.run_agreements({"a": "a"}, (SIX_LABELS, QUERY_LABELS), study)
     assert got.tolist() == pytest.approx([2 / 3, 2 / 3])  # the line alone, as worked out above
+
+
+def test_block_agreements_score_every_block_of_each_run(monkeypatch):
+    from sdrlib import feature_cache
+
+    calls = []
+
+    class Run:
+        def __init__(self, backwards):
+            self.backwards = backwards
+
+    def features(ck, split, n, sigma, n_noise, blocks=None, seed=0, control=True, cache_in="user", **kw):
+        calls.append((split, n, blocks, seed, control, cache_in))
+        mid = 12 - SIX if ck.backwards else SIX
+        if split == "train":
+            return {"phi mid": mid, "phi enc1": 12 - mid, "pixels": SIX}, Images(SIX_LABELS)
+        return {"phi mid": QUERIES, "phi enc1": QUERIES, "pixels": QUERIES}, Images(QUERY_LABELS)
+
+    monkeypatch.setattr(feature_cache, "checkpoint_features", features)
+    study = distances.Study(6, 2, 0.2, 4, k=3, seed=5, cache_in="reference")
+    got = distances.block_agreements({"s1": Run(False), "s2": Run(True)}, (SIX_LABELS, QUERY_LABELS), study)
+    assert [sorted(g) for g in got] == [["phi enc1", "phi mid"]] * 2  # every block, no baseline
+    assert [g["phi mid"].mean().item() for g in got] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    assert [g["phi enc1"].mean().item() for g in got] == [pytest.approx(1 / 3), pytest.approx(2 / 3)]
+    # every block of each run (blocks=None), without the untrained twin, on the study's images
+    assert calls[:2] == [("train", 6, None, 5, False, "reference"), ("test", 2, None, 6, False, "reference")]

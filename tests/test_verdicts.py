@@ -149,6 +149,12 @@ def test_network_comparison_lists_only_data_sets_with_several_references_and_nam
     assert lines[-2] == "1 of 2 claims keep their verdict across these networks; it changes for distances."
     assert not any("textures" in line for line in lines)
     assert verdicts.network_comparison({"tex": ("textures", "x")}, said) == []
+    # with the deciding numbers: each verdict followed by its number and interval, where one was glued
+    numbered = verdicts.network_comparison(nets, said, {("distances", "fm-small"): "0.073 [0.059, 0.085]"})
+    assert (
+        f"| distances | {verdicts.coloured('holds')} 0.073 [0.059, 0.085] | {verdicts.coloured('undecided')} | no |"
+        in numbered
+    )
     assert verdicts.network_label({"train": {"preset": "small"}}) == "preset `small`"
     assert verdicts.network_label({"train": {"preset": "small"}, "recipe": "fm-authors"}) == (
         "preset `small`, recipe `fm-authors`"
@@ -196,15 +202,16 @@ def test_recipe_comparison_sets_a_run_of_another_recipe_beside_its_reference(tmp
     _glued_notebook(tmp_path / "ck" / "twin" / verdicts.CHAPTERS / f"{chapter['sparsity']}.ipynb",
                     {verdicts.glue_key("sparsity", "twin", "verdict"): "fails"})  # fmt: skip
     _glued_notebook(tmp_path / "ck" / "twin" / verdicts.CHAPTERS / f"{chapter['distances']}.ipynb",
-                    {verdicts.glue_key("distances", "twin", "verdict"): "undecided"})  # fmt: skip
+                    {verdicts.glue_key("distances", "twin", "verdict"): "undecided",
+                     verdicts.glue_key("distances", "twin", "number"): "0.01 [-0.02, 0.04]"})  # fmt: skip
     lines = verdicts.recipe_comparison(tmp_path / "book", {"twin": "ref", "late": "ref"})
     assert lines[0] == ("**fashion-mnist**: `ref` (preset `small`, 0.93 M images seen), `twin` (preset `small`, "
                         "recipe `twin`, 0.93 M images seen).")  # fmt: skip
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| claim")]
     assert rows == [
         f"| sparsity | {verdicts.coloured('fails')} | {verdicts.coloured('fails')} | yes |",
-        f"| distances | {verdicts.coloured('holds')} | {verdicts.coloured('undecided')} | no |",
-    ]
+        f"| distances | {verdicts.coloured('holds')} | {verdicts.coloured('undecided')} 0.01 [-0.02, 0.04] | no |",
+    ]  # the twin's number read from its own chapters
     assert "1 of 2 claims keep their verdict across these networks; it changes for distances." in lines
     assert lines[-2].startswith("`late` (preset `small`, recipe `late`, 0.07 M images seen; to compare with `ref`)")
     assert lines[-2].endswith("its training is at step 1,091 of 14,500.")

@@ -183,6 +183,26 @@ def run_agreements(runs: Mapping, labels: tuple[torch.Tensor, torch.Tensor], stu
     return [knn_agreement(tr[r], labels[0], te[r], labels[1], study.k, study.live) for r in runs]
 
 
+def block_agreements(
+    runs: Mapping, labels: tuple[torch.Tensor, torch.Tensor], study: Study
+) -> list[dict[str, torch.Tensor]]:
+    """Claim 4' beyond the reference: per trained run ({name: checkpoint name, folder or loaded Checkpoint}, its
+    full-budget seeds), the per-query k-NN agreement of every block's phi ({"phi BLOCK": (queries,)}) on the study's
+    images and noise, each run's features of every block cached beside it (no untrained twin)."""
+    from .. import checkpoints, feature_cache
+
+    out = []
+    for run in runs.values():
+        ck = checkpoints.load(run, device=study.device) if isinstance(run, (str, Path)) else run
+        tr, _ = feature_cache.checkpoint_features(ck, "train", control=False, **study.images("train"))
+        te, _ = feature_cache.checkpoint_features(ck, "test", control=False, **study.images("test"))
+        if study.live > 0:
+            tr, te = live_features(tr, te, study.live)
+        blocks = [key for key in tr if key.startswith("phi ")]
+        out.append({key: knn_agreement(tr[key], labels[0], te[key], labels[1], study.k) for key in blocks})
+    return out
+
+
 def _per_network(scores: Sequence[torch.Tensor], n: int | None = None) -> torch.Tensor:
     """One score per query and network as a (networks, queries) table of float64."""
     tab = torch.stack([torch.as_tensor(v, dtype=torch.float64).flatten() for v in scores])
