@@ -146,3 +146,27 @@ def test_ema_only_folder_loads_its_ema_and_refuses_raw_weights(tmp_path):
     assert "`ema.safetensors` (the EMA weights" in text
     assert "cannot be resumed" in text
     assert "--resume" not in text
+
+
+def test_a_readme_writes_a_repeated_resume_once_with_its_count():
+    from sdrlib.checkpoints.readme import command_lines
+
+    train, resume = "sdr train --recipe r --out o", "sdr train --out o --resume"
+    assert command_lines([train, resume, resume, resume]) == [train, f"{resume}  # run 3 times"]
+    assert command_lines([train, resume, train, resume]) == [train, resume, train, resume]  # not adjacent: kept
+    assert command_lines([]) == []
+
+
+def test_a_finished_run_without_its_optimiser_state_says_it_cannot_be_resumed(tmp_path):
+    from sdrlib.train import TrainConfig
+
+    m = build("tiny")
+    extra = {"train": TrainConfig(preset="tiny", ema=0.999).to_dict(), "n_params": 1, "n_train": 8, "step": 1,
+             "elapsed_s": 60.0, "device": "cpu", "command": "sdr train --ema 0.999"}  # fmt: skip
+    path = checkpoints.save(tmp_path / "seed", m, extra, log=[{"step": 1, "loss": 0.5}], state={}, ema=m.state_dict())
+    assert "continues the run" in checkpoints.readme_text(path)
+    (path / "state.safetensors").unlink()
+    text = checkpoints.readme_text(path)
+    assert "`model.safetensors` (the raw weights) and `ema.safetensors`" in text
+    assert "cannot be resumed" in text and "continues the run" not in text
+    assert checkpoints.load(path).weights == "ema"  # the shipped network is unchanged

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..evaluate import format_table
 from ..recipes import describe
 from ..stopping import STOP_SLOPE, eval_key, full_rate_slope, psnr_slope, rule_met
-from .store import EMA, WEIGHTS, read_config, read_log, training_snapshots
+from .store import EMA, STATE, WEIGHTS, read_config, read_log, training_snapshots
 
 NOTES = "notes.md"  # a run's hand-written notes, copied into its README under "Notes"
 
@@ -77,6 +77,18 @@ def history_table(log: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def command_lines(commands: list[str]) -> list[str]:
+    """The commands that made a checkpoint, a run of the same command (a resume, once per session) written once
+    with how many times it ran."""
+    out: list[tuple[str, int]] = []
+    for c in commands:
+        if out and out[-1][0] == c:
+            out[-1] = (c, out[-1][1] + 1)
+        else:
+            out.append((c, 1))
+    return [c if n == 1 else f"{c}  # run {n} times" for c, n in out]
+
+
 def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[str, str] | None = None) -> str:
     """A checkpoint's README: what it is, the exact commands, wall time, machine, PSNR table, snapshots."""
     cfg = read_config(run)
@@ -101,7 +113,7 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
         "## How it was made",
         "",
         "```bash",
-        *cfg.get("commands", [cfg.get("command", "?")]),
+        *command_lines(cfg.get("commands", [cfg.get("command", "?")])),
         "```",
         "",
         f"- steps: {cfg['step']:,} of batch {tc['batch']} ({cfg['step'] * tc['batch']:,} images seen)",
@@ -168,7 +180,16 @@ def readme_text(run: str | Path, machine: str | None = None, extra_tables: dict[
 
 
 def files_text(run: Path) -> str:
-    """The README's line on a checkpoint's files; a run kept as its EMA weights alone says it cannot be resumed."""
+    """The README's line on a checkpoint's files; a run kept without its optimiser state (a finished seed) or as its
+    EMA weights alone says it cannot be resumed."""
+    if (run / WEIGHTS).is_file() and not (run / STATE).is_file():
+        ema = " and `ema.safetensors` (the EMA weights: the network `sdrlib.checkpoints.load` gives)"
+        return (
+            f"Files: `model.safetensors` (the raw weights){ema if (run / EMA).is_file() else ''}, `config.json` "
+            "(architecture, training config, sha256; its hash of `state.safetensors` is the run's record of the file "
+            "not kept here), `log.jsonl` (loss and held-out PSNR over training). The optimizer state was not kept: "
+            "the run is finished and cannot be resumed."
+        )
     if (run / WEIGHTS).is_file() or not (run / EMA).is_file():
         return (
             "Files: `model.safetensors` (weights), `config.json` (architecture, training config, sha256), "
