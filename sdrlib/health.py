@@ -3,10 +3,13 @@ rule and by the relative rule, and whether its phi already separates held-out im
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from . import analysis, data, sparsity, stats
-from .checkpoints import training_data_kwargs
+from .checkpoints import read_config, resolve, training_data_kwargs
 from .representation import phi
 from .stopping import STOP_SLOPE, rule_met
 from .unet import UNet
@@ -152,3 +155,24 @@ def stopping_line(run: dict) -> str:
         f": {cost}; PSNR at σ = 0.1 over the last 1,000 steps {run['psnr_slope']:+.3f} dB "
         f"per 1,000 steps, stopping rule (below {STOP_SLOPE}) {rule_met(run['psnr_slope'])}{at_full}"
     )
+
+
+# ------------------------------------------------------------------ how a run's claims are read (#24 item 3)
+
+
+def claims_reading(run: str | Path, dead_bar: float, rel: float = 0.01) -> float:
+    """Chapter 3's ``live_only`` for a finished run (a twin of another recipe): 0.0, every channel, when its final
+    health (``health.json``, written by ``scripts/health_study.py report``) meets the bar of at most ``dead_bar`` of
+    its middle channels dead by the relative rule; else ``rel``, its healthy fraction. A ValueError says what is
+    missing: a run still training, or one whose health is not measured yet."""
+    path = resolve(run)
+    cfg = read_config(path)
+    if cfg["step"] < cfg["train"]["steps"]:
+        raise ValueError(f"{path.name} is still training (step {cfg['step']:,} of {cfg['train']['steps']:,})")
+    if not (path / "health.json").is_file():
+        raise ValueError(
+            f"{path.name} has no health.json: measure it first (scripts/health_study.py report --stage budget "
+            f"--references-only --runs {path})"
+        )
+    h = json.loads((path / "health.json").read_text())
+    return 0.0 if h["dead_relative"] <= dead_bar * h["channels"] else rel

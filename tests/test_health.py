@@ -105,3 +105,31 @@ def test_stopping_line_reads_the_rule_against_the_slope():
     assert "trained on a GPU, 3.7 minutes of wall time" in gpu
     assert "cannot be read" in gpu
     assert "CPU-hours" not in gpu
+
+
+def test_claims_reading_reads_a_finished_run_whole_when_healthy_and_on_its_healthy_fraction_otherwise(
+    tmp_path, monkeypatch
+):
+    """Planted runs: a finished healthy one (4 of 128 dead, under a 5 % bar), a finished unhealthy one (115 of 128,
+    as the authors' recipe on textures mid-course), one still training, and one not measured yet."""
+    import json
+
+    from sdrlib import checkpoints
+
+    def run(name, step, dead=None):
+        (tmp_path / name).mkdir()
+        cfg = {"format": checkpoints.FORMAT, "train": {"steps": 100}, "step": step}
+        (tmp_path / name / "config.json").write_text(json.dumps(cfg))
+        if dead is not None:
+            (tmp_path / name / "health.json").write_text(json.dumps({"channels": 128, "dead_relative": dead}))
+
+    monkeypatch.setenv("SDR_CHECKPOINTS", str(tmp_path))
+    run("healthy", 100, 4), run("sick", 100, 115), run("training", 40, 115), run("unmeasured", 100)
+    assert health.claims_reading("healthy", dead_bar=0.05) == 0.0
+    assert health.claims_reading("sick", dead_bar=0.05) == 0.01
+    assert health.claims_reading("sick", dead_bar=0.05, rel=0.02) == 0.02
+    assert health.claims_reading("sick", dead_bar=0.95) == 0.0  # 115 of 128 is under a 95 % bar
+    with pytest.raises(ValueError, match="still training .step 40 of 100"):
+        health.claims_reading("training", dead_bar=0.05)
+    with pytest.raises(ValueError, match="no health.json: measure it first"):
+        health.claims_reading("unmeasured", dead_bar=0.05)

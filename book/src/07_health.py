@@ -258,6 +258,21 @@ for k in ("screen", "budget"):
 display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.recipe_twins()))))
 
 # %% [markdown]
+# How each twin's chapters are to be read, by the rule above (`sdrlib.health.claims_reading`, from its final
+# health): the command that executes them, or what it still waits for.
+
+# %%
+for twin in checkpoints.recipe_twins():
+    try:
+        live = health.claims_reading(twin, dead_bar)
+    except ValueError as e:
+        print(f"{twin}: not yet: {e}")
+        continue
+    how = "whole" if live == 0 else f"on its healthy fraction (live_only {live})"
+    print(f"{twin}: read {how}: sdr book --chapters 01 02 03 04 -p references '[\"{twin}\"]'"
+          + (f" -p live_only {live}" if live else "") + f" --output-dir checkpoints/{twin}/chapters --no-build")
+
+# %% [markdown]
 # ## What this page claims, checked
 #
 # The chosen recipe meets the health bar (at most `dead_bar` of the middle channels dead by the relative
