@@ -183,17 +183,25 @@ def run_agreements(runs: Mapping, labels: tuple[torch.Tensor, torch.Tensor], stu
     return [knn_agreement(tr[r], labels[0], te[r], labels[1], study.k, study.live) for r in runs]
 
 
+def _loaded(run, device: str | torch.device):
+    """A trained run as a loaded checkpoint: a name or folder is loaded onto ``device``; anything else is taken as
+    already loaded."""
+    from .. import checkpoints
+
+    return checkpoints.load(run, device=device) if isinstance(run, (str, Path)) else run
+
+
 def block_agreements(
     runs: Mapping, labels: tuple[torch.Tensor, torch.Tensor], study: Study
 ) -> list[dict[str, torch.Tensor]]:
     """Claim 4' beyond the reference: per trained run ({name: checkpoint name, folder or loaded Checkpoint}, its
     full-budget seeds), the per-query k-NN agreement of every block's phi ({"phi BLOCK": (queries,)}) on the study's
     images and noise, each run's features of every block cached beside it (no untrained twin)."""
-    from .. import checkpoints, feature_cache
+    from .. import feature_cache
 
     out = []
     for run in runs.values():
-        ck = checkpoints.load(run, device=study.device) if isinstance(run, (str, Path)) else run
+        ck = _loaded(run, study.device)
         tr, _ = feature_cache.checkpoint_features(ck, "train", control=False, **study.images("train"))
         te, _ = feature_cache.checkpoint_features(ck, "test", control=False, **study.images("test"))
         if study.live > 0:
@@ -355,11 +363,11 @@ def seed_margins(runs: Mapping[str, object], study: Study) -> list[dict]:
     """Per trained run ({name: checkpoint name, folder or loaded Checkpoint}), on its middle block's cached features
     of the study's images: {"run", "steps", "phi mid", "margin"}, the mean k-NN agreement and its margin over the
     better of pixels and the untrained middle block (:func:`margin_over_controls`)."""
-    from .. import checkpoints, feature_cache
+    from .. import feature_cache
 
     rows = []
     for name, run in runs.items():
-        ck = checkpoints.load(run, device=study.device) if isinstance(run, (str, Path)) else run
+        ck = _loaded(run, study.device)
         a, ia = feature_cache.checkpoint_features(ck, "train", blocks=["mid"], **study.images("train"))
         b, ib = feature_cache.checkpoint_features(ck, "test", blocks=["mid"], **study.images("test"))
         if study.live > 0:
