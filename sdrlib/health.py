@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import analysis, data, sparsity, stats
-from .checkpoints import read_config, resolve, training_data_kwargs
+from .checkpoints import read_config, resolve, training_data_kwargs, weights_sha256
 from .representation import phi
 from .stopping import STOP_SLOPE, rule_met
 from .unet import UNet
@@ -164,7 +164,7 @@ def claims_reading(run: str | Path, dead_bar: float, rel: float = 0.01) -> float
     """Chapter 3's ``live_only`` for a finished run (a twin of another recipe): 0.0, every channel, when its final
     health (``health.json``, written by ``scripts/health_study.py report``) meets the bar of at most ``dead_bar`` of
     its middle channels dead by the relative rule; else ``rel``, its healthy fraction. A ValueError says what is
-    missing: a run still training, or one whose health is not measured yet."""
+    missing: a run still training, or one whose health is not measured yet or was measured on earlier weights."""
     path = resolve(run)
     cfg = read_config(path)
     if cfg["step"] < cfg["train"]["steps"]:
@@ -175,4 +175,6 @@ def claims_reading(run: str | Path, dead_bar: float, rel: float = 0.01) -> float
             f"--references-only --runs {path})"
         )
     h = json.loads((path / "health.json").read_text())
+    if "sha256" in h and h["sha256"] != weights_sha256(cfg):
+        raise ValueError(f"{path.name}'s health.json measured other weights than its final ones: measure it again")
     return 0.0 if h["dead_relative"] <= dead_bar * h["channels"] else rel

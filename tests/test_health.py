@@ -111,20 +111,24 @@ def test_claims_reading_reads_a_finished_run_whole_when_healthy_and_on_its_healt
     tmp_path, monkeypatch
 ):
     """Planted runs: a finished healthy one (4 of 128 dead, under a 5 % bar), a finished unhealthy one (115 of 128,
-    as the authors' recipe on textures mid-course), one still training, and one not measured yet."""
+    as the authors' recipe on textures mid-course), one still training, one not measured yet, and one whose health
+    was measured on earlier weights."""
     import json
 
     from sdrlib import checkpoints
 
-    def run(name, step, dead=None):
+    def run(name, step, dead=None, sha=None):
         (tmp_path / name).mkdir()
-        cfg = {"format": checkpoints.FORMAT, "train": {"steps": 100}, "step": step}
+        cfg = {"format": checkpoints.FORMAT, "train": {"steps": 100}, "step": step,
+               "sha256": {checkpoints.WEIGHTS: f"{name}-final"}}  # fmt: skip
         (tmp_path / name / "config.json").write_text(json.dumps(cfg))
         if dead is not None:
-            (tmp_path / name / "health.json").write_text(json.dumps({"channels": 128, "dead_relative": dead}))
+            h = {"channels": 128, "dead_relative": dead, "sha256": sha or f"{name}-final"}
+            (tmp_path / name / "health.json").write_text(json.dumps(h))
 
     monkeypatch.setenv("SDR_CHECKPOINTS", str(tmp_path))
     run("healthy", 100, 4), run("sick", 100, 115), run("training", 40, 115), run("unmeasured", 100)
+    run("stale", 100, 4, sha="weights-at-step-60")  # measured mid-course, then trained on
     assert health.claims_reading("healthy", dead_bar=0.05) == 0.0
     assert health.claims_reading("sick", dead_bar=0.05) == 0.01
     assert health.claims_reading("sick", dead_bar=0.05, rel=0.02) == 0.02
@@ -133,3 +137,5 @@ def test_claims_reading_reads_a_finished_run_whole_when_healthy_and_on_its_healt
         health.claims_reading("training", dead_bar=0.05)
     with pytest.raises(ValueError, match="no health.json: measure it first"):
         health.claims_reading("unmeasured", dead_bar=0.05)
+    with pytest.raises(ValueError, match="measured other weights than its final ones"):
+        health.claims_reading("stale", dead_bar=0.05)
