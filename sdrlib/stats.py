@@ -225,16 +225,36 @@ def mantel(
     matrices of the same items), the partial Mantel test: both matrices' entries are first residualised on the
     controls' (Smouse, Long & Sokal 1986), so the test asks whether ``a`` and ``b`` agree beyond what the
     controls explain."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or any(np.shape(c) != a.shape for c in controls):
-        raise ValueError(f"distance matrices must share one shape, got {a.shape}, {b.shape}")
+    return mantel_mean([(a, b)], controls, n_perm, rank, seed)
+
+
+def mantel_mean(
+    pairs: Sequence[tuple],
+    controls: Sequence = (),
+    n_perm: int = 999,
+    rank: bool = True,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The (partial) Mantel test of several networks over the same items (claim 6 on a reference and its seeds):
+    ``pairs`` holds one (a, b) pair of distance matrices per network, ``controls`` the matrices shared by all. The
+    statistic is the mean over networks of ``mantel``'s correlation; each permutation permutes the items of every
+    ``a`` alike, so the null is "no network's a agrees with its b beyond the controls". One pair: ``mantel``."""
+    if not pairs:
+        raise ValueError("mantel_mean needs at least one (a, b) pair of distance matrices")
+    mats = [(np.asarray(a, dtype=float), np.asarray(b, dtype=float)) for a, b in pairs]
+    shape = mats[0][0].shape
+    if any(m.shape != shape for ab in mats for m in ab) or any(np.shape(c) != shape for c in controls):
+        raise ValueError(f"distance matrices must share one shape, got {[m.shape for ab in mats for m in ab]}")
     f = _ranks if rank else (lambda v: v)
-    vb, vc = f(_upper(b)), [f(_upper(c)) for c in controls]
-    r = _partial_r(f(_upper(a)), vb, vc)
+    vc = [f(_upper(c)) for c in controls]
+    vb = [f(_upper(b)) for _, b in mats]
+
+    def stat(p: np.ndarray | None) -> float:
+        return float(np.mean([_partial_r(f(_upper(a if p is None else a[np.ix_(p, p)])), v, vc)
+                              for (a, _), v in zip(mats, vb)]))  # fmt: skip
+
+    r = stat(None)
     rng = np.random.default_rng(seed)
-    n = a.shape[0]
-    hits = 0
-    for _ in range(n_perm):
-        p = rng.permutation(n)
-        hits += _partial_r(f(_upper(a[np.ix_(p, p)])), vb, vc) >= r
+    n = shape[0]
+    hits = sum(stat(rng.permutation(n)) >= r for _ in range(n_perm))
     return {"r": r, "p": (1 + hits) / (1 + n_perm), "pairs": n * (n - 1) // 2, "n_perm": n_perm}

@@ -211,6 +211,37 @@ def test_claim_6_decides_nothing_on_fewer_than_30_targets():
         rc.density_distance_claim(d_sem, d_sem, d_pix[:10, :10], d_unt, n_perm=9)
 
 
+def test_claim_6_on_several_networks_averages_them_and_widens_by_their_spread():
+    """A reference and its seeds guided on the same targets. Copies of one network give that network's result (no
+    spread between networks, the same permutations); three networks that all follow phi beyond pixels
+    hold; and when one network of three does while two follow pixels only, the average (the mean of the three
+    networks' own correlations) is uncertain by their spread: undecided, where pooling the targets alone would
+    have called it."""
+    n = 40
+    d_pix, d_unt, d_sem = planted_distances(n)
+    d_e = d_sem + 0.3 * sym_noise(n, 4).abs()
+    good = [d_sem + 0.3 * d_pix + 0.2 * sym_noise(n, 10 + i).abs() for i in range(3)]
+    one = rc.density_distance_claim(good[0], d_e, d_pix, d_unt, n_perm=99)
+    copies = rc.density_distance_claim([good[0]] * 3, [d_e] * 3, d_pix, d_unt, n_perm=99)
+    c, o = copies.parts[0].effect, one.parts[0].effect
+    assert (c.value, c.lo, c.hi) == pytest.approx((o.value, o.lo, o.hi), rel=1e-12) and c.p == o.p
+    assert copies.n_trained == 3 and one.n_trained == 1
+    every = rc.density_distance_claim(good, [d_e] * 3, d_pix, d_unt, n_perm=99)
+    assert every.verdict == "holds" and every.parts[0].effect.lo > 0.5, every.rows()
+    assert every.measures[0]["networks"] == 3
+
+    pixel_only = [d_pix + 0.5 * sym_noise(n, 20 + i) for i in range(2)]
+    mixed = rc.density_distance_claim([good[0], *pixel_only], [d_e] * 3, d_pix, d_unt, n_perm=99)
+    alone = [rc.density_distance_claim(a, d_e, d_pix, d_unt, n_perm=0).parts[0].effect.value
+             for a in (good[0], *pixel_only)]  # fmt: skip
+    effect = mixed.parts[0].effect
+    assert effect.value == pytest.approx(sum(alone) / 3)
+    assert alone[0] > 0.5 and max(abs(a) for a in alone[1:]) < 0.2
+    assert mixed.verdict == "undecided" and effect.lo < 0.1 < effect.hi, mixed.rows()
+    with pytest.raises(ValueError, match="one matrix per trained network"):
+        rc.density_distance_claim(good, [d_e] * 2, d_pix, d_unt, n_perm=9)
+
+
 def test_energy_distances_are_the_pairwise_energy_distance():
     samples = torch.rand(12, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     d = rc.energy_distances(samples, 3)

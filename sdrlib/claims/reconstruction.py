@@ -27,7 +27,9 @@ Claim 6, phi distance tracks the distance between the conditional densities p(x 
 the Mantel test of the targets' phi distances against the energy distances of their sample sets, and the partial
 Mantel test controlling for the targets' pixel distances and the untrained network's phi distances (the verdict);
 rank correlations, permutation p-values (``stats.mantel``), and a delete-one-target jackknife interval (pairs share
-targets; the jackknife removes a target and all its pairs, so no target is duplicated as a bootstrap would).
+targets; the jackknife removes a target and all its pairs, so no target is duplicated as a bootstrap would). With
+several trained networks (a reference and its seeds, on the same targets) the correlation is their average and the
+interval adds the variance of that average over networks (``stats.mantel_mean``).
 """
 
 from __future__ import annotations
@@ -313,17 +315,27 @@ def _matrix(d, name: str) -> np.ndarray:
     return m
 
 
-def _jackknife(a: np.ndarray, b: np.ndarray, controls: list[np.ndarray], level: float, p: float | None) -> Interval:
-    """The (partial) Mantel rank correlation with a delete-one-target jackknife interval (normal, at ``level``)."""
-    n = a.shape[0]
-    r = stats.mantel(a, b, controls, n_perm=0)["r"]
-    loo = []
-    for j in range(n):
-        k = np.delete(np.arange(n), j)
-        loo.append(stats.mantel(a[np.ix_(k, k)], b[np.ix_(k, k)], [c[np.ix_(k, k)] for c in controls], n_perm=0)["r"])
-    loo = np.asarray(loo)
-    se = math.sqrt((n - 1) / n * float(((loo - loo.mean()) ** 2).sum()))
+def _jackknife(
+    pairs: list[tuple[np.ndarray, np.ndarray]], controls: list[np.ndarray], level: float, p: float | None
+) -> Interval:
+    """The (partial) Mantel rank correlation, averaged over the networks of ``pairs`` (one (phi, energy) pair of
+    matrices each), with a normal interval at ``level``: its variance over targets from a delete-one-target
+    jackknife of the average, plus, with several networks, the variance of the average over networks (their
+    correlations' spread over the number of networks; targets held fixed)."""
+    n = pairs[0][0].shape[0]
+
+    def mean_r(k: np.ndarray) -> tuple[float, list[float]]:
+        rs = [stats.mantel(a[np.ix_(k, k)], b[np.ix_(k, k)], [c[np.ix_(k, k)] for c in controls], n_perm=0)["r"]
+              for a, b in pairs]  # fmt: skip
+        return float(np.mean(rs)), rs
+
+    r, per_net = mean_r(np.arange(n))
+    loo = np.asarray([mean_r(np.delete(np.arange(n), j))[0] for j in range(n)])
+    var = (n - 1) / n * float(((loo - loo.mean()) ** 2).sum())
+    if len(pairs) > 1:
+        var += float(np.var(per_net, ddof=1)) / len(pairs)
     z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    se = math.sqrt(var)
     return Interval(r, r - z * se, r + z * se, level, p)
 
 
@@ -340,19 +352,29 @@ def density_distance_claim(
     """Claim 6 from (T, T) distance matrices over the same targets: ``dphi`` between the targets' phi (trained
     network), ``d_energy`` between their sample sets (``energy_distances``), ``d_pixels`` between the target images
     (``pixel_distances``), ``d_untrained`` between their phi under an untrained network of the same architecture
-    (one matrix, or a list of matrices, one per control seed: each is partialled out).
+    (one matrix, or a list of matrices, one per control seed: each is partialled out). With several trained
+    networks (a reference and its seeds, guided on the same targets), ``dphi`` and ``d_energy`` are lists with one
+    matrix per network, in the same order; the pixel and untrained distances are shared.
 
     One part, *beyond pixels and the untrained network*: the partial Mantel rank correlation of ``dphi`` and
-    ``d_energy`` controlling for the pixel and untrained-phi distances (``stats.mantel``), with a delete-one-target
-    jackknife interval at ``level``; its ``p`` is the partial Mantel permutation p-value (``n_perm`` permutations of
-    the targets; null: no association beyond the controls). The plain Mantel test and the partial tests with each
+    ``d_energy`` controlling for the pixel and untrained-phi distances (``stats.mantel``), averaged over networks,
+    with a delete-one-target jackknife interval at ``level`` widened by the spread over networks; its ``p`` is the
+    partial Mantel permutation p-value (``n_perm`` permutations of the targets, alike in every network; null: no
+    association beyond the controls; ``stats.mantel_mean``). The plain Mantel test and the partial tests with each
     control alone are reported in the measures. Fewer than ``min_targets`` targets: reported, undecided."""
-    a, b, px = _matrix(dphi, "dphi"), _matrix(d_energy, "d_energy"), _matrix(d_pixels, "d_pixels")
+    phis = [dphi] if isinstance(dphi, (torch.Tensor, np.ndarray)) else list(dphi)
+    energies = [d_energy] if isinstance(d_energy, (torch.Tensor, np.ndarray)) else list(d_energy)
+    if not phis or len(phis) != len(energies):
+        raise ValueError(f"dphi and d_energy need one matrix per trained network each, got {len(phis)} and "
+                         f"{len(energies)}")  # fmt: skip
+    pairs = [(_matrix(a, "dphi"), _matrix(b, "d_energy")) for a, b in zip(phis, energies)]
+    px = _matrix(d_pixels, "d_pixels")
     unt = [d_untrained] if isinstance(d_untrained, (torch.Tensor, np.ndarray)) else list(d_untrained)
     unt = [_matrix(u, "d_untrained") for u in unt]
-    if not unt or any(m.shape != a.shape for m in (b, px, *unt)):
-        raise ValueError(f"every distance matrix must have dphi's shape {a.shape} (and d_untrained at least one)")
-    n = a.shape[0]
+    shape = pairs[0][0].shape
+    if not unt or any(m.shape != shape for m in (px, *unt, *(m for ab in pairs for m in ab))):
+        raise ValueError(f"every distance matrix must have dphi's shape {shape} (and d_untrained at least one)")
+    n = shape[0]
     spec = BY_KEY["density-distance"].part("beyond pixels and the untrained network")
     tests = {
         "Mantel: phi vs energy": [],
@@ -362,12 +384,13 @@ def density_distance_claim(
     }
     rows, effect = [], None
     for name, ctrl in tests.items():
-        p = stats.mantel(a, b, ctrl, n_perm=n_perm, rank=True, seed=seed)["p"]
-        ci = _jackknife(a, b, ctrl, level, p)
-        rows.append({"test": name, "targets": n, "pairs": n * (n - 1) // 2, "rank r [jackknife 95 % CI]": str(ci),
-                     "permutation p": f"{p:.4f}", "permutations": n_perm})  # fmt: skip
+        p = stats.mantel_mean(pairs, ctrl, n_perm=n_perm, rank=True, seed=seed)["p"]
+        ci = _jackknife(pairs, ctrl, level, p)
+        rows.append({"test": name, "networks": len(pairs), "targets": n, "pairs": n * (n - 1) // 2,
+                     "rank r [jackknife 95 % CI]": str(ci), "permutation p": f"{p:.4f}",
+                     "permutations": n_perm})  # fmt: skip
         effect = ci
     if n < min_targets:
         rows.append({"test": f"note: {n} targets, fewer than {min_targets}: no decision (undecided)"})
         effect = _undecided(effect)
-    return Result("density-distance", (Part(spec.name, effect, spec.min_effect),), 1, len(unt), rows)
+    return Result("density-distance", (Part(spec.name, effect, spec.min_effect),), len(pairs), len(unt), rows)
