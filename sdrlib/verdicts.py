@@ -274,9 +274,15 @@ def page_verdicts(book: Path, references: list[str]) -> dict[tuple[str, str], st
 
 
 def page_numbers(book: Path, references: list[str]) -> dict[tuple[str, str], str]:
-    """The deciding numbers with their intervals ("0.047 [0.038, 0.056]") that the executed chapters under ``book``
-    glued, by (claim, reference)."""
-    return {k: str(v) for k, v in _glued_by_claim(book, references, "number").items()}
+    """The deciding numbers with their intervals and the number of trained networks they rest on ("0.047 [0.038,
+    0.056], 3 networks") that the executed chapters under ``book`` glued, by (claim, reference)."""
+    nets = _glued_by_claim(book, references, "networks")  # "3 trained, 3 control"
+
+    def with_networks(k: tuple[str, str], number: object) -> str:
+        n = int(str(nets[k]).split()[0]) if k in nets else None
+        return str(number) + ("" if n is None else f", {n} network{'s' if n > 1 else ''}")
+
+    return {k: with_networks(k, v) for k, v in _glued_by_claim(book, references, "number").items()}
 
 
 def family_table(pvalues: dict[tuple[str, str], float], alpha: float = 0.05) -> list[str]:

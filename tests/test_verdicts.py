@@ -198,20 +198,24 @@ def test_recipe_comparison_sets_a_run_of_another_recipe_beside_its_reference(tmp
     _glued_notebook(tmp_path / "book" / f"{chapter['sparsity']}.ipynb",
                     {verdicts.glue_key("sparsity", "ref", "verdict"): "fails"})  # fmt: skip
     _glued_notebook(tmp_path / "book" / f"{chapter['distances']}.ipynb",
-                    {verdicts.glue_key("distances", "ref", "verdict"): "holds"})  # fmt: skip
+                    {verdicts.glue_key("distances", "ref", "verdict"): "holds",
+                     verdicts.glue_key("distances", "ref", "number"): "0.09 [0.07, 0.11]",
+                     verdicts.glue_key("distances", "ref", "networks"): "3 trained, 3 control"})  # fmt: skip
     _glued_notebook(tmp_path / "ck" / "twin" / verdicts.CHAPTERS / f"{chapter['sparsity']}.ipynb",
                     {verdicts.glue_key("sparsity", "twin", "verdict"): "fails"})  # fmt: skip
     _glued_notebook(tmp_path / "ck" / "twin" / verdicts.CHAPTERS / f"{chapter['distances']}.ipynb",
                     {verdicts.glue_key("distances", "twin", "verdict"): "undecided",
-                     verdicts.glue_key("distances", "twin", "number"): "0.01 [-0.02, 0.04]"})  # fmt: skip
+                     verdicts.glue_key("distances", "twin", "number"): "0.01 [-0.02, 0.04]",
+                     verdicts.glue_key("distances", "twin", "networks"): "1 trained, 3 control"})  # fmt: skip
     lines = verdicts.recipe_comparison(tmp_path / "book", {"twin": "ref", "late": "ref"})
     assert lines[0] == ("**fashion-mnist**: `ref` (preset `small`, 0.93 M images seen), `twin` (preset `small`, "
                         "recipe `twin`, 0.93 M images seen).")  # fmt: skip
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| claim")]
     assert rows == [
         f"| sparsity | {verdicts.coloured('fails')} | {verdicts.coloured('fails')} | yes |",
-        f"| distances | {verdicts.coloured('holds')} | {verdicts.coloured('undecided')} 0.01 [-0.02, 0.04] | no |",
-    ]  # the twin's number read from its own chapters
+        f"| distances | {verdicts.coloured('holds')} 0.09 [0.07, 0.11], 3 networks | {verdicts.coloured('undecided')} "
+        "0.01 [-0.02, 0.04], 1 network | no |",
+    ]  # the twin's number read from its own chapters, each with the trained networks it rests on
     assert "1 of 2 claims keep their verdict across these networks; it changes for distances." in lines
     assert lines[-2].startswith("`late` (preset `small`, recipe `late`, 0.07 M images seen; to compare with `ref`)")
     assert lines[-2].endswith("its training is at step 1,091 of 14,500.")
