@@ -39,14 +39,14 @@ def wait_for(run: str, poll_s: float) -> None:
         time.sleep(poll_s)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a twin listed with recipe_of in checkpoints/references.yaml")
     p.add_argument("--dead-bar", type=float, default=0.05, help="the health bar (chapter 7's dead_bar)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads of the health and sample steps")
     p.add_argument("--wait", action="store_true", help="wait for the run's training to finish first")
     p.add_argument("--poll", type=float, default=300.0, help="seconds between looks when waiting")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     twins = checkpoints.recipe_twins()
     if a.run not in twins:
         raise SystemExit(f"{a.run!r} is not a twin of another recipe (references.yaml recipe_of): {sorted(twins)}")
