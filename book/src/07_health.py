@@ -215,7 +215,8 @@ if budget:
 # training:
 
 # %%
-refs = study.get("budget", {}).get("references", {})  # measured on their test split, for the record
+measured = study.get("budget", {}).get("references", {})  # measured on their test split, for the record
+refs = {n: r for n, r in measured.items() if n not in checkpoints.recipe_twins()}  # twins: the authors' section
 for name, r in refs.items():
     rows = [{"step": row["step"], "minutes (1 thread)": row.get("cpu_min", float("nan")),
              **health.snapshot_measures(row)} for row in r["rows"]]
@@ -248,11 +249,13 @@ for k in ("screen", "budget"):
 # learning-rate schedule (SPEC), with the reference's preset, data, crops, batch and steps, so that it sees the same
 # number of images (`sdrlib.recipes`; each twin's `notes.md`). Once a twin's training is done, chapters 1-4 are
 # executed on it into `checkpoints/NAME/chapters/` (`sdr book --chapters 01 02 03 04 -p references '["NAME"]'
-# --output-dir checkpoints/NAME/chapters --no-build`), and its verdicts stand beside its reference's, claim by
-# claim. A twin that ends above the health bar (more than `dead_bar` of its middle channels dead) is read on its
-# healthy fraction: chapter 3 with `-p live_only 0.01` keeps each network's channels live on its training images,
-# where dead channels would otherwise be z-scored up to noise (`sdrlib.claims.distances.live_columns`, with planted
-# tests); chapter 2's measures read live channels already, and chapter 4 matches every channel.
+# --output-dir checkpoints/NAME/chapters --no-build`; `scripts/recipe_twin.py NAME` measures its health, draws its
+# sample sets and runs that command as the rule below says), and its verdicts stand beside its reference's, claim by
+# claim, each with the number of trained networks its interval rests on. A twin that ends above the health bar
+# (more than `dead_bar` of its middle channels dead) is read on its healthy fraction: chapter 3 with
+# `-p live_only 0.01` keeps each network's channels live on its training images, where dead channels would otherwise
+# be z-scored up to noise (`sdrlib.claims.distances.live_columns`, with planted tests); chapter 2's measures read
+# live channels already, and chapter 4 matches every channel.
 
 # %%
 display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.recipe_twins()))))
@@ -263,6 +266,10 @@ display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.rec
 
 # %%
 for twin in checkpoints.recipe_twins():
+    if twin in measured:  # its final health, as the rule reads it
+        last = measured[twin]["rows"][-1]
+        print(f"{twin}: step {last['step']:,}, {last['dead_relative']} of {last['channels']} middle channels dead, "
+              f"10-NN {last['knn_agreement']:.3f}")
     try:
         live = health.claims_reading(twin, dead_bar)
     except ValueError as e:
