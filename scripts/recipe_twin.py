@@ -32,10 +32,16 @@ def step(cmd: list[str]) -> None:
     print(f"# done in {time.time() - t:.0f} s", flush=True)
 
 
+def training_left(run: str) -> str | None:
+    """Where a run's training stands while it is not finished ("step 40 of 100"); None once it is."""
+    c = checkpoints.read_config(run)
+    return f"step {c['step']:,} of {c['train']['steps']:,}" if c["step"] < c["train"]["steps"] else None
+
+
 def wait_for(run: str, poll_s: float) -> None:
     """Block until the run's saved step reaches its configured length (its training wrote the last checkpoint)."""
-    while (c := checkpoints.read_config(run))["step"] < c["train"]["steps"]:
-        print(f"{run}: step {c['step']:,} of {c['train']['steps']:,}; waiting", flush=True)
+    while left := training_left(run):
+        print(f"{run}: {left}; waiting", flush=True)
         time.sleep(poll_s)
 
 
@@ -52,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{a.run!r} is not a twin of another recipe (references.yaml recipe_of): {sorted(twins)}")
     if a.wait:
         wait_for(a.run, a.poll)
-    elif (c := checkpoints.read_config(a.run))["step"] < c["train"]["steps"]:
-        raise SystemExit(f"{a.run} is still training (step {c['step']:,} of {c['train']['steps']:,}): --wait for it")
+    elif left := training_left(a.run):
+        raise SystemExit(f"{a.run} is still training ({left}): --wait for it")
     folder = checkpoints.resolve(a.run)
     py = str(BIN / "python")
     # its health.json, kept when it measured these weights (the report's cache), and its row in budget.json
