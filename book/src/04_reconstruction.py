@@ -358,6 +358,38 @@ for name, ck in refs.items():
     fig = plots.image_grid(grid, 1 + 3 * m, suptitle=f"{name}: target | trained φ | untrained φ | pixel PCA")
 
 # %% [markdown]
+# ## The same samples on the full-budget seeds
+#
+# A verdict about trained denoisers should not rest on one network. Where a reference has full-budget seeds of its
+# recipe (`full_seeds` in `checkpoints/references.yaml`), every seed draws the same sample sets on the same targets:
+# its own $\phi$ guides it, its own weights denoise under each control guide, and it draws its own unconditional
+# samples; the reference's judge scores them all. Claims 5 and 6 below then rest on every network: claim 5's
+# intervals resample networks, then control seeds, then targets; claim 6 averages the networks' partial Mantel
+# correlations and adds their spread to the jackknife. The seeds' samples are cached beside each seed
+# (`scripts/reconstruction_samples.py SEED`, CPU-hours).
+
+# %%
+seed_runs = {}
+for name in refs:
+    seed_runs[name] = {}
+    for run in checkpoints.trained_networks(name)[1:]:
+        sk = checkpoints.load(run, device=dev)
+        same = torch.equal(sample_runs.target_images(sk, rows[name]), sample_runs.target_images(refs[name], rows[name]))
+        assert same, f"{run}: its held-out images are not {name}'s, so its targets would differ"
+        seed_runs[name][run] = {
+            "ck": sk,
+            "phi": sample_runs.guided(sk, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
+                                      seed, cache_in=cache),
+            "untrained phi": [sample_runs.guided(sk, rows[name], n_per_control, schedule, match_lr, match_iter,
+                                                 n_noise_target, seed, cache_in=cache, guide="untrained phi",
+                                                 control_seed=cs) for cs in control_seeds],
+            "pixel pca": [sample_runs.guided(sk, rows[name], n_per_control, schedule, match_lr, match_iter,
+                                             n_noise_target, seed, cache_in=cache, guide="pixel pca")],
+            "unconditional": sample_runs.unconditional(sk, n_uncond, ascent, seed, cache_in=cache)}
+    print(f"{name}: claims 5 and 6 rest on {1 + len(seed_runs[name])} trained network(s): "
+          + ", ".join(checkpoints.trained_networks(name)))
+
+# %% [markdown]
 # ## Claim 6: does distance in $\phi$ predict distance between the sample sets?
 #
 # The first version of the paper relates the distance between two targets' $\phi$ to a distance between the
@@ -389,12 +421,14 @@ for name, ck in refs.items():
 # chosen anew in every resample); and *beyond pixel closeness*, the same difference between samples at the same
 # normalised pixel distance to their target (each sample's distance over the target's distance to its nearest
 # same-class training image), so that close copies, which share the class whatever guided them, do not count.
-# Intervals resample the untrained control networks, then the targets.
+# Intervals resample the trained networks (the reference and its full-budget seeds), the untrained control
+# networks, then the targets.
 #
 # **Claim 6**, $\phi$ distance tracks the distance between the conditional densities: the partial Mantel rank
 # correlation of the targets' $\phi$ distances with the energy distances of their sample sets, with the pixel
-# distances and the untrained networks' $\phi$ distances partialled out, at least 0.1 (Cohen's small); a
-# delete-one-target jackknife interval (pairs share targets) and a permutation p-value. The plain Mantel
+# distances and the untrained networks' $\phi$ distances partialled out, at least 0.1 (Cohen's small), averaged over
+# the trained networks; a delete-one-target jackknife interval (pairs share targets) widened by the spread over
+# networks, and a permutation p-value. The plain Mantel
 # correlation and each control alone are reported beside it. Verdicts go to the {doc}`verdicts` page.
 #
 # The checks after the verdicts hold on every reference: guided samples match their target's $\phi$ far better
@@ -408,19 +442,23 @@ res5, res6, verdict_rows = {}, {}, []
 for name, ck in refs.items():
     expect = checkpoints.references().get(name, {}).get("expect", {})
     judge, tgt, tl = judges[name][0], sample_runs.target_images(ck, rows[name]), sets[name]["test"].labels[rows[name]]
-    controls = {"untrained phi": [sample_scores.judged_runs(judge, control_runs[name]["untrained phi"], tgt, tl,
-                                                            n_per_control)],
-                "pixel pca": sample_scores.judged(judge, control_runs[name]["pixel pca"][0]["samples"], tgt, tl,
-                                                  n_per_control),
-                "unconditional": sample_scores.judged(judge, uncond[name]["samples"], tgt, tl)}
-    trained = sample_scores.judged(judge, guided[name]["samples"], tgt, tl, n_per_target)
+    # every trained network, the reference first: its phi guide's samples, its control guides' and its unconditional
+    nets = [{"phi": guided[name], **control_runs[name], "unconditional": uncond[name]}, *seed_runs[name].values()]
+    trained = [sample_scores.judged(judge, n["phi"]["samples"], tgt, tl, n_per_target) for n in nets]
+    controls = {"untrained phi": [sample_scores.judged_runs(judge, n["untrained phi"], tgt, tl, n_per_control)
+                                  for n in nets],
+                "pixel pca": [sample_scores.judged(judge, n["pixel pca"][0]["samples"], tgt, tl, n_per_control)
+                              for n in nets],
+                "unconditional": [sample_scores.judged(judge, n["unconditional"]["samples"], tgt, tl) for n in nets]}
     nearest = recon.nearest_same_class(tgt, tl, sets[name]["train"].images, sets[name]["train"].labels)
     res5[name] = recon.reconstruction_claim(trained, controls, nearest, n_boot, seed)
     display(Markdown(f"**{name}**: claim 5, the judge on each guide's samples\n\n"
                      + plots.markdown_table(res5[name].measures) + "\n\n" + plots.markdown_table(res5[name].rows())))
     verdict_rows.append(verdicts.record_result(res5[name], name, expected=expect.get("reconstruction")))
     d = dist[name]
-    res6[name] = recon.density_distance_claim(d["phi"], d["energy"], d["pixels"], d["untrained phi"], n_perm, seed)
+    dphi = [d["phi"], *(sample_scores.target_distances(n["ck"].model, tgt, [])["phi"] for n in nets[1:])]
+    energy = [d["energy"], *(recon.energy_distances(n["phi"]["samples"], n_per_target) for n in nets[1:])]
+    res6[name] = recon.density_distance_claim(dphi, energy, d["pixels"], d["untrained phi"], n_perm, seed)
     display(Markdown(f"**{name}**: claim 6, Mantel tests over target pairs\n\n"
                      + plots.markdown_table(res6[name].measures)))
     verdict_rows.append(verdicts.record_result(res6[name], name, expected=expect.get("density-distance")))
