@@ -342,14 +342,17 @@ display(Markdown(plots.markdown_table(variant_rows, floatfmt=".2f")))
 # laptop; the chapter re-reads them).
 
 # %%
+def control_sets(ck, r: torch.Tensor) -> dict[str, list[dict]]:
+    """Claim 5's control guides on a trained network's targets ``r``: one run per untrained seed, and pixel PCA."""
+    def run(guide: str, cs: int = 0) -> dict:
+        return sample_runs.guided(ck, r, n_per_control, schedule, match_lr, match_iter, n_noise_target, seed,
+                                  cache_in=cache, guide=guide, control_seed=cs)
+    return {"untrained phi": [run("untrained phi", cs) for cs in control_seeds], "pixel pca": [run("pixel pca")]}
+
+
 control_runs = {}
 for name, ck in refs.items():
-    control_runs[name] = {
-        "untrained phi": [sample_runs.guided(ck, rows[name], n_per_control, schedule, match_lr, match_iter,
-                                             n_noise_target, seed, cache_in=cache, guide="untrained phi",
-                                             control_seed=cs) for cs in control_seeds],
-        "pixel pca": [sample_runs.guided(ck, rows[name], n_per_control, schedule, match_lr, match_iter,
-                                         n_noise_target, seed, cache_in=cache, guide="pixel pca")]}
+    control_runs[name] = control_sets(ck, rows[name])
     tgt, m = sample_runs.target_images(ck, rows[name]), 3
     grid = torch.cat([torch.cat([tgt[t:t + 1], guided[name]["samples"][t * n_per_target:t * n_per_target + m],
                                  control_runs[name]["untrained phi"][0]["samples"][t * n_per_control:][:m],
@@ -380,11 +383,7 @@ for name in refs:
             "ck": sk,
             "phi": sample_runs.guided(sk, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
                                       seed, cache_in=cache),
-            "untrained phi": [sample_runs.guided(sk, rows[name], n_per_control, schedule, match_lr, match_iter,
-                                                 n_noise_target, seed, cache_in=cache, guide="untrained phi",
-                                                 control_seed=cs) for cs in control_seeds],
-            "pixel pca": [sample_runs.guided(sk, rows[name], n_per_control, schedule, match_lr, match_iter,
-                                             n_noise_target, seed, cache_in=cache, guide="pixel pca")],
+            **control_sets(sk, rows[name]),
             "unconditional": sample_runs.unconditional(sk, n_uncond, ascent, seed, cache_in=cache)}
     print(f"{name}: claims 5 and 6 rest on {1 + len(seed_runs[name])} trained network(s): "
           + ", ".join(checkpoints.trained_networks(name)))
