@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     live = health.claims_reading(a.run, a.dead_bar)  # raises while training, or on a missing or stale health
     print(f"{a.run}: {json.loads((folder / 'health.json').read_text())}; read "
           + ("whole" if live == 0 else f"on its healthy fraction (live_only {live})"), flush=True)  # fmt: skip
-    step([py, "scripts/reconstruction_samples.py", a.run, "--threads", str(a.threads)])
+    step([py, "scripts/reconstruction_samples.py", a.run, "--threads", str(a.threads), "--live-only", str(live)])
     book = [str(BIN / "sdr"), "book", "--chapters", "01", "02", "03", "04", "-p", "references", json.dumps([a.run])]
     book += ["-p", "live_only", str(live)] if live else []
     step(book + ["--output-dir", str((folder / "chapters").relative_to(ROOT)), "--no-build"])

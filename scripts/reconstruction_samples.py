@@ -6,9 +6,12 @@ is a file in ``checkpoints/<name>/features/``, named by its parameters), and cha
 
     .venv/bin/python scripts/reconstruction_samples.py fashion-mnist-small-32 --guides phi
     .venv/bin/python scripts/reconstruction_samples.py fashion-mnist-small-32 --guides "untrained phi" "pixel pca"
+    .venv/bin/python scripts/reconstruction_samples.py fashion-mnist-small-32-authors --live-only 0.01  # a sick twin
 
 The defaults are the ones chapter 4 passes: at least 30 targets spread evenly over the held-out classes
 (``representation.stratified_indices``), the schedule of 20 noise levels, <= 25 Adam iterations per matching.
+A run read on its healthy fraction (chapter 4's ``live_only``, ``sdrlib.health.claims_reading``) passes the same
+``--live-only``: every guide is then restricted to live channels (``sample_runs.guide_restriction``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     p.add_argument("--match-lr", type=float, default=0.01)
     p.add_argument("--noise-target", type=int, default=10, help="noise draws of the targets' phi_sigma")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--live-only", type=float, default=0.0, help="> 0: read on the healthy fraction (chapter 4)")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -46,7 +50,8 @@ def main() -> None:
     for guide, control_seed, n_per in jobs:
         t0 = time.perf_counter()
         out = sample_runs.guided(ck, rows, n_per, schedule, a.match_lr, a.match_iter, a.noise_target, a.seed,
-                                 cache_in="reference", guide=guide, control_seed=control_seed)  # fmt: skip
+                                 cache_in="reference", guide=guide, control_seed=control_seed,
+                                 live=a.live_only)  # fmt: skip
         drawn, here = out["seconds_per_sample"].item(), time.perf_counter() - t0
         print(f"{a.reference}: {guide} (control seed {control_seed}): {len(out['samples'])} samples of {len(rows)} "
               f"targets, {drawn:.1f} s per sample when drawn; {here:.0f} s here", flush=True)  # fmt: skip

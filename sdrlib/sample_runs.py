@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from . import analysis, feature_cache, matching, representation, sampling, targets, utils
+from . import analysis, feature_cache, matching, representation, sampling, sparsity, targets, utils
 
 TARGET_SIGMAS = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45, 0.65, 1.0)  # phi_sigma(target) grid
 
@@ -70,9 +70,13 @@ def guided_params(
     guide: str = "phi",
     control_seed: int = 0,
     pca_images: int = PCA_IMAGES,
+    channels: list[int] | None = None,
+    pca_k: int | None = None,
 ) -> dict:
     """The parameters that name a ``guided`` run in the cache. The guide and its settings enter only when the
-    guide is not the default ("phi"), so the runs cached before control guides existed keep their keys."""
+    guide is not the default ("phi"), so the runs cached before control guides existed keep their keys; so do
+    the restrictions of a healthy-fraction reading (``guide_restriction``), the ``channels`` matched and the
+    ``pca_k`` coefficients, which enter only when there is one."""
     if guide not in GUIDES:
         raise ValueError(f"unknown guide {guide!r}; expected one of {GUIDES}")
     params = _params(
@@ -90,7 +94,47 @@ def guided_params(
         params.update(guide=guide, control_seed=control_seed)
     elif guide == "pixel pca":
         params.update(guide=guide, control_seed=control_seed, pca_images=pca_images)
+    if channels is not None and guide != "pixel pca":
+        params["channels"] = [int(c) for c in channels]
+    if pca_k is not None and guide == "pixel pca":
+        params["pca_k"] = int(pca_k)
     return params
+
+
+LIVE_READING = {"n": 1000, "sigma": 0.196, "n_noise": 4, "seed": 0}  # training images on which live channels are read
+
+
+def live_channels(ck, live: float, control_seed: int | None = None, cache_in: str = "user") -> torch.Tensor | None:
+    """A network's healthy fraction (#24), as chapter 3 reads it: the (C,) bool mask of the middle channels not
+    dead by the relative rule at ``live`` (``sparsity.relative_dead``) on training images (``LIVE_READING``, never
+    the held-out targets), of the trained network or, with ``control_seed``, of its untrained twin
+    (``representation.untrained_like``); None when ``live`` is 0 (every channel)."""
+    if live < 0:
+        raise ValueError(f"live must be >= 0 (0: every channel), got {live}")
+    if live == 0:
+        return None
+    control = control_seed is not None
+    f, _ = feature_cache.checkpoint_features(
+        ck, "train", blocks=["mid"], control=control, control_seed=control_seed or 0, cache_in=cache_in, **LIVE_READING
+    )
+    return ~sparsity.relative_dead(f["untrained phi mid" if control else "phi mid"].float(), live)
+
+
+def guide_restriction(
+    ck, guide: str, live: float, control_seed: int = 0, cache_in: str = "user"
+) -> tuple[list[int] | None, int | None]:
+    """What a healthy-fraction reading (``live`` > 0) changes in a guide: the live ``channels`` its network's phi is
+    matched on ("phi": the trained network's; "untrained phi": the untrained network's own), or for "pixel pca" as
+    many coefficients ``pca_k`` as the trained network has live channels, so that the control never has more
+    dimensions than the phi it faces. (None, None) when nothing is restricted."""
+    if guide not in GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; expected one of {GUIDES}")
+    mask = live_channels(ck, live, control_seed if guide == "untrained phi" else None, cache_in)
+    if mask is None or bool(mask.all()):
+        return None, None
+    if guide == "pixel pca":
+        return None, int(mask.sum())
+    return mask.nonzero().squeeze(1).tolist(), None
 
 
 def pixel_pca(ck, k: int | None = None, pca_images: int = PCA_IMAGES, seed: int = 0) -> matching.PixelPCA:
@@ -114,6 +158,8 @@ def guide_for(
     seed: int = 0,
     control_seed: int = 0,
     pca_images: int = PCA_IMAGES,
+    channels: list[int] | None = None,
+    pca_k: int | None = None,
 ) -> tuple[targets.Target, matching.PhiFn | None]:
     """What the fixed-schedule sampler matches for each conditioning image (``n_per`` samples each): the target
     and the statistic (``None``: the sampled network's own phi).
@@ -122,18 +168,26 @@ def guide_for(
     - "untrained phi": the phi of ``representation.untrained_like(ck.model, control_seed)``, its target from that
       network on the same sigma grid and the same noise draws; the trained network still denoises;
     - "pixel pca": ``pixel_pca(ck, pca_images=pca_images, seed=control_seed)`` (as many coefficients as phi has
-      channels), its target the clean image's coefficients at every sigma (linear statistic, zero-mean noise)."""
+      channels, or ``pca_k``), its target the clean image's coefficients at every sigma (linear statistic, zero-mean
+      noise).
+
+    ``channels``: the phi guides match these channels only (``targets.Target.masked``), the others left free."""
     if guide not in GUIDES:
         raise ValueError(f"unknown guide {guide!r}; expected one of {GUIDES}")
     dev = utils.model_device(ck.model)
     images = images.to(dev)
+
+    def restrict(t: targets.Target) -> targets.Target:
+        return t if channels is None else t.masked(torch.tensor(channels, dtype=torch.long))
+
     if guide == "phi":
-        return targets.image_target(ck.model, images, n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed), None
+        t = targets.image_target(ck.model, images, n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed)
+        return restrict(t), None
     if guide == "untrained phi":
         net = representation.untrained_like(ck.model, control_seed)
         target = targets.image_target(net, images, n_per, n_noise_target, grid=TARGET_SIGMAS, seed=seed)
-        return target, matching.network_phi(net)
-    pca = pixel_pca(ck, pca_images=pca_images, seed=control_seed).to(dev)
+        return restrict(target), matching.network_phi(net)
+    pca = pixel_pca(ck, k=pca_k, pca_images=pca_images, seed=control_seed).to(dev)
     return targets.pca_target(pca, images, n_per, TARGET_SIGMAS), pca
 
 
@@ -150,6 +204,7 @@ def guided(
     guide: str = "phi",
     control_seed: int = 0,
     pca_images: int = PCA_IMAGES,
+    live: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """``n_per`` fixed-schedule self-guided samples per target, the held-out images at ``rows`` (SPEC 4), with
     the sampler's diagnostics per step and sample: effective sigma, loss of the matched statistic before and
@@ -159,15 +214,17 @@ def guided(
     5's controls, "untrained phi" (an untrained network's phi, network seed ``control_seed``) or "pixel pca" (as
     many leading pixel-PCA coefficients as phi has channels, fitted on at most ``pca_images`` training images drawn
     with ``control_seed``). The denoiser, schedule, starting image and noise draws are the same for every guide.
+    With ``live`` > 0 (a run read on its healthy fraction), each guide is restricted by ``guide_restriction``.
     Cached under ``guided_params`` (a default-guide run keeps the key it had before guides existed)."""
     dev = utils.model_device(ck.model)
+    channels, pca_k = guide_restriction(ck, guide, live, control_seed, cache_in)
     params = guided_params(
-        ck, rows, n_per, schedule, lr, max_iter, n_noise_target, seed, guide, control_seed, pca_images
+        ck, rows, n_per, schedule, lr, max_iter, n_noise_target, seed, guide, control_seed, pca_images, channels, pca_k
     )
 
     def draw() -> dict[str, torch.Tensor]:
         target, phi_fn = guide_for(
-            ck, target_images(ck, rows), n_per, guide, n_noise_target, seed, control_seed, pca_images
+            ck, target_images(ck, rows), n_per, guide, n_noise_target, seed, control_seed, pca_images, channels, pca_k
         )
         x, d = sampling.fixed_schedule(
             ck.model,

@@ -91,13 +91,30 @@ def judged_runs(
 
 
 def target_distances(
-    model: torch.nn.Module, target_images: torch.Tensor, control_seeds: Sequence[int]
+    model: torch.nn.Module,
+    target_images: torch.Tensor,
+    control_seeds: Sequence[int],
+    channels: torch.Tensor | None = None,
+    control_channels: Sequence[torch.Tensor | None] | None = None,
 ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
     """Claim 6's distances between the targets (T, T): "phi" (the trained network, clean pass), "pixels" (RMS), and
-    "untrained phi", one matrix per control seed (an untrained network of the same architecture)."""
-    untrained = [_phi(representation.untrained_like(model, s), target_images) for s in control_seeds]
+    "untrained phi", one matrix per control seed (an untrained network of the same architecture). A healthy-fraction
+    reading (``sample_runs.live_channels``) passes each network's live-channel mask: ``channels`` for the trained
+    one, ``control_channels`` one per control seed (None: every channel)."""
+    control_channels = list(control_channels or [None] * len(control_seeds))
+    if len(control_channels) != len(control_seeds):
+        n, got = len(control_seeds), len(control_channels)
+        raise ValueError(f"control_channels: one mask per control seed ({n}), got {got}")
+
+    def restricted(p: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return p if mask is None else p[:, mask.to(torch.bool)]
+
+    untrained = [
+        restricted(_phi(representation.untrained_like(model, s), target_images), m)
+        for s, m in zip(control_seeds, control_channels)
+    ]
     return {
-        "phi": recon.feature_distances(_phi(model, target_images)),
+        "phi": recon.feature_distances(restricted(_phi(model, target_images), channels)),
         "pixels": recon.pixel_distances(target_images),
         "untrained phi": [recon.feature_distances(u) for u in untrained],
     }

@@ -50,13 +50,13 @@ def test_an_unhealthy_twin_is_read_on_its_healthy_fraction_and_a_healthy_one_who
     mod.main(["sick"])
     health, samples, book = ran
     assert health[1:5] == ["scripts/health_study.py", "report", "--stage", "budget"] and health[-1] == "sick"
-    assert samples[1:3] == ["scripts/reconstruction_samples.py", "sick"]
+    assert samples[1:3] == ["scripts/reconstruction_samples.py", "sick"] and samples[-2:] == ["--live-only", "0.01"]
     assert book[1:7] == ["book", "--chapters", "01", "02", "03", "04"]
     assert book[book.index("references") + 1] == '["sick"]'
     assert book[book.index("live_only") + 1] == "0.01" and book[-3:] == ["--output-dir", "sick/chapters", "--no-build"]
     ran.clear()
     mod.main(["healthy"])
-    assert "live_only" not in ran[-1]
+    assert "live_only" not in ran[-1] and ran[-2][-2:] == ["--live-only", "0.0"]
 
 
 def test_a_run_still_training_or_not_a_twin_is_refused(twin_script):

@@ -133,7 +133,7 @@ def test_committed_guided_runs_keep_their_keys():
             continue
         config = json.loads((f.parent.parent / "config.json").read_text())
         ck = SimpleNamespace(sha256=meta["checkpoint"], weights=meta["weights"], config=config)
-        guide = {k: meta[k] for k in ("guide", "control_seed", "pca_images") if k in meta}
+        guide = {k: meta[k] for k in ("guide", "control_seed", "pca_images", "channels", "pca_k") if k in meta}
         p = sample_runs.guided_params(
             ck, torch.tensor(meta["rows"]), meta["n_per"], meta["schedule"], meta["lr"], meta["max_iter"],
             meta["n_noise_target"], meta["seed"], **guide,
@@ -193,3 +193,60 @@ def test_claims_5_and_6_take_thirty_targets_spread_over_the_classes():
         assert len(ten) == 10
         assert set(ten.tolist()) <= set(rows.tolist())
         assert len(checkpoints.load_data(ck, "test").labels[ten].unique()) == 10
+
+
+# ------------------------------------------------------------------ a run read on its healthy fraction (#24)
+
+DEAD = [0, 3, 4, 9, 12]  # planted: middle channels whose last layer's norm outputs zero, so phi is exactly 0 there
+
+
+@pytest.fixture(scope="module")
+def sick_ck(tiny_ck):
+    """tiny_ck with planted dead middle channels: the last middle convolution's weights and bias zeroed on ``DEAD``
+    (the scale norm keeps a zero channel at zero, the ReLU too)."""
+    import copy
+
+    ck = copy.deepcopy(tiny_ck)
+    with torch.no_grad():
+        for p in ck.model.mid[-1][0].parameters():
+            p[DEAD] = 0.0
+    return ck
+
+
+def test_live_channels_find_the_planted_dead_ones(sick_ck, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    assert sample_runs.live_channels(sick_ck, 0.0) is None  # every channel
+    live = sample_runs.live_channels(sick_ck, 0.01)
+    assert live.shape == (sick_ck.model.cfg.mid_width,) and not live[DEAD].any()
+    healthy = sample_runs.live_channels(sick_ck, 0.01, control_seed=0)  # its untrained twin has its own channels
+    assert healthy[DEAD].all()
+    with pytest.raises(ValueError, match="live must be >= 0"):
+        sample_runs.live_channels(sick_ck, -0.1)
+
+
+def test_a_healthy_fraction_reading_restricts_every_guide(sick_ck, tmp_path, monkeypatch):
+    """Known answer: on the planted sick network the phi guide matches exactly its live channels, and the pixel-PCA
+    control gets as many coefficients as there are, never more dimensions than the phi it faces; with live 0, or on
+    a network whose channels are all live, nothing changes (the same cache keys)."""
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    live = sample_runs.live_channels(sick_ck, 0.01)
+    channels, k = sample_runs.guide_restriction(sick_ck, "phi", 0.01)
+    assert k is None and channels == live.nonzero().squeeze(1).tolist() and not set(channels) & set(DEAD)
+    assert sample_runs.guide_restriction(sick_ck, "pixel pca", 0.01) == (None, int(live.sum()))
+    assert sample_runs.guide_restriction(sick_ck, "phi", 0.0) == (None, None)
+    untrained = sample_runs.live_channels(sick_ck, 0.01, control_seed=1)
+    got = sample_runs.guide_restriction(sick_ck, "untrained phi", 0.01, control_seed=1)
+    assert got == ((None, None) if untrained.all() else (untrained.nonzero().squeeze(1).tolist(), None))
+    images = sample_runs.target_images(sick_ck, torch.tensor([0, 1]))
+    t, _ = sample_runs.guide_for(sick_ck, images, 2, "phi", n_noise_target=1, channels=channels)
+    assert t.mask.tolist() == live.float().tolist()
+    t, pca = sample_runs.guide_for(sick_ck, images, 2, "pixel pca", pca_images=100, pca_k=int(live.sum()))
+    assert len(pca) == int(live.sum()) and t.table.shape[-1] == int(live.sum())
+    rows, sched, kw = torch.tensor([3, 11]), [1.0, 0.05], dict(max_iter=2, n_noise_target=1, pca_images=100)
+    run = sample_runs.guided(sick_ck, rows, 1, sched, guide="pixel pca", live=0.01, **kw)
+    whole = sample_runs.guided(sick_ck, rows, 1, sched, guide="pixel pca", **kw)
+    assert not torch.equal(run["samples"], whole["samples"])  # fewer coefficients matched: other samples
+    p = sample_runs.guided_params(sick_ck, rows, 1, sched, guide="pixel pca", pca_k=int(live.sum()), **{
+        k: v for k, v in kw.items() if k == "pca_images"})  # fmt: skip
+    assert p["pca_k"] == int(live.sum()) and "channels" not in p
+    assert "pca_k" not in sample_runs.guided_params(sick_ck, rows, 1, sched, guide="phi", pca_k=3)

@@ -1,5 +1,7 @@
 """How chapter 4 reads sample sets (sdrlib.sample_scores), on a tiny network and a judge with known answers."""
 
+import copy
+
 import pytest
 import torch
 
@@ -83,3 +85,27 @@ def test_target_distances_give_claim_6_its_matrices(model):
     seed5 = representation.phi(representation.untrained_like(model, 5), targets, 0.0)
     torch.testing.assert_close(d["untrained phi"][1], recon.feature_distances(seed5))
     assert not torch.allclose(d["untrained phi"][0], d["untrained phi"][1])
+
+
+def test_target_distances_on_the_live_channels(model):
+    """Claim 6 read on a healthy fraction: each network's phi restricted to its mask; a mask that drops only channels
+    that are zero on every target leaves the distances as they were (known answer), one that drops live ones not."""
+    targets = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    p = representation.phi(model, targets, 0.0)
+    keep = torch.ones(p.shape[1], dtype=torch.bool)
+    keep[:2] = False
+    d = sample_scores.target_distances(model, targets, [0, 5], keep, [None, keep])
+    torch.testing.assert_close(d["phi"], recon.feature_distances(p[:, keep]))
+    seed5 = representation.phi(representation.untrained_like(model, 5), targets, 0.0)
+    torch.testing.assert_close(d["untrained phi"][1], recon.feature_distances(seed5[:, keep]))
+    whole = sample_scores.target_distances(model, targets, [0])
+    torch.testing.assert_close(d["untrained phi"][0], whole["untrained phi"][0])  # None: every channel
+    assert not torch.allclose(d["phi"], whole["phi"])  # channels 0-1 are live here: dropping them counts
+    sick = copy.deepcopy(model)
+    with torch.no_grad():
+        for w in sick.mid[-1][0].parameters():
+            w[:2] = 0.0  # planted: channels 0-1 dead (zero on every image)
+    torch.testing.assert_close(sample_scores.target_distances(sick, targets, [], keep)["phi"],
+                               sample_scores.target_distances(sick, targets, [])["phi"])  # fmt: skip
+    with pytest.raises(ValueError, match="one mask per control seed"):
+        sample_scores.target_distances(model, targets, [0, 1], None, [keep])
