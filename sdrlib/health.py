@@ -161,7 +161,7 @@ def stopping_line(run: dict) -> str:
 
 
 def claims_reading(run: str | Path, dead_bar: float, rel: float = 0.01) -> float:
-    """Chapter 3's ``live_only`` for a finished run (a twin of another recipe): 0.0, every channel, when its final
+    """Chapters 3-4's ``live_only`` for a finished run (a twin of another recipe): 0.0, every channel, when its final
     health (``health.json``, written by ``scripts/health_study.py report``) meets the bar of at most ``dead_bar`` of
     its middle channels dead by the relative rule; else ``rel``, its healthy fraction. A ValueError says what is
     missing: a run still training, or one whose health is not measured yet or was measured on earlier weights."""

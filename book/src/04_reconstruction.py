@@ -65,9 +65,10 @@ else:
 # Everything is measured against **unconditional samples** from the same network (no matching), which
 # share nothing with the target except what every image shares; and the claims against **control guides**: the
 # same sampler and denoiser, guided not by the trained network's $\phi$ but by the $\phi$ of untrained networks of
-# the same architecture, or by as many leading pixel-PCA coefficients as $\phi$ has channels. Guided samples sit
-# close to their target in pixels, and a close copy shares the target's class whatever guided it: only a guide that
-# does better than these at the same closeness says that $\phi$ carries what the class is.
+# the same architecture, or by as many leading pixel-PCA coefficients as $\phi$ has channels (live channels, for a run
+# read on its healthy fraction). Guided samples sit close to their target in pixels, and a close copy shares the
+# target's class whatever guided it: only a guide that does better than these at the same closeness says that $\phi$
+# carries what the class is.
 
 # %% tags=["parameters"]
 profile = "cpu"                  # "cpu", "colab" or "paper": the scale these values were chosen for
@@ -98,6 +99,9 @@ n_floor = 500                    # held-out images for the no-copy floor, pooled
 n_floor_class = 50               # ... and per target class, for the floor of the target's own class
 n_boot = 1000                    # bootstrap resamples (over targets)
 n_perm = 999                     # permutations of the targets for claim 6's Mantel tests
+live_only = 0.0                  # > 0: read every network on its healthy fraction, as chapter 3: phi guides and claim
+                                 # 6's phi distances on the channels live on training images (dead: maximum below
+                                 # live_only x the largest), the pixel-PCA guide with as many coefficients
 cache = "reference"              # "reference": samples and judge kept beside each checkpoint; "user": ~/.cache
 device = "auto"                  # "auto": a GPU when there is one; "cpu", "cuda", ...
 seed = 0
@@ -143,6 +147,20 @@ for name, ck in refs.items():
     print(f"{name}: {len(rows[name])} targets from {n_cls} classes; the judge (a pixel-space CNN trained on "
           f"{n_fit} training images) is right on {acc} of the {len(sets[name]['test'])} held-out images")
 
+
+def live_masks(ck) -> tuple:
+    """A network's live middle channels and its untrained twins' (one per control seed); None: every channel."""
+    return (sample_runs.live_channels(ck, live_only, cache_in=cache),
+            [sample_runs.live_channels(ck, live_only, cs, cache_in=cache) for cs in control_seeds])
+
+
+if live_only > 0:  # the healthy fraction: every network, trained and untrained, on its own live channels
+    for name, ck in refs.items():
+        m, ms = live_masks(ck)
+        print(f"{name}: read on its healthy fraction (rule: maximum below {live_only} of the largest is dead): "
+              f"{int(m.sum())} of {len(m)} middle channels live on training images, so the pixel-PCA guide matches "
+              f"{int(m.sum())} coefficients; its untrained twins: {', '.join(str(int(c.sum())) for c in ms)} live")
+
 # %% [markdown]
 # ## The judge
 #
@@ -178,7 +196,7 @@ for name, ck in refs.items():
 guided = {}
 for name, ck in refs.items():
     guided[name] = g = sample_runs.guided(ck, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
-                                      seed, cache_in=cache)
+                                          seed, cache_in=cache, live=live_only)
     tgt = sample_runs.target_images(ck, rows[name])
     show = min(6, n_per_target)
     grid = torch.cat([torch.cat([tgt[t:t + 1], g["samples"][t * n_per_target:t * n_per_target + show]])
@@ -346,7 +364,7 @@ def control_sets(ck, r: torch.Tensor) -> dict[str, list[dict]]:
     """Claim 5's control guides on a trained network's targets ``r``: one run per untrained seed, and pixel PCA."""
     def run(guide: str, cs: int = 0) -> dict:
         return sample_runs.guided(ck, r, n_per_control, schedule, match_lr, match_iter, n_noise_target, seed,
-                                  cache_in=cache, guide=guide, control_seed=cs)
+                                  cache_in=cache, guide=guide, control_seed=cs, live=live_only)
     return {"untrained phi": [run("untrained phi", cs) for cs in control_seeds], "pixel pca": [run("pixel pca")]}
 
 
@@ -382,7 +400,7 @@ for name in refs:
         seed_runs[name][run] = {
             "ck": sk,
             "phi": sample_runs.guided(sk, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
-                                      seed, cache_in=cache),
+                                      seed, cache_in=cache, live=live_only),
             **control_sets(sk, rows[name]),
             "unconditional": sample_runs.unconditional(sk, n_uncond, ascent, seed, cache_in=cache)}
     print(f"{name}: claims 5 and 6 rest on {1 + len(seed_runs[name])} trained network(s): "
@@ -401,7 +419,8 @@ for name in refs:
 dist = {}
 for name, ck in refs.items():
     tgt = sample_runs.target_images(ck, rows[name])
-    dist[name] = {**sample_scores.target_distances(ck.model, tgt, control_seeds),
+    m, ms = live_masks(ck)
+    dist[name] = {**sample_scores.target_distances(ck.model, tgt, control_seeds, m, ms),
                   "energy": recon.energy_distances(guided[name]["samples"], n_per_target)}
     iu = torch.triu_indices(len(tgt), len(tgt), 1)
     for key, label in (("phi", "φ distance"), ("pixels", "pixel distance")):
@@ -455,7 +474,8 @@ for name, ck in refs.items():
                      + plots.markdown_table(res5[name].measures) + "\n\n" + plots.markdown_table(res5[name].rows())))
     verdict_rows.append(verdicts.record_result(res5[name], name, expected=expect.get("reconstruction")))
     d = dist[name]
-    dphi = [d["phi"], *(sample_scores.target_distances(n["ck"].model, tgt, [])["phi"] for n in nets[1:])]
+    dphi = [d["phi"], *(sample_scores.target_distances(n["ck"].model, tgt, [], live_masks(n["ck"])[0])["phi"]
+                        for n in nets[1:])]
     energy = [d["energy"], *(recon.energy_distances(n["phi"]["samples"], n_per_target) for n in nets[1:])]
     res6[name] = recon.density_distance_claim(dphi, energy, d["pixels"], d["untrained phi"], n_perm, seed)
     display(Markdown(f"**{name}**: claim 6, Mantel tests over target pairs\n\n"
