@@ -255,10 +255,32 @@ for k in ("screen", "budget"):
 # (more than `dead_bar` of its middle channels dead) is read on its healthy fraction: chapter 3 with
 # `-p live_only 0.01` keeps each network's channels live on its training images, where dead channels would otherwise
 # be z-scored up to noise (`sdrlib.claims.distances.live_columns`, with planted tests); chapter 2's measures read
-# live channels already, and chapter 4 matches every channel.
+# live channels already; chapter 4 with the same `-p live_only 0.01` guides with each network's live channels only
+# and gives the pixel-PCA control as many coefficients as the trained network has live channels, never more
+# dimensions than the phi it faces (`sdrlib.sample_runs.guide_restriction`, with planted tests; its sample sets are
+# drawn by `scripts/reconstruction_samples.py NAME --live-only 0.01`).
 
 # %%
 display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.recipe_twins()))))
+
+# %% [markdown]
+# Which verdicts depend on the recipe on every data set where a twin's chapters are executed: a claim whose verdict
+# differs between the reference and its twin on each of them. Both twins end far above the health bar (their dead
+# channels are printed further down), so the comparison is between a healthy network and a sick one read on its
+# live channels: it says what the authors' recipe at our budget does to each claim, not what it would do if
+# it kept its channels alive.
+
+# %%
+changed = {}
+for twin, ref in checkpoints.recipe_twins().items():
+    said = verdicts.page_verdicts(checkpoints.resolve(twin) / verdicts.CHAPTERS, [twin])
+    ours = verdicts.page_verdicts(Path("."), [ref])
+    if said:
+        changed[twin] = {c for (c, _), word in said.items() if ours.get((c, ref), word) != word}
+on_all = sorted(set.intersection(*changed.values())) if changed else []
+print(f"read on {len(changed)} of {len(checkpoints.recipe_twins())} twins; the verdict changes with the recipe on "
+      f"every one for: {', '.join(on_all) or 'no claim'}; on some only for: "
+      f"{', '.join(sorted(set().union(*changed.values()) - set(on_all))) or 'no claim'}")
 
 # %% [markdown]
 # How each twin's chapters are to be read, by the rule above (`sdrlib.health.claims_reading`, from its final
