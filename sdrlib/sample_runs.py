@@ -120,6 +120,14 @@ def live_channels(ck, live: float, control_seed: int | None = None, cache_in: st
     return ~sparsity.relative_dead(f["untrained phi mid" if control else "phi mid"].float(), live)
 
 
+def live_masks(
+    ck, live: float, control_seeds: list[int], cache_in: str = "user"
+) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+    """``live_channels`` of a trained network and of its untrained twins, one per control seed (claim 6's
+    distances on a healthy fraction); None: every channel."""
+    return live_channels(ck, live, cache_in=cache_in), [live_channels(ck, live, s, cache_in) for s in control_seeds]
+
+
 def guide_restriction(
     ck, guide: str, live: float, control_seed: int = 0, cache_in: str = "user"
 ) -> tuple[list[int] | None, int | None]:
@@ -246,6 +254,29 @@ def guided(
         }
 
     return _run(ck, params, draw, cache_in)
+
+
+def control_guided(
+    ck,
+    rows: torch.Tensor,
+    n_per: int,
+    schedule: list[float],
+    lr: float,
+    max_iter: int,
+    n_noise_target: int,
+    seed: int,
+    control_seeds: list[int],
+    cache_in: str = "user",
+    live: float = 0.0,
+) -> dict[str, list[dict[str, torch.Tensor]]]:
+    """Claim 5's control guides on a trained network's targets ``rows``, each a ``guided`` run with the same
+    sampler settings: "untrained phi", one run per control seed, and "pixel pca", one run."""
+
+    def run(guide: str, control_seed: int = 0) -> dict[str, torch.Tensor]:
+        return guided(ck, rows, n_per, schedule, lr, max_iter, n_noise_target, seed, cache_in, guide, control_seed,
+                      live=live)  # fmt: skip
+
+    return {"untrained phi": [run("untrained phi", s) for s in control_seeds], "pixel pca": [run("pixel pca")]}
 
 
 def adaptive(

@@ -254,6 +254,20 @@ def recipe_comparison(book: Path, twins: dict[str, str]) -> list[str]:
     return lines
 
 
+def recipe_changes(book: Path, twins: dict[str, str]) -> dict[str, set[str]]:
+    """For each run of another recipe whose chapters are executed (``twins``: run -> reference), the claims whose
+    verdict differs from its reference's in ``book`` (#24 item 3: which verdicts depend on the recipe); claims
+    either one lacks are left out."""
+    from .checkpoints import resolve
+
+    out = {}
+    for twin, ref in twins.items():
+        said, ours = page_verdicts(resolve(twin) / CHAPTERS, [twin]), page_verdicts(book, [ref])
+        if said:
+            out[twin] = {c for (c, _), word in said.items() if ours.get((c, ref), word) != word}
+    return out
+
+
 def _glued_by_claim(book: Path, references: list[str], what: str) -> dict[tuple[str, str], object]:
     """One kind of value (``what``: "verdict", "p" ...) the executed chapters under ``book`` glued, by (claim,
     reference), in the page's order."""

@@ -250,3 +250,21 @@ def test_a_healthy_fraction_reading_restricts_every_guide(sick_ck, tmp_path, mon
         k: v for k, v in kw.items() if k == "pca_images"})  # fmt: skip
     assert p["pca_k"] == int(live.sum()) and "channels" not in p
     assert "pca_k" not in sample_runs.guided_params(sick_ck, rows, 1, sched, guide="phi", pca_k=3)
+
+
+def test_control_guided_draws_each_control_guide_once(tiny_ck, tmp_path, monkeypatch):
+    """Claim 5's controls of one network: one untrained-phi run per control seed and one pixel-PCA run, the very runs
+    ``guided`` gives with the same settings; a network's live masks are its own and its untrained twins'."""
+    monkeypatch.setenv("SDR_CACHE", str(tmp_path))
+    rows, sched = torch.tensor([3, 11]), [1.0, 0.05]
+    runs = sample_runs.control_guided(tiny_ck, rows, 1, sched, 0.01, 2, 1, 0, [0, 4])
+    assert [len(runs["untrained phi"]), len(runs["pixel pca"])] == [2, 1]
+    for got, (guide, cs) in zip([*runs["untrained phi"], *runs["pixel pca"]],
+                                [("untrained phi", 0), ("untrained phi", 4), ("pixel pca", 0)]):  # fmt: skip
+        want = sample_runs.guided(tiny_ck, rows, 1, sched, 0.01, 2, 1, 0, guide=guide, control_seed=cs)
+        assert torch.equal(got["samples"], want["samples"])
+    assert not torch.equal(runs["untrained phi"][0]["samples"], runs["untrained phi"][1]["samples"])
+    assert sample_runs.live_masks(tiny_ck, 0.0, [0, 4]) == (None, [None, None])
+    m, ms = sample_runs.live_masks(tiny_ck, 0.01, [4])
+    assert torch.equal(m, sample_runs.live_channels(tiny_ck, 0.01))
+    assert torch.equal(ms[0], sample_runs.live_channels(tiny_ck, 0.01, 4))

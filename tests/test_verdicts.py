@@ -219,3 +219,5 @@ def test_recipe_comparison_sets_a_run_of_another_recipe_beside_its_reference(tmp
     assert "1 of 2 claims keep their verdict across these networks; it changes for distances." in lines
     assert lines[-2].startswith("`late` (preset `small`, recipe `late`, 0.07 M images seen; to compare with `ref`)")
     assert lines[-2].endswith("its training is at step 1,091 of 14,500.")
+    # which verdicts depend on the recipe: the planted change, and no entry for a twin with no executed chapters
+    assert verdicts.recipe_changes(tmp_path / "book", {"twin": "ref", "late": "ref"}) == {"twin": {"distances"}}

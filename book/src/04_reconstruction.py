@@ -147,16 +147,9 @@ for name, ck in refs.items():
     print(f"{name}: {len(rows[name])} targets from {n_cls} classes; the judge (a pixel-space CNN trained on "
           f"{n_fit} training images) is right on {acc} of the {len(sets[name]['test'])} held-out images")
 
-
-def live_masks(ck) -> tuple:
-    """A network's live middle channels and its untrained twins' (one per control seed); None: every channel."""
-    return (sample_runs.live_channels(ck, live_only, cache_in=cache),
-            [sample_runs.live_channels(ck, live_only, cs, cache_in=cache) for cs in control_seeds])
-
-
 if live_only > 0:  # the healthy fraction: every network, trained and untrained, on its own live channels
     for name, ck in refs.items():
-        m, ms = live_masks(ck)
+        m, ms = sample_runs.live_masks(ck, live_only, control_seeds, cache)
         print(f"{name}: read on its healthy fraction (rule: maximum below {live_only} of the largest is dead): "
               f"{int(m.sum())} of {len(m)} middle channels live on training images, so the pixel-PCA guide matches "
               f"{int(m.sum())} coefficients; its untrained twins: {', '.join(str(int(c.sum())) for c in ms)} live")
@@ -360,17 +353,10 @@ display(Markdown(plots.markdown_table(variant_rows, floatfmt=".2f")))
 # laptop; the chapter re-reads them).
 
 # %%
-def control_sets(ck, r: torch.Tensor) -> dict[str, list[dict]]:
-    """Claim 5's control guides on a trained network's targets ``r``: one run per untrained seed, and pixel PCA."""
-    def run(guide: str, cs: int = 0) -> dict:
-        return sample_runs.guided(ck, r, n_per_control, schedule, match_lr, match_iter, n_noise_target, seed,
-                                  cache_in=cache, guide=guide, control_seed=cs, live=live_only)
-    return {"untrained phi": [run("untrained phi", cs) for cs in control_seeds], "pixel pca": [run("pixel pca")]}
-
-
 control_runs = {}
 for name, ck in refs.items():
-    control_runs[name] = control_sets(ck, rows[name])
+    control_runs[name] = sample_runs.control_guided(ck, rows[name], n_per_control, schedule, match_lr, match_iter,
+                                                    n_noise_target, seed, control_seeds, cache, live_only)
     tgt, m = sample_runs.target_images(ck, rows[name]), 3
     grid = torch.cat([torch.cat([tgt[t:t + 1], guided[name]["samples"][t * n_per_target:t * n_per_target + m],
                                  control_runs[name]["untrained phi"][0]["samples"][t * n_per_control:][:m],
@@ -401,7 +387,8 @@ for name in refs:
             "ck": sk,
             "phi": sample_runs.guided(sk, rows[name], n_per_target, schedule, match_lr, match_iter, n_noise_target,
                                       seed, cache_in=cache, live=live_only),
-            **control_sets(sk, rows[name]),
+            **sample_runs.control_guided(sk, rows[name], n_per_control, schedule, match_lr, match_iter,
+                                         n_noise_target, seed, control_seeds, cache, live_only),
             "unconditional": sample_runs.unconditional(sk, n_uncond, ascent, seed, cache_in=cache)}
     print(f"{name}: claims 5 and 6 rest on {1 + len(seed_runs[name])} trained network(s): "
           + ", ".join(checkpoints.trained_networks(name)))
@@ -419,7 +406,7 @@ for name in refs:
 dist = {}
 for name, ck in refs.items():
     tgt = sample_runs.target_images(ck, rows[name])
-    m, ms = live_masks(ck)
+    m, ms = sample_runs.live_masks(ck, live_only, control_seeds, cache)
     dist[name] = {**sample_scores.target_distances(ck.model, tgt, control_seeds, m, ms),
                   "energy": recon.energy_distances(guided[name]["samples"], n_per_target)}
     iu = torch.triu_indices(len(tgt), len(tgt), 1)
@@ -474,8 +461,8 @@ for name, ck in refs.items():
                      + plots.markdown_table(res5[name].measures) + "\n\n" + plots.markdown_table(res5[name].rows())))
     verdict_rows.append(verdicts.record_result(res5[name], name, expected=expect.get("reconstruction")))
     d = dist[name]
-    dphi = [d["phi"], *(sample_scores.target_distances(n["ck"].model, tgt, [], live_masks(n["ck"])[0])["phi"]
-                        for n in nets[1:])]
+    dphi = [d["phi"], *(sample_scores.target_distances(n["ck"].model, tgt, [], sample_runs.live_masks(
+        n["ck"], live_only, [], cache)[0])["phi"] for n in nets[1:])]
     energy = [d["energy"], *(recon.energy_distances(n["phi"]["samples"], n_per_target) for n in nets[1:])]
     res6[name] = recon.density_distance_claim(dphi, energy, d["pixels"], d["untrained phi"], n_perm, seed)
     display(Markdown(f"**{name}**: claim 6, Mantel tests over target pairs\n\n"

@@ -271,12 +271,7 @@ display(Markdown("\n".join(verdicts.recipe_comparison(Path("."), checkpoints.rec
 # it kept its channels alive.
 
 # %%
-changed = {}
-for twin, ref in checkpoints.recipe_twins().items():
-    said = verdicts.page_verdicts(checkpoints.resolve(twin) / verdicts.CHAPTERS, [twin])
-    ours = verdicts.page_verdicts(Path("."), [ref])
-    if said:
-        changed[twin] = {c for (c, _), word in said.items() if ours.get((c, ref), word) != word}
+changed = verdicts.recipe_changes(Path("."), checkpoints.recipe_twins())
 on_all = sorted(set.intersection(*changed.values())) if changed else []
 print(f"read on {len(changed)} of {len(checkpoints.recipe_twins())} twins; the verdict changes with the recipe on "
       f"every one for: {', '.join(on_all) or 'no claim'}; on some only for: "
